@@ -1,0 +1,175 @@
+//! The manifest: the first member of every archive, `forgekeep/manifest.json`.
+//!
+//! It is written before any secret so that a reader knows, before the first byte of
+//! content, every entry the archive claims to hold and where it may go. Restore checks
+//! each tar member against it (a member the manifest does not list, or whose header
+//! disagrees with it, refuses the whole archive), so the manifest is the archive's table
+//! of contents and its allow-list at once. Names of users and groups are recorded next to
+//! the numbers because the `git` user is 1000 on one host and 998 on another.
+
+use crate::error::{Error, Result};
+use crate::findings::Finding;
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT_NAME: &str = "forgekeep-archive";
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The largest manifest a reader accepts. 50,000 entries take about 12 MiB; the cap
+/// keeps a hostile archive from making us buffer gigabytes before the first check.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub tool: String,
+    /// UTC, RFC 3339.
+    pub created: String,
+    pub host: String,
+    pub sources: Vec<Source>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    pub entries: Vec<Entry>,
+}
+
+/// How owners come back on restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ownership {
+    /// By user and group name, falling back to the number where the name is unknown.
+    Name,
+    /// By number (container volumes: the uid inside the container is what counts).
+    Numeric,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The path as the user gave it.
+    pub given: String,
+    /// Absolute path, its parent directories resolved.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    pub ownership: Ownership,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Symlink => "symlink",
+        }
+    }
+}
+
+/// Why an entry is in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A source or something below it: restored in full (content, owner, mode).
+    Content,
+    /// A directory above a source, stored so a new host gets it with the right owner and
+    /// mode; restore creates it when missing and never changes an existing one.
+    Ancestor,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Absolute path on the host it was taken from.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    pub role: Role,
+    /// Index into `Manifest::sources` (for ancestors: the first source below them).
+    pub source: usize,
+    pub size: u64,
+    /// Permission bits, octal string such as "0600".
+    #[serde(with = "octal")]
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    /// Symlink target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// SHA-256 of the content, where known when the manifest was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl Entry {
+    /// The member name inside the tar: the absolute path without its leading `/`.
+    pub fn member_name(&self) -> &str {
+        self.path.trim_start_matches('/')
+    }
+}
+
+mod octal {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let s = String::deserialize(d)?;
+        u32::from_str_radix(&s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| serde::de::Error::custom(format!("bad mode {s:?}")))
+    }
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and checks the manifest's own consistency. Entry paths are checked
+    /// further by the reader, which knows the tar members.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::integrity(format!("the manifest is not valid: {e}")))?;
+        if m.format != FORMAT_NAME {
+            return Err(Error::integrity(format!(
+                "not a forgekeep archive (format {:?})",
+                m.format
+            )));
+        }
+        if m.version != FORMAT_VERSION {
+            return Err(Error::integrity(format!(
+                "archive format version {} is not supported by this forgekeep (it reads version {FORMAT_VERSION})",
+                m.version
+            ))
+            .hint("use the forgekeep version that wrote it, or recover it with age, zstd and tar"));
+        }
+        for e in &m.entries {
+            if e.source >= m.sources.len() {
+                return Err(Error::integrity(format!(
+                    "manifest entry {} names a source that does not exist",
+                    e.path
+                )));
+            }
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,320 @@
+//! Writing an archive: collected entries → tar → zstd → age → the output.
+//!
+//! Streaming end to end: each file is read once, through one descriptor, in 64 KiB
+//! pieces, so memory stays bounded whatever the data size. Every stage is finished
+//! explicitly and in order (tar, zstd, age, armor), because each one's `Drop` would
+//! swallow the error that tells a truncated archive from a good one.
+
+use super::manifest::{Entry, Kind, Manifest};
+use super::sums::{self, HashingReader};
+use super::{MANIFEST_MEMBER, SUMS_MEMBER};
+use crate::collect::{Collected, StatSnapshot};
+use crate::error::{Error, Result};
+use crate::keys::Encryption;
+use age::armor::{ArmoredWriter, Format};
+use nix::fcntl::OFlag;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    pub level: i32,
+    pub armor: bool,
+    /// zstd worker threads (0 = compress on the calling thread).
+    pub threads: u32,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            level: 3,
+            armor: false,
+            threads: default_threads(),
+        }
+    }
+}
+
+/// One zstd worker per core (at most 4): compression then overlaps with reading and
+/// encryption, which is how `zstd -T0` in a shell pipeline gets its speed.
+pub fn default_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4) as u32)
+        .unwrap_or(1)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct WriteSummary {
+    pub files: usize,
+    pub content_bytes: u64,
+}
+
+/// The age layer, armored or not, finished explicitly.
+enum AgeSink<W: Write> {
+    Binary(age::stream::StreamWriter<W>),
+    Armored(age::stream::StreamWriter<ArmoredWriter<W>>),
+}
+
+impl<W: Write> Write for AgeSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            AgeSink::Binary(w) => w.write(buf),
+            AgeSink::Armored(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            AgeSink::Binary(w) => w.flush(),
+            AgeSink::Armored(w) => w.flush(),
+        }
+    }
+}
+
+impl<W: Write> AgeSink<W> {
+    fn new(out: W, enc: &Encryption, armor: bool) -> io::Result<Self> {
+        let encryptor = match enc {
+            Encryption::Recipients(_) => age::Encryptor::with_recipients(enc.recipients().into_iter())
+                .map_err(|e| io::Error::other(format!("cannot encrypt to these recipients: {e}")))?,
+            Encryption::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
+        };
+        Ok(if armor {
+            AgeSink::Armored(encryptor.wrap_output(ArmoredWriter::wrap_output(out, Format::AsciiArmor)?)?)
+        } else {
+            AgeSink::Binary(encryptor.wrap_output(out)?)
+        })
+    }
+
+    /// Writes age's last (flagged) chunk, then the armor's end line.
+    fn finish(self) -> io::Result<W> {
+        match self {
+            AgeSink::Binary(w) => w.finish(),
+            AgeSink::Armored(w) => w.finish()?.finish(),
+        }
+    }
+}
+
+/// Where a failure came from: the output (disk full…) or a source (changed, vanished…).
+/// Kept beside the pipeline because tar reports both as one `io::Error`.
+#[derive(Default)]
+struct SourceTrouble(Option<Error>);
+
+fn output_error(out_name: &Path, e: &io::Error) -> Error {
+    Error::io("cannot write the archive", out_name, e)
+}
+
+/// Writes the whole archive to `out` and returns it, finished (but not synced: the
+/// caller owns the file and its fsync/rename).
+pub fn write_archive<W: Write>(
+    out: W,
+    out_name: &Path,
+    enc: &Encryption,
+    manifest: &Manifest,
+    items: &[Collected],
+    opts: &WriteOptions,
+) -> Result<(W, WriteSummary)> {
+    let oe = |e: io::Error| output_error(out_name, &e);
+    let sink = AgeSink::new(out, enc, opts.armor).map_err(oe)?;
+    let mut z = zstd::stream::write::Encoder::new(sink, opts.level).map_err(oe)?;
+    z.include_checksum(true).map_err(oe)?;
+    if opts.threads > 0 {
+        z.multithread(opts.threads).map_err(oe)?;
+    }
+    let mut tar = tar::Builder::new(z);
+    tar.follow_symlinks(false);
+
+    // 1. The manifest, first.
+    let json = manifest.to_json();
+    let mut h = member_header(json.len() as u64);
+    tar.append_data(&mut h, MANIFEST_MEMBER, &json[..]).map_err(oe)?;
+
+    // 2. The entries, in manifest order.
+    let mut sums_text = String::new();
+    let mut summary = WriteSummary::default();
+    let mut trouble = SourceTrouble::default();
+    for item in items {
+        let e = &item.entry;
+        let mut h = entry_header(e);
+        let res = match e.kind {
+            Kind::Dir => tar.append_data(&mut h, e.member_name(), io::empty()),
+            Kind::Symlink => tar.append_link(&mut h, e.member_name(), e.target.as_deref().unwrap_or("")),
+            Kind::File => {
+                let file = match open_source(Path::new(&e.path), &item.stat) {
+                    Ok(f) => f,
+                    Err(err) => {
+                        trouble.0 = Some(err);
+                        break;
+                    }
+                };
+                let mut reader = HashingReader::new(TrackedRead::new(file.take(e.size)));
+                let r = tar.append_data(&mut h, e.member_name(), &mut reader);
+                let (tracked, sum, count) = reader.into_parts();
+                if let Some(read_err) = tracked.error {
+                    trouble.0 = Some(Error::io("cannot read", Path::new(&e.path), &read_err));
+                    break;
+                }
+                if r.is_ok() {
+                    if count != e.size {
+                        trouble.0 = Some(changed_while_read(&e.path));
+                        break;
+                    }
+                    if let Err(err) = still_same(tracked.inner.get_ref(), &e.path, &item.stat) {
+                        trouble.0 = Some(err);
+                        break;
+                    }
+                    sums_text.push_str(&sums::line(&sum, e.member_name()));
+                    summary.files += 1;
+                    summary.content_bytes += count;
+                }
+                r
+            }
+        };
+        res.map_err(oe)?;
+    }
+    if let Some(err) = trouble.0 {
+        return Err(err);
+    }
+
+    // 3. The checksums, last.
+    let mut h = member_header(sums_text.len() as u64);
+    tar.append_data(&mut h, SUMS_MEMBER, sums_text.as_bytes()).map_err(oe)?;
+
+    // 4. Finish every layer, innermost first; each one can fail (disk full) and must.
+    let z = tar.into_inner().map_err(oe)?;
+    let sink = z.finish().map_err(oe)?;
+    let out = sink.finish().map_err(oe)?;
+    Ok((out, summary))
+}
+
+/// Writes an archive to `dir/name` the safe way: a hidden `0600` temp file in `dir`
+/// (never readable by others, not even for a moment), every layer finished, fsync,
+/// rename (refusing to replace an existing file unless `replace`), fsync of `dir`.
+/// On any failure the temp file is removed and an earlier archive is untouched.
+pub fn write_archive_file(
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    replace: bool,
+    enc: &Encryption,
+    manifest: &Manifest,
+    items: &[Collected],
+    opts: &WriteOptions,
+) -> Result<WriteSummary> {
+    let dirfd = crate::fsx::DirFd::open(dir)?;
+    dirfd.sweep_stale_temps();
+    let target = dir.join(name);
+    let mut temp = dirfd.create_temp()?;
+    let handle = temp
+        .file()
+        .try_clone()
+        .map_err(|e| Error::io("cannot write", &target, &e))?;
+    let (buf, summary) = write_archive(io::BufWriter::with_capacity(1 << 16, handle), &target, enc, manifest, items, opts)?;
+    buf.into_inner()
+        .map_err(|e| Error::io("cannot write the archive", &target, e.error()))?;
+    temp.persist(name, replace)?;
+    Ok(summary)
+}
+
+/// A header for forgekeep's own members (manifest, SHA256SUMS): 0600, owned by the
+/// caller, timestamped now.
+fn member_header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o600);
+    h.set_uid(nix::unistd::geteuid().as_raw() as u64);
+    h.set_gid(nix::unistd::getegid().as_raw() as u64);
+    h.set_mtime(jiff::Timestamp::now().as_second().max(0) as u64);
+    h
+}
+
+/// The tar header of an entry: mode, uid, gid, user and group names, mtime, so that GNU
+/// tar restores ownership by name too (`tar -x --same-owner`).
+pub fn entry_header(e: &Entry) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(match e.kind {
+        Kind::File => tar::EntryType::Regular,
+        Kind::Dir => tar::EntryType::Directory,
+        Kind::Symlink => tar::EntryType::Symlink,
+    });
+    h.set_size(if e.kind == Kind::File { e.size } else { 0 });
+    h.set_mode(e.mode);
+    h.set_uid(e.uid as u64);
+    h.set_gid(e.gid as u64);
+    h.set_mtime(e.mtime.max(0) as u64);
+    // GNU headers hold names up to 31 bytes; longer ones stay in the manifest only.
+    if let Some(u) = &e.user {
+        let _ = h.set_username(u);
+    }
+    if let Some(g) = &e.group {
+        let _ = h.set_groupname(g);
+    }
+    h
+}
+
+/// Opens a source file for reading through ONE descriptor: `O_NOFOLLOW` (a symlink
+/// swapped in since the walk fails with ELOOP), `O_NONBLOCK` (a FIFO swapped in cannot
+/// block the backup), then `fstat` must show the same file the walk saw.
+fn open_source(path: &Path, seen: &StatSnapshot) -> Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                changed_while_read(&path.display().to_string())
+            } else {
+                Error::io("cannot read", path, &e)
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| Error::io("cannot read", path, &e))?;
+    if !meta.is_file() || StatSnapshot::of(&meta) != *seen {
+        return Err(changed_while_read(&path.display().to_string()));
+    }
+    Ok(file)
+}
+
+/// After reading: size and mtime must not have moved, or the copy may be torn.
+fn still_same(file: &File, path: &str, seen: &StatSnapshot) -> Result<()> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot read", Path::new(path), &e))?;
+    if meta.size() != seen.size || meta.mtime() != seen.mtime || meta.mtime_nsec() != seen.mtime_nsec {
+        return Err(changed_while_read(path));
+    }
+    Ok(())
+}
+
+fn changed_while_read(path: &str) -> Error {
+    Error::runtime(format!(
+        "{path} changed while it was read [changed-while-read]; no archive was written"
+    ))
+    .hint("run the backup again when the service is quiet (stop it, or back up its database with its own online backup)")
+}
+
+/// Remembers a read error of the source so that it is reported as a source problem,
+/// not as a failure to write the archive.
+struct TrackedRead<R> {
+    inner: R,
+    error: Option<io::Error>,
+}
+
+impl<R> TrackedRead<R> {
+    fn new(inner: R) -> Self {
+        TrackedRead { inner, error: None }
+    }
+}
+
+impl<R: Read> Read for TrackedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                let kind = e.kind();
+                self.error = Some(e);
+                Err(io::Error::new(kind, "source read failed"))
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The command line, and nothing else.
+//!
+//! Kept apart (as rage does) because this one definition is the source of `--help`, the
+//! man pages in `man/` and the shell completions (`forgekeep generate ...`): change a
+//! flag here and all three follow. No value shown here is ever a secret: passphrases are
+//! read from the terminal or a file, never from an argument.
+
+use clap::{Args, Parser, Subcommand, ValueHint};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 runtime error, 2 usage error, 3 done with warnings,
+4 corrupt/tampered/unsafe archive, 5 no identity matches or wrong passphrase,
+6 another run holds the lock, 7 restore refused: existing files differ.
+
+Passphrases are read from the terminal, or from the file named by
+FORGEKEEP_PASSPHRASE_FILE (first line) for scripts.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "forgekeep",
+    version,
+    about = "Back up and restore the secrets of self-hosted code forges, encrypted with age",
+    long_about = "forgekeep gathers the small files a forge cannot lose (Gitea's jwt/private.pem and \
+app.ini, SSH host keys, ...), checks their permissions, and stores them in one zstd-compressed, \
+age-encrypted tar archive that plain age, zstd and tar can still open. It restores them with \
+the right owner, group and mode, atomically, refusing anything unsafe.",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Print one JSON object on stdout (human text goes to stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only problems
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more (repeat for debug output)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Collect secrets, check their permissions, write an encrypted archive
+    Backup(BackupArgs),
+    /// Put the secrets of an archive back, with their owners and modes, all or nothing
+    Restore(RestoreArgs),
+    /// Decrypt and check every entry and checksum of an archive; write nothing
+    Verify(VerifyArgs),
+    /// List the entries of an archive
+    List(ListArgs),
+    /// Make a new age identity (private key) and print its recipient (public key)
+    Keygen(KeygenArgs),
+    /// Write man pages or shell completions
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// Where the archive's keys come from when decrypting.
+#[derive(Debug, Args, Clone)]
+pub struct IdentityArgs {
+    /// Identity file: an age identity, an OpenSSH private key, or a passphrase-encrypted identity file (repeatable)
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", value_hint = ValueHint::FilePath,
+          required_unless_present = "passphrase")]
+    pub identities: Vec<PathBuf>,
+    /// The archive was encrypted with a passphrase (asked on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
+    #[arg(long, conflicts_with = "identities")]
+    pub passphrase: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep backup /var/lib/gitea/jwt /etc/gitea/app.ini -R /etc/forgekeep/recipients -o /var/backups/forgekeep/
+  forgekeep backup ./volumes/gitea --numeric-ids -r age1... -o backup.tar.zst.age
+  forgekeep backup /etc/ssh --exclude '*.pub' -r age1... --dry-run")]
+pub struct BackupArgs {
+    /// Files or folders to archive (stored under their absolute paths; symlinks are stored as links)
+    #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    pub paths: Vec<PathBuf>,
+    /// Encrypt to this recipient: age1..., ssh-ed25519 ... or ssh-rsa ... (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Encrypt to the recipients in FILE, one per line, # comments (an authorized_keys file works; repeatable)
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub recipients_files: Vec<PathBuf>,
+    /// Encrypt with a passphrase instead of recipients (asked twice on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
+    #[arg(long, conflicts_with_all = ["recipients", "recipients_files"])]
+    pub passphrase: bool,
+    /// Output: a FILE, an existing DIR (named forgekeep-<host>-<UTC stamp>.tar.zst.age), or - for stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE|DIR|-", value_hint = ValueHint::AnyPath)]
+    pub output: Option<PathBuf>,
+    /// Replace an existing output file
+    #[arg(long)]
+    pub force: bool,
+    /// List what would be archived and the findings; write nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Findings of severity warning abort the backup (exit 1, no archive)
+    #[arg(long)]
+    pub strict: bool,
+    /// Record that owners must come back by number (container volumes)
+    #[arg(long)]
+    pub numeric_ids: bool,
+    /// Leave out paths matching GLOB (matched against the absolute path and the file name; repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// zstd compression level
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(crate::archive::LEVEL_RANGE))]
+    pub level: i32,
+    /// Write ASCII-armored age (PEM-style text) instead of binary
+    #[arg(short, long)]
+    pub armor: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep restore backup.tar.zst.age -i key.txt --dry-run
+  forgekeep restore backup.tar.zst.age -i key.txt
+  forgekeep restore backup.tar.zst.age -i key.txt --root /mnt/newhost --map-user git=gitea
+  forgekeep restore backup.tar.zst.age -i key.txt --relocate /data=/srv/gitea --only '*/jwt/*'
+  forgekeep restore backup.tar.zst.age -i key.txt --to ./inspect")]
+pub struct RestoreArgs {
+    /// The archive, or - for stdin
+    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
+    pub archive: PathBuf,
+    #[command(flatten)]
+    pub keys: IdentityArgs,
+    /// Prefix every destination with DIR (a new host's root mounted elsewhere)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "to")]
+    pub root: Option<PathBuf>,
+    /// Rewrite a recorded path prefix FROM to TO (repeatable; the longest FROM wins)
+    #[arg(long, value_name = "FROM=TO")]
+    pub relocate: Vec<String>,
+    /// Restore only entries whose recorded absolute path matches GLOB (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub only: Vec<String>,
+    /// Extract plain copies under DIR, owned by you (for inspection; owners are not set)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub to: Option<PathBuf>,
+    /// Print the plan (create / replace / unchanged, owner mapping) and change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Replace files that differ; their previous versions go to an undo archive encrypted to the same keys
+    #[arg(long)]
+    pub force: bool,
+    /// Folder for the undo archive of --force (default: the archive's folder, or the current folder for stdin)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub undo_dir: Option<PathBuf>,
+    /// Set owners by recorded number, not by name
+    #[arg(long)]
+    pub numeric_ids: bool,
+    /// Give files of user FROM to user TO (names or numbers; repeatable)
+    #[arg(long, value_name = "FROM=TO")]
+    pub map_user: Vec<String>,
+    /// Give files of group FROM to group TO (names or numbers; repeatable)
+    #[arg(long, value_name = "FROM=TO")]
+    pub map_group: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The archive, or - for stdin
+    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
+    pub archive: PathBuf,
+    #[command(flatten)]
+    pub keys: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The archive, or - for stdin
+    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
+    pub archive: PathBuf,
+    #[command(flatten)]
+    pub keys: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write the identity to FILE (mode 0600; never overwritten) instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateWhat {
+    /// Write one man page per command into DIR
+    Man {
+        #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+        dir: PathBuf,
+    },
+    /// Print the completion script for SHELL
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,489 @@
+//! Collection: from the paths a user names to the list of entries an archive will hold.
+//!
+//! This is the first stage of a backup and the only one that looks at the live tree.
+//! It walks each source WITHOUT following symlinks (a link is stored as a link; a
+//! symlinked source root is stored as a link too and reported), records what a restore
+//! needs to put each entry back (type, mode, uid, gid, user and group names, mtime),
+//! skips FIFOs, sockets and devices (never opening them, so a FIFO cannot block us), and
+//! audits permissions on the way, producing [`Finding`]s. Nothing is read here but
+//! metadata: the content is read once, through one descriptor, by the archive writer.
+
+use crate::archive::manifest::{Entry, Kind, Ownership, Role, Source};
+use crate::error::{Error, Result};
+use crate::findings::{Code, Finding, Severity};
+use crate::owners::NameCache;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::Metadata;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+/// One source as requested.
+#[derive(Debug, Clone)]
+pub struct SourceRequest {
+    pub given: String,
+    pub profile: Option<String>,
+    pub ownership: Ownership,
+}
+
+/// What a file looked like when it was walked; the writer compares the descriptor it
+/// reads through against this to notice a file swapped or changed under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatSnapshot {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+}
+
+impl StatSnapshot {
+    pub fn of(m: &Metadata) -> Self {
+        StatSnapshot {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Collected {
+    pub entry: Entry,
+    pub stat: StatSnapshot,
+}
+
+#[derive(Debug, Default)]
+pub struct Collection {
+    pub sources: Vec<Source>,
+    /// Sorted by path, so every directory precedes what it contains.
+    pub items: Vec<Collected>,
+    pub findings: Vec<Finding>,
+}
+
+impl Collection {
+    pub fn count(&self, kind: Kind) -> usize {
+        self.items.iter().filter(|c| c.entry.kind == kind).count()
+    }
+
+    pub fn content_bytes(&self) -> u64 {
+        self.items.iter().map(|c| c.entry.size).sum()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Globs matched against the absolute path and against the file name.
+    pub exclude: Vec<String>,
+}
+
+pub fn build_excludes(globs: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        b.add(Glob::new(g).map_err(|e| {
+            Error::usage(format!("--exclude {g:?} is not a valid glob: {e}"))
+                .hint("quote the pattern, e.g. --exclude '*.log'")
+        })?);
+    }
+    b.build()
+        .map_err(|e| Error::usage(format!("invalid --exclude patterns: {e}")))
+}
+
+/// Walks every source and returns the entries and findings.
+pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection> {
+    if requests.is_empty() {
+        return Err(Error::usage("nothing to back up: no PATH given")
+            .hint("name the files or folders to archive, e.g. forgekeep backup /var/lib/gitea/jwt ..."));
+    }
+    let excludes = build_excludes(&opts.exclude)?;
+    let mut c = Collector {
+        names: NameCache::default(),
+        excludes,
+        out: Collection::default(),
+        seen: HashSet::new(),
+        dirs: BTreeMap::new(),
+        reported: BTreeSet::new(),
+    };
+    for (index, req) in requests.iter().enumerate() {
+        let path = resolve_source(&req.given)?;
+        let path_str = utf8(&path).ok_or_else(|| {
+            Error::usage(format!("{} is not valid UTF-8", path.display()))
+                .hint("forgekeep records paths in a JSON manifest; rename the folder")
+        })?;
+        c.out.sources.push(Source {
+            given: req.given.clone(),
+            path: path_str.to_string(),
+            profile: req.profile.clone(),
+            ownership: req.ownership,
+        });
+        c.ancestors(&path, index)?;
+        c.walk(&path, index)?;
+    }
+    c.out.items.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    Ok(c.out)
+}
+
+/// Absolute path of a source with its parent directories resolved, but NOT its last
+/// component: a source that is itself a symlink must be stored as a link, not followed.
+fn resolve_source(given: &str) -> Result<PathBuf> {
+    let p = Path::new(given);
+    let abs = std::path::absolute(p).map_err(|e| Error::io("cannot resolve", p, &e))?;
+    let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::runtime(format!("source {given} does not exist"))
+                .hint("check the path; nothing was archived")
+        } else {
+            Error::io("cannot read source", &abs, &e)
+        }
+    })?;
+    if !meta.file_type().is_symlink() {
+        return abs
+            .canonicalize()
+            .map_err(|e| Error::io("cannot resolve", &abs, &e));
+    }
+    // Normalise `.`/`..` lexically in the last component, then resolve only the parent.
+    let name = abs
+        .components()
+        .next_back()
+        .and_then(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .ok_or_else(|| Error::usage(format!("cannot archive {given}: name the link itself")))?;
+    let parent = abs.parent().unwrap_or(Path::new("/"));
+    let parent = parent
+        .canonicalize()
+        .map_err(|e| Error::io("cannot resolve", parent, &e))?;
+    Ok(parent.join(name))
+}
+
+fn utf8(p: &Path) -> Option<&str> {
+    p.to_str()
+}
+
+struct Collector {
+    names: NameCache,
+    excludes: GlobSet,
+    out: Collection,
+    seen: HashSet<PathBuf>,
+    /// mode and uid of every directory met (sources' insides and ancestors), for the
+    /// parent checks.
+    dirs: BTreeMap<PathBuf, (u32, u32)>,
+    reported: BTreeSet<(&'static str, String)>,
+}
+
+impl Collector {
+    fn finding(&mut self, code: Code, severity: Severity, path: &Path, message: String, fix: String) {
+        let p = path.display().to_string();
+        if self.reported.insert((code.as_str(), p.clone())) {
+            self.out.findings.push(Finding {
+                code,
+                severity,
+                path: p,
+                message,
+                fix,
+            });
+        }
+    }
+
+    fn push(&mut self, path: &Path, meta: &Metadata, kind: Kind, role: Role, source: usize, target: Option<String>) {
+        if !self.seen.insert(path.to_path_buf()) {
+            return; // overlapping sources: the first one wins
+        }
+        let entry = Entry {
+            path: path.to_str().expect("checked utf-8").to_string(),
+            kind,
+            role,
+            source,
+            size: if kind == Kind::File { meta.size() } else { 0 },
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            user: self.names.user(meta.uid()),
+            group: self.names.group(meta.gid()),
+            mtime: meta.mtime(),
+            target,
+            sha256: None,
+        };
+        self.out.items.push(Collected {
+            entry,
+            stat: StatSnapshot::of(meta),
+        });
+    }
+
+    /// The directories above a source, so their owners and modes come back on a new
+    /// host. They are checked too: a writable ancestor lets others swap the secret.
+    fn ancestors(&mut self, source: &Path, index: usize) -> Result<()> {
+        let mut chain: Vec<&Path> = source.ancestors().skip(1).collect();
+        chain.pop(); // "/" itself is never a member
+        for dir in chain.into_iter().rev() {
+            let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot read", dir, &e))?;
+            self.note_dir(dir, &meta);
+            self.check_dir_writable(dir, &meta);
+            self.push(dir, &meta, Kind::Dir, Role::Ancestor, index, None);
+        }
+        Ok(())
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        !self.excludes.is_empty()
+            && (self.excludes.is_match(path)
+                || path.file_name().is_some_and(|n| self.excludes.is_match(n)))
+    }
+
+    fn walk(&mut self, root: &Path, index: usize) -> Result<()> {
+        let mut it = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .follow_root_links(false)
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(next) = it.next() {
+            let ent = match next {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().unwrap_or(root).to_path_buf();
+                    let why = e
+                        .io_error()
+                        .map(crate::error::plain_io)
+                        .unwrap_or_else(|| e.to_string());
+                    self.finding(
+                        Code::Unreadable,
+                        Severity::Error,
+                        &path,
+                        format!("cannot be read ({why})"),
+                        "run forgekeep as a user that can read it (often root)".into(),
+                    );
+                    continue;
+                }
+            };
+            let path = ent.path().to_path_buf();
+            if ent.depth() > 0 && self.excluded(&path) {
+                if ent.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            if path.to_str().is_none() {
+                self.finding(
+                    Code::NameNotUtf8,
+                    Severity::Warning,
+                    &path,
+                    "name is not valid UTF-8 and is not archived".into(),
+                    "rename it to a UTF-8 name".into(),
+                );
+                if ent.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            let meta = match ent.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.finding(
+                        Code::Unreadable,
+                        Severity::Error,
+                        &path,
+                        format!("cannot be examined ({e})"),
+                        "run forgekeep as a user that can read it".into(),
+                    );
+                    continue;
+                }
+            };
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                self.symlink(root, &path, &meta, index, ent.depth() == 0);
+            } else if ft.is_dir() {
+                self.note_dir(&path, &meta);
+                self.check_dir_writable(&path, &meta);
+                self.check_readable(&path, Kind::Dir);
+                self.push(&path, &meta, Kind::Dir, Role::Content, index, None);
+            } else if ft.is_file() {
+                self.check_file(&path, &meta);
+                self.push(&path, &meta, Kind::File, Role::Content, index, None);
+            } else {
+                let what = if ft.is_fifo() {
+                    "a FIFO"
+                } else if ft.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                };
+                self.finding(
+                    Code::SpecialSkipped,
+                    Severity::Warning,
+                    &path,
+                    format!("is {what}; only files, folders and symlinks are archived"),
+                    format!("exclude it (--exclude {:?}) or move it out of the source", path.display().to_string()),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn symlink(&mut self, root: &Path, path: &Path, meta: &Metadata, index: usize, is_root: bool) {
+        let target = match std::fs::read_link(path) {
+            Ok(t) => t,
+            Err(e) => {
+                self.finding(
+                    Code::Unreadable,
+                    Severity::Error,
+                    path,
+                    format!("link cannot be read ({e})"),
+                    "run forgekeep as a user that can read it".into(),
+                );
+                return;
+            }
+        };
+        let Some(target_str) = target.to_str().map(str::to_string) else {
+            self.finding(
+                Code::NameNotUtf8,
+                Severity::Warning,
+                path,
+                "link target is not valid UTF-8; the link is not archived".into(),
+                "point the link at a UTF-8 path".into(),
+            );
+            return;
+        };
+        if is_root {
+            self.finding(
+                Code::SourceIsSymlink,
+                Severity::Warning,
+                path,
+                format!("is a symbolic link to {target_str}; the link is archived, not what it points to"),
+                format!("name the target instead: {}", path.parent().unwrap_or(root).join(&target).display()),
+            );
+        } else if !stays_inside(root, path, &target) {
+            self.finding(
+                Code::SymlinkEscapes,
+                Severity::Warning,
+                path,
+                format!("points outside {} (to {target_str}); the target is not archived", root.display()),
+                "add the target as a source too, or replace the link by the file".into(),
+            );
+        }
+        self.push(path, meta, Kind::Symlink, Role::Content, index, Some(target_str));
+    }
+
+    fn note_dir(&mut self, path: &Path, meta: &Metadata) {
+        self.dirs.insert(path.to_path_buf(), (meta.mode(), meta.uid()));
+    }
+
+    fn check_dir_writable(&mut self, dir: &Path, meta: &Metadata) {
+        let mode = meta.mode();
+        // A sticky directory (like /tmp) lets others create files but not replace ours.
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            let who = if mode & 0o002 != 0 { "every user" } else { "its group" };
+            self.finding(
+                Code::ParentWritable,
+                Severity::Warning,
+                dir,
+                format!("is writable by {who}, who can replace the secrets in it"),
+                format!("chmod go-w {}", dir.display()),
+            );
+        }
+    }
+
+    fn check_readable(&mut self, path: &Path, kind: Kind) {
+        use nix::unistd::{access, AccessFlags};
+        let want = if kind == Kind::Dir {
+            AccessFlags::R_OK | AccessFlags::X_OK
+        } else {
+            AccessFlags::R_OK
+        };
+        if access(path, want).is_err() {
+            self.finding(
+                Code::Unreadable,
+                Severity::Error,
+                path,
+                "cannot be read by this user".into(),
+                "run forgekeep as a user that can read it (often root or the forge's user)".into(),
+            );
+        }
+    }
+
+    fn check_file(&mut self, path: &Path, meta: &Metadata) {
+        self.check_readable(path, Kind::File);
+        let mode = meta.mode();
+        let public = path.extension().is_some_and(|e| e == "pub");
+        if !public && mode & 0o004 != 0 {
+            self.finding(
+                Code::WorldReadable,
+                Severity::Warning,
+                path,
+                format!("is readable by every user (mode {:04o})", mode & 0o7777),
+                format!("chmod o-rwx {}", path.display()),
+            );
+        } else if !public && mode & 0o040 != 0 {
+            self.finding(
+                Code::GroupReadable,
+                Severity::Warning,
+                path,
+                format!("is readable by its group (mode {:04o})", mode & 0o7777),
+                format!("chmod g-rwx {} unless the forge reads it through its group", path.display()),
+            );
+        }
+        if mode & 0o022 != 0 {
+            self.finding(
+                Code::Writable,
+                Severity::Warning,
+                path,
+                format!("can be modified by users other than its owner (mode {:04o})", mode & 0o7777),
+                format!("chmod go-w {}", path.display()),
+            );
+        }
+        if let Some(parent) = path.parent() {
+            if let Some(&(_, dir_uid)) = self.dirs.get(parent) {
+                if dir_uid != meta.uid() && dir_uid != 0 {
+                    let owner = self.names.user(dir_uid).unwrap_or_else(|| dir_uid.to_string());
+                    self.finding(
+                        Code::OwnerMismatch,
+                        Severity::Warning,
+                        path,
+                        format!(
+                            "belongs to uid {} but its folder belongs to {owner}, who can replace it",
+                            meta.uid()
+                        ),
+                        format!("chown {} {} (or the folder to the file's owner)", meta.uid(), parent.display()),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Does a symlink at `link` with `target` resolve (lexically) inside `root`?
+fn stays_inside(root: &Path, link: &Path, target: &Path) -> bool {
+    let base = if target.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        link.parent().unwrap_or(root).to_path_buf()
+    };
+    let mut out = base;
+    for c in target.components() {
+        match c {
+            Component::RootDir => out = PathBuf::from("/"),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_escape_is_lexical() {
+        let root = Path::new("/srv/g");
+        assert!(stays_inside(root, Path::new("/srv/g/a/l"), Path::new("../b")));
+        assert!(!stays_inside(root, Path::new("/srv/g/l"), Path::new("../../etc/passwd")));
+        assert!(!stays_inside(root, Path::new("/srv/g/l"), Path::new("/etc/passwd")));
+        assert!(stays_inside(root, Path::new("/srv/g/l"), Path::new("/srv/g/x")));
+    }
+}

@@ -1,0 +1,251 @@
+//! `forgekeep backup`: collect → check → archive → temp file → fsync → rename.
+//!
+//! The archive either appears complete under its final name or not at all: it is
+//! written to a hidden `0600` temp file in the destination folder (so it is never
+//! readable by others, not even for a moment), fsynced, renamed without replacing
+//! anything unless `--force`, and the folder is fsynced so the rename survives a crash.
+
+use crate::archive::manifest::{Manifest, Ownership, FORMAT_NAME, FORMAT_VERSION};
+use crate::archive::writer::{write_archive, write_archive_file, WriteOptions};
+use crate::archive::SUFFIX;
+use crate::cli::BackupArgs;
+use crate::collect::{collect, Collection, Options, SourceRequest};
+use crate::error::{Error, ExitCode, Result};
+use crate::findings::{worst, Severity};
+use crate::keys::{parse_recipient, read_passphrase, read_recipients_file, Encryption};
+use crate::report::{human_bytes, Out};
+use serde_json::json;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
+    let started = Instant::now();
+    let output = resolve_output(args)?;
+    let enc = encryption(args)?;
+    let requests: Vec<SourceRequest> = args
+        .paths
+        .iter()
+        .map(|p| SourceRequest {
+            given: p.display().to_string(),
+            profile: None,
+            ownership: if args.numeric_ids { Ownership::Numeric } else { Ownership::Name },
+        })
+        .collect();
+    let collection = collect(
+        &requests,
+        &Options {
+            exclude: args.exclude.clone(),
+        },
+    )?;
+    out.findings(&collection.findings);
+    let worst = worst(&collection.findings);
+
+    if args.dry_run {
+        for c in &collection.items {
+            let e = &c.entry;
+            out.say(format!(
+                "{:<7} {:04o} {:>10} {}{}",
+                e.kind.as_str(),
+                e.mode,
+                e.size,
+                e.path,
+                e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default()
+            ));
+        }
+        out.say(summary_line("would archive", &collection, None));
+        out.report(&json!({
+            "command": "backup",
+            "dry_run": true,
+            "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
+            "findings": collection.findings,
+        }));
+        return Ok(exit_for(worst));
+    }
+
+    if worst == Some(Severity::Error) {
+        let n = collection
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        return Err(Error::runtime(format!("{n} source(s) cannot be read; no archive was written"))
+            .hint("fix the findings above (often: run as root), then run again"));
+    }
+    if args.strict && worst >= Some(Severity::Warning) {
+        return Err(Error::runtime("--strict: the findings above abort the backup; no archive was written")
+            .hint("fix the permissions the findings name, or run without --strict"));
+    }
+
+    let manifest = build_manifest(&collection);
+    let opts = WriteOptions {
+        level: args.level,
+        armor: args.armor,
+        ..WriteOptions::default()
+    };
+    let (written_to, size, summary) = match &output {
+        Output::Stdout => {
+            let stdout = std::io::stdout().lock();
+            let (mut w, summary) = write_archive(stdout, Path::new("stdout"), &enc, &manifest, &collection.items, &opts)?;
+            w.flush()
+                .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
+            ("-".to_string(), None, summary)
+        }
+        Output::File { dir, name } => {
+            let target = dir.join(name);
+            if !args.force && std::fs::symlink_metadata(&target).is_ok() {
+                return Err(exists_error(&target));
+            }
+            let summary = write_archive_file(dir, name, args.force, &enc, &manifest, &collection.items, &opts)?;
+            let size = std::fs::metadata(&target).map(|m| m.len()).ok();
+            (target.display().to_string(), size, summary)
+        }
+    };
+
+    let elapsed = started.elapsed();
+    out.say(format!(
+        "{} {}{}",
+        summary_line("archived", &collection, Some(summary.content_bytes)),
+        if written_to == "-" { "to stdout".to_string() } else { format!("to {written_to}") },
+        size.map(|s| format!(" ({})", human_bytes(s))).unwrap_or_default()
+    ));
+    out.report(&json!({
+        "command": "backup",
+        "archive": written_to,
+        "size": size,
+        "entries": collection.items.len(),
+        "files": summary.files,
+        "content_bytes": summary.content_bytes,
+        "findings": collection.findings,
+        "duration_ms": elapsed.as_millis() as u64,
+    }));
+    Ok(exit_for(worst))
+}
+
+fn exit_for(worst: Option<Severity>) -> ExitCode {
+    match worst {
+        Some(s) if s >= Severity::Warning => ExitCode::Warnings,
+        _ => ExitCode::Success,
+    }
+}
+
+fn summary_line(verb: &str, c: &Collection, bytes: Option<u64>) -> String {
+    use crate::archive::manifest::Kind;
+    format!(
+        "{verb} {} files, {} folders, {} links ({}), {} finding(s)",
+        c.count(Kind::File),
+        c.count(Kind::Dir),
+        c.count(Kind::Symlink),
+        human_bytes(bytes.unwrap_or_else(|| c.content_bytes())),
+        c.findings.len()
+    )
+}
+
+fn exists_error(target: &Path) -> Error {
+    Error::runtime(format!("{} already exists", target.display()))
+        .hint("choose another name or an output folder, or pass --force to replace it")
+}
+
+enum Output {
+    Stdout,
+    File { dir: PathBuf, name: OsString },
+}
+
+/// `-o -` is stdout; an existing folder (or a path ending in `/`) gets a generated
+/// name; anything else is the file name itself.
+fn resolve_output(args: &BackupArgs) -> Result<Output> {
+    if args.dry_run {
+        return Ok(Output::Stdout);
+    }
+    let Some(o) = &args.output else {
+        return Err(Error::usage("no output given")
+            .hint("pass -o FILE, -o DIR/ (a name is generated) or -o - for stdout"));
+    };
+    if o.as_os_str() == "-" {
+        if std::io::stdout().is_terminal() && !args.armor {
+            return Err(Error::usage("refusing to write a binary archive to a terminal")
+                .hint("redirect stdout to a file, or pass --armor"));
+        }
+        return Ok(Output::Stdout);
+    }
+    let ends_with_slash = o.as_os_str().to_string_lossy().ends_with('/');
+    if o.is_dir() || ends_with_slash {
+        if !o.is_dir() {
+            return Err(Error::usage(format!("output folder {} does not exist", o.display()))
+                .hint("create it first (mode 0700 is a good choice)"));
+        }
+        let name = format!("forgekeep-{}-{}{SUFFIX}", host_for_filename(), jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"));
+        return Ok(Output::File {
+            dir: o.clone(),
+            name: name.into(),
+        });
+    }
+    let name = o
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("output {} has no file name", o.display())))?
+        .to_owned();
+    let dir = match o.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::usage(format!("output folder {} does not exist", dir.display()))
+            .hint("create it first"));
+    }
+    if !args.force && std::fs::symlink_metadata(o).is_ok() {
+        return Err(exists_error(o));
+    }
+    Ok(Output::File { dir, name })
+}
+
+/// Recipients from -r and -R, or a passphrase; at least one is required.
+fn encryption(args: &BackupArgs) -> Result<Encryption> {
+    if args.passphrase {
+        if args.dry_run {
+            return Ok(Encryption::Recipients(Vec::new()));
+        }
+        return Ok(Encryption::Passphrase(read_passphrase("Passphrase for the archive", true)?));
+    }
+    let mut recipients = Vec::new();
+    for (i, r) in args.recipients.iter().enumerate() {
+        recipients.push(parse_recipient(r, &format!("-r #{}", i + 1))?);
+    }
+    for f in &args.recipients_files {
+        recipients.extend(read_recipients_file(f)?);
+    }
+    if recipients.is_empty() {
+        return Err(Error::usage("no recipient given")
+            .hint("pass -r age1… (see forgekeep keygen), -R FILE, or --passphrase"));
+    }
+    Ok(Encryption::Recipients(recipients))
+}
+
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The host name restricted to characters safe in a file name.
+pub fn host_for_filename() -> String {
+    host_name()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect()
+}
+
+pub fn build_manifest(c: &Collection) -> Manifest {
+    Manifest {
+        format: FORMAT_NAME.into(),
+        version: FORMAT_VERSION,
+        tool: format!("forgekeep {}", env!("CARGO_PKG_VERSION")),
+        created: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        host: host_name(),
+        sources: c.sources.clone(),
+        findings: c.findings.clone(),
+        entries: c.items.iter().map(|i| i.entry.clone()).collect(),
+    }
+}

@@ -1,0 +1,36 @@
+//! One file per subcommand; each turns parsed arguments into calls of the library and
+//! returns the exit code. Shared plumbing (opening an archive, loading keys) lives here.
+
+pub mod backup;
+pub mod generate;
+pub mod keygen;
+pub mod list;
+pub mod restore;
+pub mod verify;
+
+use crate::cli::IdentityArgs;
+use crate::error::{Error, Result};
+use crate::keys::{read_passphrase, Keyring};
+use std::io::Read;
+use std::path::Path;
+
+/// The archive to read: a file, or stdin for `-`.
+pub fn open_archive(path: &Path) -> Result<(Box<dyn Read>, String)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(std::io::stdin().lock()), "stdin".into()));
+    }
+    let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open archive", path, &e))?;
+    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err(Error::usage(format!("{} is a folder, not an archive", path.display()))
+            .hint("name one forgekeep-*.tar.zst.age file"));
+    }
+    Ok((Box::new(f), path.display().to_string()))
+}
+
+/// Identities from -i, or a passphrase.
+pub fn keyring(args: &IdentityArgs) -> Result<Keyring> {
+    if args.passphrase {
+        return Ok(Keyring::from_passphrase(read_passphrase("Passphrase of the archive", false)?));
+    }
+    Keyring::from_files(&args.identities)
+}

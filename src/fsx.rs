@@ -1,0 +1,241 @@
+//! File-system primitives that the safety invariants rest on.
+//!
+//! Everything that creates or replaces a file goes through here, relative to a directory
+//! file descriptor, never through a path that could be re-resolved: a path can be swapped
+//! for a symlink between a check and a use (TOCTOU), a descriptor cannot. The pieces:
+//!
+//! * [`DirFd`]: a directory opened with `O_DIRECTORY|O_NOFOLLOW`, so a symlink planted in
+//!   place of a directory makes the open fail (`ELOOP`/`ENOTDIR`) instead of leading us
+//!   somewhere else;
+//! * [`TempFile`]: a `0600` file with a recognisable hidden name, created `O_EXCL` in the
+//!   directory where it will be renamed, removed again unless it is persisted;
+//! * stale temp files of a killed run are swept by the next run that opens the folder
+//!   ([`DirFd::sweep_stale_temps`]): the name carries the pid of the run that made it.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{unlinkat, UnlinkatFlags};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Hidden prefix of every temporary file forgekeep creates.
+pub const TEMP_PREFIX: &str = ".forgekeep.tmp.";
+
+/// A fresh temp name: `.forgekeep.tmp.<pid>.<random>`.
+pub fn temp_name() -> String {
+    let mut rnd = [0u8; 8];
+    getrandom(&mut rnd);
+    format!("{TEMP_PREFIX}{}.{}", std::process::id(), hex(&rnd))
+}
+
+fn getrandom(buf: &mut [u8]) {
+    use std::io::Read;
+    // /dev/urandom never blocks once the pool is initialised and needs no extra crate.
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        if f.read_exact(buf).is_ok() {
+            return;
+        }
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (t >> (i * 8)) as u8;
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Is `name` one of our temp files whose process is gone?
+fn is_stale_temp(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX.as_bytes()) else {
+        return false;
+    };
+    let Some(pid) = rest
+        .split(|b| *b == b'.')
+        .next()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    if pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    // kill(pid, 0): ESRCH means no such process; EPERM means it exists (another user).
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(Errno::ESRCH)
+    )
+}
+
+/// A directory held open by descriptor, with the path it was reached by (for messages).
+pub struct DirFd {
+    fd: OwnedFd,
+    pub path: PathBuf,
+}
+
+impl AsFd for DirFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl DirFd {
+    /// Opens a directory the user named (an output folder, `--root`): symlinks in the
+    /// user's own path are the user's choice and are followed.
+    pub fn open(path: &Path) -> Result<DirFd> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::errno("cannot open folder", path, e))?;
+        Ok(DirFd {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the child directory `name` WITHOUT following a symlink: if `name` is a
+    /// symlink the open fails with ELOOP, so archive content can never make us write
+    /// through a link planted in the destination tree.
+    pub fn open_child(&self, name: &OsStr) -> std::result::Result<DirFd, Errno> {
+        let fd = openat(
+            self,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(DirFd {
+            fd,
+            path: self.path.join(name),
+        })
+    }
+
+    /// Creates a fresh `0600` temp file in this directory and returns its name. The
+    /// caller owns its removal; [`DirFd::create_temp`] wraps it in a guard.
+    /// `O_EXCL|O_NOFOLLOW`: the name must not exist, not even as a dangling symlink.
+    pub fn create_temp_file(&self) -> Result<(String, File)> {
+        let name = temp_name();
+        let fd = openat(
+            self,
+            name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| Error::errno("cannot create a temporary file in", &self.path, e))?;
+        Ok((name, File::from(fd)))
+    }
+
+    /// A temp file that removes itself unless persisted.
+    pub fn create_temp(&self) -> Result<TempFile<'_>> {
+        let (name, file) = self.create_temp_file()?;
+        Ok(TempFile {
+            dir: self,
+            name,
+            file: Some(file),
+            persisted: false,
+        })
+    }
+
+    /// fsync of the directory itself: makes a rename or unlink in it durable.
+    pub fn sync(&self) -> Result<()> {
+        nix::unistd::fsync(self).map_err(|e| Error::errno("cannot sync folder", &self.path, e))
+    }
+
+    /// Removes temp files of earlier forgekeep runs that were killed before they could
+    /// clean up (their pid no longer exists). Best effort: a failure here only leaves a
+    /// stale hidden 0600 file behind, which the next run tries again.
+    pub fn sweep_stale_temps(&self) -> usize {
+        let listing = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        let Ok(rd) = std::fs::read_dir(&listing) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for ent in rd.flatten() {
+            let name = ent.file_name();
+            if is_stale_temp(name.as_bytes())
+                && unlinkat(self, name.as_os_str(), UnlinkatFlags::NoRemoveDir).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            log::info!("removed {removed} stale temp file(s) in {}", self.path.display());
+        }
+        removed
+    }
+
+    pub fn unlink(&self, name: &OsStr) -> std::result::Result<(), Errno> {
+        unlinkat(self, name, UnlinkatFlags::NoRemoveDir)
+    }
+
+    pub fn rmdir(&self, name: &OsStr) -> std::result::Result<(), Errno> {
+        unlinkat(self, name, UnlinkatFlags::RemoveDir)
+    }
+}
+
+/// A temporary file that is removed on drop unless [`TempFile::persist`] succeeded.
+pub struct TempFile<'d> {
+    dir: &'d DirFd,
+    pub name: String,
+    file: Option<File>,
+    persisted: bool,
+}
+
+impl TempFile<'_> {
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("temp file used after close")
+    }
+
+    /// fsync the data, close, and rename onto `target` in the same directory.
+    /// Without `replace` the rename fails if `target` exists (RENAME_NOREPLACE), so a
+    /// concurrent writer can never be overwritten behind the user's back.
+    pub fn persist(mut self, target: &OsStr, replace: bool) -> Result<()> {
+        let path = self.dir.path.join(target);
+        let file = self.file.take().expect("temp file persisted twice");
+        file.sync_all()
+            .map_err(|e| Error::io("cannot flush", &path, &e))?;
+        drop(file);
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::RENAME_NOREPLACE
+        };
+        renameat2(self.dir, self.name.as_str(), self.dir, target, flags).map_err(|e| {
+            if e == Errno::EEXIST {
+                Error::runtime(format!("{} already exists", path.display()))
+                    .hint("choose another name, or pass --force to replace it")
+            } else {
+                Error::errno("cannot rename the temporary file to", &path, e)
+            }
+        })?;
+        self.persisted = true;
+        self.dir.sync()
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if !self.persisted {
+            // Cleanup only (no data is finished here): a leftover would be a 0600 hidden
+            // file that the next run sweeps anyway.
+            let _ = self.dir.unlink(OsStr::new(&self.name));
+        }
+    }
+}

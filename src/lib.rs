@@ -1,0 +1,39 @@
+//! forgekeep: back up and restore the secrets of self-hosted code forges.
+//!
+//! A forge that loses its OAuth2 signing key, its `SECRET_KEY` or its SSH host keys
+//! quietly makes new ones, and everything that trusted the old ones breaks later. This
+//! library gathers those files with permission checks ([`collect`]), stores them in one
+//! tar → zstd → age archive that standard tools can still open ([`archive`]), and puts
+//! them back with the right owner, group and mode, all or nothing ([`restore`]).
+//! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes.
+//!
+//! The modules follow the data: `collect` → `archive::writer` on the way in,
+//! `archive::reader` → `restore` on the way out; `keys` and `owners` serve both.
+
+pub mod archive;
+pub mod cli;
+pub mod collect;
+pub mod commands;
+pub mod error;
+pub mod findings;
+pub mod fsx;
+pub mod keys;
+pub mod owners;
+pub mod report;
+pub mod restore;
+
+use cli::{Cli, Command};
+use error::{ExitCode, Result};
+
+/// Runs one parsed command line and returns its exit code.
+pub fn run(cli: &Cli) -> Result<ExitCode> {
+    let out = report::Out::new(&cli.global);
+    match &cli.command {
+        Command::Backup(a) => commands::backup::run(a, &out),
+        Command::Restore(a) => commands::restore::run(a, &out),
+        Command::Verify(a) => commands::verify::run(a, &out),
+        Command::List(a) => commands::list::run(a, &out),
+        Command::Keygen(a) => commands::keygen::run(a, &out),
+        Command::Generate(a) => commands::generate::run(a),
+    }
+}

@@ -1,0 +1,198 @@
+//! Apply: the only part of a restore that changes what others can see.
+//!
+//! It runs only after the archive has been read to its end and every member and
+//! checksum validated. Order, and why:
+//!
+//! 1. files that will be replaced are first saved in an UNDO ARCHIVE encrypted to the
+//!    same keys (never as plaintext copies next to the secret), so `--force` loses
+//!    nothing;
+//! 2. each staged temp is renamed into place: `RENAME_NOREPLACE` for a new file (never
+//!    clobber something that appeared meanwhile), `RENAME_EXCHANGE` for a replacement, so
+//!    the previous version stays under the temp name until the end and a failure can
+//!    swap it back;
+//! 3. owners and modes of existing entries are fixed, created folders get their
+//!    recorded owner and mode (they were `0700` until now);
+//! 4. every touched folder is fsynced, then the previous versions are unlinked.
+//!
+//! Any failure in 2–3 swaps back what was replaced, removes what was created, and
+//! reports the error: all or nothing.
+
+use super::plan::{Action, Plan, Target};
+use std::os::fd::AsFd;
+use super::stage::{open_nofollow, Stager};
+use crate::archive::manifest::{Kind, Ownership};
+use crate::archive::writer::{write_archive_file, WriteOptions};
+use crate::cli::RestoreArgs;
+use crate::collect::{collect, Options, SourceRequest};
+use crate::commands::backup::{build_manifest, host_for_filename};
+use crate::error::{Error, Result};
+use crate::keys::Keyring;
+use nix::fcntl::{renameat2, RenameFlags};
+use nix::sys::stat::{fchmod, Mode};
+use nix::unistd::{fchown, fchownat, Gid, Uid};
+use std::path::{Path, PathBuf};
+
+pub fn apply(st: &mut Stager, plan: &Plan, keys: &Keyring, args: &RestoreArgs, _name: &str) -> Result<Option<PathBuf>> {
+    let replaced: Vec<&Path> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Replace)
+        .map(|s| s.dest.as_path())
+        .collect();
+    let undo = if replaced.is_empty() {
+        None
+    } else {
+        match write_undo(st, &replaced, keys, args) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                st.abort();
+                return Err(e.hint("nothing was changed; fix the cause (or pass --undo-dir DIR) and run again"));
+            }
+        }
+    };
+    if let Err(e) = commit(st, plan) {
+        st.abort();
+        return Err(e);
+    }
+    Ok(undo)
+}
+
+/// Saves the current versions of the files about to be replaced.
+fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) -> Result<PathBuf> {
+    let dir = match (&args.undo_dir, &st.dests.archive_dir) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => std::env::current_dir().map_err(|e| Error::io("cannot find", Path::new("."), &e))?,
+    };
+    let requests: Vec<SourceRequest> = paths
+        .iter()
+        .map(|p| SourceRequest {
+            given: p.display().to_string(),
+            profile: Some("undo".into()),
+            // The same host takes them back: numbers are exact.
+            ownership: Ownership::Numeric,
+        })
+        .collect();
+    let collection = collect(&requests, &Options::default())?;
+    let manifest = build_manifest(&collection);
+    let enc = keys.undo_encryption()?;
+    let name = format!(
+        "restore-undo-{}-{}.tar.zst.age",
+        host_for_filename(),
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+    );
+    write_archive_file(&dir, name.as_ref(), false, &enc, &manifest, &collection.items, &WriteOptions::default())?;
+    Ok(dir.join(name))
+}
+
+fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
+    // 2. Renames, remembered for rollback.
+    let mut done = 0usize;
+    let mut failure = None;
+    for s in &st.staged {
+        let flags = if s.replace {
+            RenameFlags::RENAME_EXCHANGE
+        } else {
+            RenameFlags::RENAME_NOREPLACE
+        };
+        if let Err(e) = renameat2(&*s.dir, s.temp.as_os_str(), &*s.dir, s.name.as_os_str(), flags) {
+            failure = Some(Error::errno("cannot put in place", &s.dir.path.join(&s.name), e));
+            break;
+        }
+        done += 1;
+    }
+    // 3. Owners and modes.
+    if failure.is_none() {
+        failure = fix_metadata(st, plan).err();
+    }
+    if let Some(e) = failure {
+        rollback(st, done);
+        return Err(e.hint("everything already put in place was rolled back; nothing was changed"));
+    }
+    // 4. Durability, then the previous versions go (they are in the undo archive).
+    for d in st.dirs.values() {
+        d.sync()?;
+    }
+    for s in st.staged.drain(..) {
+        if s.replace {
+            let _ = s.dir.unlink(&s.temp);
+        }
+    }
+    for d in st.dirs.values() {
+        d.sync()?;
+    }
+    st.created.clear();
+    st.created_root.clear();
+    Ok(())
+}
+
+/// Swaps back what was exchanged and removes what was created by the first `done`
+/// renames; `abort` then removes the temp files and created folders.
+fn rollback(st: &mut Stager, done: usize) {
+    for s in st.staged[..done].iter().rev() {
+        if s.replace {
+            let _ = renameat2(&*s.dir, s.temp.as_os_str(), &*s.dir, s.name.as_os_str(), RenameFlags::RENAME_EXCHANGE);
+        } else {
+            let _ = s.dir.unlink(&s.name);
+        }
+    }
+}
+
+fn fix_metadata(st: &mut Stager, plan: &Plan) -> Result<()> {
+    let plain = st.dests.plain_copies;
+    for step in &plan.steps {
+        let Some(t) = st.targets[step.index].clone() else { continue };
+        let created_dir = step.kind == Kind::Dir && step.action == Action::Create;
+        if step.action != Action::FixMetadata && !created_dir {
+            continue;
+        }
+        let parent_rel = t.rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let name = t.rel.file_name().expect("normal path").to_owned();
+        let Some(parent) = st.dir(&parent_rel)? else { continue };
+        if step.kind == Kind::Symlink {
+            if !plain {
+                let (uid, gid) = (Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)));
+                fchownat(&*parent, name.as_os_str(), uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
+            }
+            continue;
+        }
+        // Through a descriptor opened without following links: owner, then mode.
+        let mtime = created_dir.then(|| st.entries[step.index].mtime);
+        if step.kind == Kind::Dir {
+            let d = st.dir(&t.rel)?.expect("exists after staging");
+            owner_then_mode(&*d, &t, plain, mtime)?;
+        } else {
+            owner_then_mode(&open_nofollow(&parent, &name)?, &t, plain, mtime)?;
+        }
+    }
+    // Folders created on the way that the archive does not describe (a --relocate
+    // target's parents, the --root itself): usual 0755.
+    for c in &st.created {
+        let is_entry = plan.steps.iter().any(|s| s.kind == Kind::Dir && st.targets[s.index].as_ref().is_some_and(|t| t.rel == c.rel));
+        if !is_entry {
+            let _ = nix::sys::stat::fchmodat(
+                &*c.parent,
+                c.name.as_os_str(),
+                Mode::from_bits_truncate(0o755),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Owner first (chown clears set-id bits), then mode, then (for created folders) mtime.
+fn owner_then_mode(fd: impl AsFd, t: &Target, plain: bool, mtime: Option<i64>) -> Result<()> {
+    if !plain {
+        fchown(&fd, Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)))
+            .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
+    }
+    fchmod(&fd, Mode::from_bits_truncate(t.mode as nix::libc::mode_t))
+        .map_err(|e| Error::errno("cannot set the mode of", &t.dest, e))?;
+    if let Some(m) = mtime {
+        let ts = nix::sys::time::TimeSpec::new(m, 0);
+        let _ = nix::sys::stat::futimens(&fd, &ts, &ts);
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Restore: archive → validated entries → staged temp files → plan → atomic apply.
+//!
+//! All or nothing. While the archive streams past, each entry that must change is
+//! written to a hidden `0600` temp file in its destination folder, given its owner then
+//! its mode, and fsynced; nothing visible changes. Only when the whole archive has been
+//! read, every member validated and every checksum matched does anything happen: files
+//! are renamed into place one by one (each rename atomic), and a failure part-way renames
+//! back what was already replaced. Any earlier failure just removes the temp files.
+//!
+//! * [`plan`]: where each entry goes (`--root`, `--relocate`, `--only`, `--to`) and
+//!   with which owner;
+//! * [`stage`]: the streaming visitor that compares with the live files and stages;
+//! * [`apply`]: the renames, the rollback, and the undo archive of `--force`.
+
+pub mod apply;
+pub mod plan;
+pub mod stage;
+
+use crate::archive::reader::read_archive;
+use crate::cli::RestoreArgs;
+use crate::commands::{keyring, open_archive};
+use crate::error::{Error, ExitCode, Result};
+use crate::report::Out;
+use plan::{Action, Destinations};
+use serde_json::json;
+use stage::Stager;
+
+pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
+    raise_fd_limit();
+    let keys = keyring(&args.keys)?;
+    let dests = Destinations::from_args(args)?;
+    let (input, name) = open_archive(&args.archive)?;
+    let mut stager = Stager::new(dests, args.dry_run, args.force);
+    let read = match read_archive(input, &name, &keys, &mut stager) {
+        Ok(r) => r,
+        Err(e) => {
+            stager.abort();
+            return Err(e);
+        }
+    };
+    let plan = match stager.finish_plan(&read) {
+        Ok(p) => p,
+        Err(e) => {
+            stager.abort();
+            return Err(e);
+        }
+    };
+    for w in &plan.warnings {
+        out.warn(w);
+    }
+    let verb = if args.dry_run { "would" } else { "will" };
+    for step in &plan.steps {
+        if step.action != Action::Unchanged || !out.quiet {
+            out.say(step.describe());
+        }
+    }
+    for m in &plan.mappings {
+        out.say(format!("owner: {} {} -> {} ({})", m.kind, m.recorded, m.to, m.how));
+    }
+    let conflicts: Vec<_> = plan.steps.iter().filter(|s| s.action == Action::Conflict).collect();
+    let report = |undo: Option<&std::path::Path>| {
+        json!({
+            "command": "restore",
+            "archive": name,
+            "dry_run": args.dry_run,
+            "steps": plan.steps,
+            "mappings": plan.mappings,
+            "counts": plan.counts(),
+            "undo_archive": undo,
+            "warnings": plan.warnings,
+        })
+    };
+    if !conflicts.is_empty() {
+        stager.abort();
+        out.report(&report(None));
+        let first: Vec<String> = conflicts.iter().take(3).map(|s| s.dest.display().to_string()).collect();
+        return Err(Error::new(
+            ExitCode::Conflict,
+            format!(
+                "restore refused: {} existing file(s) differ from the archive ({}{}); nothing was changed",
+                conflicts.len(),
+                first.join(", "),
+                if conflicts.len() > 3 { ", ..." } else { "" }
+            ),
+        )
+        .hint("compare with --dry-run; pass --force to replace them (their current versions are kept in an undo archive)"));
+    }
+    if args.dry_run {
+        out.say(format!("dry run: {verb} {}; nothing was changed", plan.counts_line()));
+        out.report(&report(None));
+        return Ok(ExitCode::Success);
+    }
+    let undo = apply::apply(&mut stager, &plan, &keys, args, &name)?;
+    out.say(format!("restored: {}", plan.counts_line()));
+    if let Some(u) = &undo {
+        out.say(format!(
+            "the replaced versions are kept in {} (put them back with: forgekeep restore {} -i KEY --force)",
+            u.display(),
+            u.display()
+        ));
+    }
+    out.report(&report(undo.as_deref()));
+    Ok(ExitCode::Success)
+}
+
+/// A restore keeps one descriptor open per destination folder until the end (the
+/// renames need them); raise the soft limit so large trees do not hit EMFILE.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! Staging: the streaming half of a restore.
+//!
+//! As each validated entry streams past, it is compared with what is at its destination
+//! and, where something must change, written to a hidden `0600` temp file IN THE
+//! DESTINATION FOLDER (so the final rename is atomic and the plaintext never lands
+//! anywhere else), given its owner, then its mode, then fsynced. Folders on the way are
+//! opened with `O_NOFOLLOW` relative to their parent's descriptor, so a symlink planted
+//! in the destination tree stops the restore instead of redirecting it. Folders that must
+//! be created are made `0700` and get their recorded owner and mode only at apply time.
+//! Until the reader reports the archive complete and valid, all of this is provisional:
+//! [`Stager::abort`] removes every temp file and created folder.
+
+use super::plan::{Action, Destinations, Plan, Step, Target};
+use crate::archive::manifest::{Entry, Kind, Manifest, Role};
+use crate::archive::reader::{ReadArchive, Visitor};
+use crate::error::{Error, Result};
+use crate::fsx::DirFd;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{Gid, Uid};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// A temp file (or symlink) ready to be renamed over `name`.
+pub struct Staged {
+    pub index: usize,
+    pub dir: Rc<DirFd>,
+    pub temp: OsString,
+    pub name: OsString,
+    pub replace: bool,
+}
+
+/// A folder this run created (so that an abort can remove it again).
+pub struct CreatedDir {
+    pub parent: Rc<DirFd>,
+    pub name: OsString,
+    pub rel: PathBuf,
+}
+
+pub struct Stager {
+    pub(super) dests: Destinations,
+    pub(super) dry_run: bool,
+    pub(super) force: bool,
+    /// By manifest index: where it goes (None: not selected).
+    pub(super) targets: Vec<Option<Target>>,
+    /// By manifest index: the decision and why.
+    pub(super) actions: Vec<Option<(Action, Option<String>)>>,
+    pub(super) warnings: Vec<String>,
+    /// Destination folders opened so far, by path relative to the root.
+    pub(super) dirs: HashMap<PathBuf, Rc<DirFd>>,
+    pub(super) created: Vec<CreatedDir>,
+    /// Components of the root folder that this run created.
+    pub(super) created_root: Vec<PathBuf>,
+    pub(super) staged: Vec<Staged>,
+    /// Recorded entries, by manifest index (kept for apply).
+    pub(super) entries: Vec<Entry>,
+}
+
+fn meta_differs(st: &FileStat, t: &Target, plain: bool) -> bool {
+    (st.st_mode as u32 & 0o7777) != t.mode || (!plain && (st.st_uid != t.uid || st.st_gid != t.gid))
+}
+
+fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
+}
+
+impl Stager {
+    pub fn new(dests: Destinations, dry_run: bool, force: bool) -> Stager {
+        Stager {
+            dests,
+            dry_run,
+            force,
+            targets: Vec::new(),
+            actions: Vec::new(),
+            warnings: Vec::new(),
+            dirs: HashMap::new(),
+            created: Vec::new(),
+            created_root: Vec::new(),
+            staged: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Opens (creating unless dry-run) the destination folder `rel`, one component at a
+    /// time, never following a symlink. `Ok(None)`: it does not exist (dry run).
+    pub(super) fn dir(&mut self, rel: &Path) -> Result<Option<Rc<DirFd>>> {
+        if let Some(d) = self.dirs.get(rel) {
+            return Ok(Some(d.clone()));
+        }
+        let opened = if rel.as_os_str().is_empty() {
+            self.open_root()?
+        } else {
+            let parent_rel = rel.parent().unwrap_or(Path::new(""));
+            let Some(parent) = self.dir(parent_rel)? else {
+                return Ok(None);
+            };
+            let name = rel.file_name().expect("normal relative path").to_owned();
+            match parent.open_child(&name) {
+                Ok(d) => {
+                    if !self.dry_run {
+                        d.sweep_stale_temps();
+                    }
+                    Some(d)
+                }
+                Err(Errno::ENOENT) if self.dry_run => None,
+                Err(Errno::ENOENT) => {
+                    // 0700 until apply: nothing is exposed while the archive is unproven.
+                    mkdirat(&*parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
+                        .map_err(|e| Error::errno("cannot create folder", &parent.path.join(&name), e))?;
+                    self.created.push(CreatedDir {
+                        parent: parent.clone(),
+                        name: name.clone(),
+                        rel: rel.to_path_buf(),
+                    });
+                    Some(
+                        parent
+                            .open_child(&name)
+                            .map_err(|e| Error::errno("cannot open folder", &parent.path.join(&name), e))?,
+                    )
+                }
+                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                    return Err(Error::runtime(format!(
+                        "destination {} is a symlink or a file, not a folder; refusing to write through it",
+                        parent.path.join(&name).display()
+                    ))
+                    .hint("restore to the real location with --relocate FROM=TO, or remove what is in the way"))
+                }
+                Err(e) => return Err(Error::errno("cannot open folder", &parent.path.join(&name), e)),
+            }
+        };
+        Ok(opened.map(|d| {
+            let d = Rc::new(d);
+            self.dirs.insert(rel.to_path_buf(), d.clone());
+            d
+        }))
+    }
+
+    fn open_root(&mut self) -> Result<Option<DirFd>> {
+        let root = self.dests.root.clone();
+        if !root.exists() {
+            if self.dry_run {
+                return Ok(None);
+            }
+            let missing: Vec<PathBuf> = root.ancestors().take_while(|p| !p.exists()).map(Path::to_path_buf).collect();
+            std::fs::create_dir_all(&root).map_err(|e| Error::io("cannot create", &root, &e))?;
+            self.created_root = missing;
+        }
+        let d = DirFd::open(&root)?;
+        if !self.dry_run {
+            d.sweep_stale_temps();
+        }
+        Ok(Some(d))
+    }
+
+    fn decide(&mut self, index: usize, action: Action, reason: Option<String>) {
+        self.actions[index] = Some((action, reason));
+    }
+
+    fn split(t: &Target) -> (PathBuf, OsString) {
+        (
+            t.rel.parent().unwrap_or(Path::new("")).to_path_buf(),
+            t.rel.file_name().expect("normal path").to_owned(),
+        )
+    }
+
+    fn lstat(dir: &DirFd, name: &OsStr) -> Result<Option<FileStat>> {
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(Error::errno("cannot examine", &dir.path.join(name), e)),
+        }
+    }
+
+    fn stage_dir(&mut self, t: &Target, e: &Entry) -> Result<()> {
+        let (parent_rel, name) = Self::split(t);
+        let existing = match self.dir(&parent_rel)? {
+            Some(p) => Self::lstat(&p, &name)?,
+            None => None,
+        };
+        match existing {
+            None => {
+                if !self.dry_run {
+                    self.dir(&t.rel)?;
+                }
+                self.decide(t.index, Action::Create, None);
+            }
+            Some(st) if file_type(&st) == SFlag::S_IFDIR => {
+                // Existing folders above a source are never changed.
+                let a = if e.role == Role::Content && meta_differs(&st, t, self.dests.plain_copies) {
+                    Action::FixMetadata
+                } else {
+                    Action::Unchanged
+                };
+                self.decide(t.index, a, None);
+            }
+            Some(_) => self.decide(t.index, Action::Conflict, Some("not a folder at the destination".into())),
+        }
+        Ok(())
+    }
+
+    fn stage_file(&mut self, t: &Target, data: &mut dyn Read) -> Result<()> {
+        let (parent_rel, name) = Self::split(t);
+        let parent = self.dir(&parent_rel)?;
+        let existing = match &parent {
+            Some(p) => Self::lstat(p, &name)?,
+            None => None,
+        };
+        let write = !self.dry_run && (existing.is_none() || self.force);
+        let mut temp: Option<(OsString, File)> = None;
+        if write {
+            let p = parent.clone().expect("created when not a dry run");
+            let (tname, file) = p.create_temp_file()?;
+            // Track it at once, so that any failure from here on removes it.
+            self.staged.push(Staged {
+                index: t.index,
+                dir: p,
+                temp: tname.clone().into(),
+                name: name.clone(),
+                replace: existing.is_some(),
+            });
+            temp = Some((tname.into(), file));
+        }
+        let mut same = match &existing {
+            None => false,
+            Some(st) => file_type(st) == SFlag::S_IFREG && st.st_size as u64 == self.entries[t.index].size,
+        };
+        let mut current = match (&existing, same, &parent) {
+            (Some(_), true, Some(p)) => Some(open_nofollow(p, &name)?),
+            _ => None,
+        };
+        let mut buf = vec![0u8; 1 << 16];
+        let mut cur = vec![0u8; 1 << 16];
+        loop {
+            let n = data
+                .read(&mut buf)
+                .map_err(|e| Error::integrity(format!("cannot read {} from the archive: {e}", t.dest.display())))?;
+            if n == 0 {
+                break;
+            }
+            if let Some((_, f)) = &mut temp {
+                f.write_all(&buf[..n])
+                    .map_err(|e| Error::io("cannot write", &t.dest, &e))?;
+            }
+            if same {
+                let c = current.as_mut().expect("opened when same");
+                if c.read_exact(&mut cur[..n]).is_err() || cur[..n] != buf[..n] {
+                    same = false;
+                }
+            }
+            if !same && temp.is_none() {
+                break; // the verdict is in; the reader drains and hashes the rest
+            }
+        }
+        let plain = self.dests.plain_copies;
+        let action = match &existing {
+            None => Action::Create,
+            Some(st) if file_type(st) == SFlag::S_IFDIR => {
+                self.decide(t.index, Action::Conflict, Some("a folder is in the way".into()));
+                return Ok(());
+            }
+            Some(st) if same => {
+                if meta_differs(st, t, plain) {
+                    Action::FixMetadata
+                } else {
+                    Action::Unchanged
+                }
+            }
+            Some(_) if self.force => Action::Replace,
+            Some(_) => Action::Conflict,
+        };
+        if let Some((_, file)) = temp {
+            if matches!(action, Action::Create | Action::Replace) {
+                let mtime = self.entries[t.index].mtime;
+                finish_file(&file, t, plain, mtime)?;
+            } else {
+                // Identical after all: the temp copy is not needed.
+                let s = self.staged.pop().expect("pushed above");
+                let _ = s.dir.unlink(&s.temp);
+            }
+        }
+        let reason = (action == Action::Conflict).then(|| "content differs".to_string());
+        self.decide(t.index, action, reason);
+        Ok(())
+    }
+
+    fn stage_symlink(&mut self, t: &Target, e: &Entry) -> Result<()> {
+        let (parent_rel, name) = Self::split(t);
+        let target = e.target.clone().unwrap_or_default();
+        let parent = self.dir(&parent_rel)?;
+        let existing = match &parent {
+            Some(p) => Self::lstat(p, &name)?,
+            None => None,
+        };
+        let same = match (&existing, &parent) {
+            (Some(st), Some(p)) if file_type(st) == SFlag::S_IFLNK => {
+                nix::fcntl::readlinkat(&**p, name.as_os_str()).map(|l| l.as_bytes() == target.as_bytes()).unwrap_or(false)
+            }
+            _ => false,
+        };
+        let action = match &existing {
+            None => Action::Create,
+            Some(st) if file_type(st) == SFlag::S_IFDIR => Action::Conflict,
+            Some(st) if same => {
+                if !self.dests.plain_copies && (st.st_uid != t.uid || st.st_gid != t.gid) {
+                    Action::FixMetadata
+                } else {
+                    Action::Unchanged
+                }
+            }
+            Some(_) if self.force => Action::Replace,
+            Some(_) => Action::Conflict,
+        };
+        if !self.dry_run && matches!(action, Action::Create | Action::Replace) {
+            let p = parent.expect("created when not a dry run");
+            let tname = crate::fsx::temp_name();
+            nix::unistd::symlinkat(target.as_str(), &*p, tname.as_str())
+                .map_err(|e| Error::errno("cannot create a link in", &p.path, e))?;
+            self.staged.push(Staged {
+                index: t.index,
+                dir: p.clone(),
+                temp: tname.clone().into(),
+                name,
+                replace: existing.is_some(),
+            });
+            if !self.dests.plain_copies {
+                nix::unistd::fchownat(&*p, tname.as_str(), Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
+            }
+        }
+        let reason = (action == Action::Conflict).then(|| "something else is at the destination".to_string());
+        self.decide(t.index, action, reason);
+        Ok(())
+    }
+
+    /// Everything read and validated: the plan, in manifest order.
+    pub fn finish_plan(&mut self, _read: &ReadArchive) -> Result<Plan> {
+        let mut plan = Plan {
+            warnings: std::mem::take(&mut self.warnings),
+            mappings: if self.dests.plain_copies { Vec::new() } else { self.dests.owners.mappings() },
+            ..Plan::default()
+        };
+        for (t, a) in self.targets.iter().zip(&self.actions) {
+            let (Some(t), Some((action, reason))) = (t, a) else { continue };
+            plan.steps.push(Step {
+                index: t.index,
+                path: self.entries[t.index].path.clone(),
+                dest: t.dest.clone(),
+                kind: self.entries[t.index].kind,
+                action: *action,
+                mode: t.mode,
+                uid: t.uid,
+                gid: t.gid,
+                reason: reason.clone(),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// Removes every temp file and every folder this run created. Used on any failure
+    /// before the first rename, and after a rollback.
+    pub fn abort(&mut self) {
+        for s in self.staged.drain(..).rev() {
+            let _ = s.dir.unlink(&s.temp);
+        }
+        for c in self.created.drain(..).rev() {
+            let _ = c.parent.rmdir(&c.name);
+        }
+        self.dirs.clear();
+        for p in std::mem::take(&mut self.created_root) {
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
+/// Owner first, then mode (chown clears set-id bits, and a mode set before it could be
+/// undone), then the recorded mtime, then fsync: the temp is complete before any rename.
+fn finish_file(f: &File, t: &Target, plain: bool, mtime: i64) -> Result<()> {
+    use nix::sys::stat::{fchmod, futimens};
+    use nix::sys::time::TimeSpec;
+    if !plain {
+        nix::unistd::fchown(f, Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)))
+            .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
+    }
+    fchmod(f, Mode::from_bits_truncate(t.mode as nix::libc::mode_t))
+        .map_err(|e| Error::errno("cannot set the mode of", &t.dest, e))?;
+    let ts = TimeSpec::new(mtime, 0);
+    futimens(f, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", &t.dest, e))?;
+    f.sync_all().map_err(|e| Error::io("cannot flush", &t.dest, &e))
+}
+
+/// Opens an existing destination file for reading without following a symlink and
+/// without blocking on a FIFO.
+pub(super) fn open_nofollow(dir: &DirFd, name: &OsStr) -> Result<File> {
+    nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .map(File::from)
+        .map_err(|e| Error::errno("cannot open", &dir.path.join(name), e))
+}
+
+impl Visitor for Stager {
+    fn manifest(&mut self, m: &Manifest) -> Result<()> {
+        self.entries = m.entries.clone();
+        let targets = self.dests.targets(m, &mut self.warnings)?;
+        self.targets = vec![None; m.entries.len()];
+        self.actions = vec![None; m.entries.len()];
+        if !self.dests.plain_copies && !nix::unistd::geteuid().is_root() {
+            let blocked: Vec<String> = targets
+                .iter()
+                .filter(|t| m.entries[t.index].role == Role::Content || !t.dest.exists())
+                .filter(|t| !crate::owners::can_chown_to(t.uid, t.gid))
+                .map(|t| t.dest.display().to_string())
+                .collect();
+            if !blocked.is_empty() {
+                return Err(Error::runtime(format!(
+                    "only root can give {} file(s) their recorded owners: {}{}",
+                    blocked.len(),
+                    blocked.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                    if blocked.len() > 3 { ", ..." } else { "" }
+                ))
+                .hint("run as root, map owners with --map-user/--map-group, or use --to DIR for plain copies owned by you"));
+            }
+        }
+        for t in targets {
+            let i = t.index;
+            self.targets[i] = Some(t);
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, index: usize, e: &Entry, data: &mut dyn Read) -> Result<()> {
+        let Some(t) = self.targets[index].clone() else {
+            return Ok(());
+        };
+        match e.kind {
+            Kind::Dir => self.stage_dir(&t, e),
+            Kind::File => self.stage_file(&t, data),
+            Kind::Symlink => self.stage_symlink(&t, e),
+        }
+    }
+}
