@@ -1,0 +1,156 @@
+//! Test harness: every test gets a fresh temp folder and runs the real `forgekeep`
+//! binary (as ripgrep's tests do), with keys made at test time by the real tools.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_forgekeep");
+
+/// A fresh folder for one test, removed at the end unless FORGEKEEP_KEEP_TEST_DIRS is set.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::Builder::new().prefix("fk-test.").tempdir().expect("temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        TestDir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Writes `content` at `rel` (parents created) with `mode`.
+    pub fn write(&self, rel: &str, content: &[u8], mode: u32) -> PathBuf {
+        let p = self.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    pub fn mkdir(&self, rel: &str, mode: u32) -> PathBuf {
+        let p = self.join(rel);
+        fs::create_dir_all(&p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    /// A new age identity made by `forgekeep keygen`; returns (identity file, recipient).
+    pub fn age_key(&self, name: &str) -> (PathBuf, String) {
+        let key = self.join(name);
+        let out = fk(&["keygen", "-o", key.to_str().unwrap()]);
+        assert!(out.status.success(), "keygen failed: {}", stderr(&out));
+        (key, stdout(&out).trim().to_string())
+    }
+
+    /// A new SSH key pair made by ssh-keygen; returns (private key, public key line).
+    pub fn ssh_key(&self, name: &str, kind: &str, passphrase: &str) -> (PathBuf, String) {
+        let key = self.join(name);
+        let mut args = vec!["-q", "-t", kind, "-N", passphrase, "-C", "test", "-f", key.to_str().unwrap()];
+        if kind == "rsa" {
+            args.extend(["-b", "2048"]);
+        }
+        run_ok(Command::new("ssh-keygen").args(&args));
+        let public = fs::read_to_string(key.with_extension("pub")).unwrap();
+        (key, public.trim().to_string())
+    }
+
+    /// A small forge-like tree: a Gitea data folder with a real JWT key (openssl) and an app.ini.
+    pub fn gitea_tree(&self) -> PathBuf {
+        let root = self.mkdir("srv/gitea", 0o750);
+        self.mkdir("srv/gitea/jwt", 0o700);
+        let pem = self.join("srv/gitea/jwt/private.pem");
+        run_ok(Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out", pem.to_str().unwrap()]));
+        fs::set_permissions(&pem, fs::Permissions::from_mode(0o600)).unwrap();
+        self.write("srv/gitea/conf/app.ini", b"[security]\nINSTALL_LOCK = true\nSECRET_KEY = not-a-real-secret\n", 0o600);
+        fs::set_permissions(self.join("srv/gitea/conf"), fs::Permissions::from_mode(0o700)).unwrap();
+        root
+    }
+}
+
+pub fn fk(args: &[&str]) -> Output {
+    fk_cmd(args).output().expect("run forgekeep")
+}
+
+pub fn fk_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).stdin(Stdio::null()).env_remove("FORGEKEEP_PASSPHRASE_FILE");
+    c
+}
+
+pub fn run_ok(c: &mut Command) -> Output {
+    let out = c.output().expect("spawn");
+    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+pub fn sh(script: &str) -> Output {
+    Command::new("bash").args(["-c", script]).output().expect("bash")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Asserts the exit code, showing the output when it differs.
+#[track_caller]
+pub fn expect_code(o: &Output, want: i32) {
+    assert_eq!(code(o), want, "exit code; stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The only archive in `dir`.
+pub fn only_archive(dir: &Path) -> PathBuf {
+    let all: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.zst.age"))
+        .collect();
+    assert_eq!(all.len(), 1, "archives in {}: {all:?}", dir.display());
+    all[0].clone()
+}
+
+pub fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(p).unwrap().mode() & 0o7777
+}
+
+/// Backs `sources` up to `out` (a file path) for `recipient`; asserts exit 0 or 3.
+pub fn backup(sources: &[&Path], recipient: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<String> = vec!["backup".into()];
+    args.extend(sources.iter().map(|s| s.display().to_string()));
+    args.extend(["-r".into(), recipient.into(), "-o".into(), out.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = fk(&refs);
+    assert!(matches!(code(&o), 0 | 3), "backup failed: {}", stderr(&o));
+    o
+}
+
+/// Requires an external tool; CI installs them (.ci/run), so a missing one is a failure.
+pub fn require(tool: &str) {
+    let ok = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "{tool} is needed by this test (apt-get install it; .ci/run does)");
+}
