@@ -1,1 +1,94 @@
-//! (being written)
+//! The command line as a user meets it: help, usage errors, man pages kept current,
+//! no secret in any output.
+
+use crate::util::*;
+use std::fs;
+
+#[test]
+fn man_pages_in_the_repository_are_current() {
+    let td = TestDir::new();
+    let dir = td.join("man");
+    expect_code(&fk(&["generate", "man", dir.to_str().unwrap()]), 0);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let mut names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert!(names.len() >= 6, "{names:?}");
+    for n in &names {
+        let fresh = fs::read(dir.join(n)).unwrap();
+        let committed = fs::read(repo.join(n)).unwrap_or_default();
+        assert!(fresh == committed, "man/{} is stale: run `cargo run -- generate man man` and commit", n.to_string_lossy());
+    }
+}
+
+#[test]
+fn completions_are_generated_for_bash_zsh_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = fk(&["generate", "completions", shell]);
+        expect_code(&o, 0);
+        assert!(stdout(&o).contains("forgekeep"));
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_and_a_hint() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let o = fk(&["backup", tree.to_str().unwrap(), "-o", td.join("a").to_str().unwrap()]);
+    expect_code(&o, 2);
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("hint"));
+    expect_code(&fk(&["restore"]), 2);
+    expect_code(&fk(&["no-such-command"]), 2);
+    expect_code(&fk(&["--help"]), 0);
+}
+
+#[test]
+fn passphrase_file_content_never_appears_in_output_or_help() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let secret = "Sup3rSecretPassphraseValue";
+    let pass = td.write("p", format!("{secret}\n").as_bytes(), 0o600);
+    let a = td.join("a.age");
+    for args in [
+        vec!["backup", tree.to_str().unwrap(), "--passphrase", "-o", a.to_str().unwrap(), "--json"],
+        vec!["verify", a.to_str().unwrap(), "--passphrase", "--json"],
+        vec!["restore", "--help"],
+        vec!["backup", "--help"],
+    ] {
+        let o = fk_cmd(&args).env("FORGEKEEP_PASSPHRASE_FILE", &pass).output().unwrap();
+        assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
+    }
+    // Secret file contents are not echoed by errors either.
+    let o = fk(&["verify", a.to_str().unwrap(), "-i", pass.to_str().unwrap()]);
+    assert_ne!(code(&o), 0);
+    assert!(!stderr(&o).contains(secret));
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    for i in 0..300 {
+        td.write(&format!("srv/gitea/many/f{i}"), b"x", 0o600);
+    }
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let o = sh(&format!("set -o pipefail; {BIN} list {} -i {} | head -1", a.display(), k.display()));
+    expect_code(&o, 0);
+}
+
+#[test]
+fn json_list_is_one_object_with_entries_and_digests() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let o = fk(&["list", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--json"]);
+    expect_code(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pem = v["entries"].as_array().unwrap().iter().find(|e| e["path"].as_str().unwrap().ends_with("private.pem")).unwrap();
+    assert_eq!(pem["mode"], "0600");
+    assert_eq!(pem["sha256"].as_str().unwrap().len(), 64);
+}

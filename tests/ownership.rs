@@ -1,1 +1,129 @@
-//! (being written)
+//! Ownership (as root): by name by default, numeric for `--numeric-ids` sources,
+//! explicit maps, the fallback to the number for unknown names, set-id bits dropped.
+
+use crate::util::*;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+fn uid_of(p: &std::path::Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().uid()
+}
+
+fn gid_of(p: &std::path::Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().gid()
+}
+
+fn daemon() -> (u32, u32) {
+    let u = nix::unistd::User::from_name("daemon").unwrap().expect("a daemon user");
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+#[test]
+fn map_user_and_group_to_an_existing_system_user() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let dest = td.join("nh");
+    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap(), "--map-user", "root=daemon", "--map-group", "0=daemon", "--dry-run"]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("mapped"), "the plan shows mappings: {}", stdout(&o));
+    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap(), "--map-user", "root=daemon", "--map-group", "0=daemon"]);
+    expect_code(&o, 0);
+    let pem = dest.join(tree.strip_prefix("/").unwrap()).join("jwt/private.pem");
+    assert_eq!((uid_of(&pem), gid_of(&pem)), daemon());
+    assert_eq!(mode_of(&pem), 0o600);
+}
+
+#[test]
+fn names_win_over_numbers_and_unknown_names_fall_back_to_numbers() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (d_uid, d_gid) = daemon();
+    let unknown = 4242u32; // no such user: falls back to the number
+    nix::unistd::chown(&tree.join("jwt/private.pem"), Some(nix::unistd::Uid::from_raw(d_uid)), Some(nix::unistd::Gid::from_raw(d_gid))).unwrap();
+    nix::unistd::chown(&tree.join("conf/app.ini"), Some(nix::unistd::Uid::from_raw(unknown)), Some(nix::unistd::Gid::from_raw(unknown))).unwrap();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let dest = td.join("nh");
+    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("by name") && stdout(&o).contains("by number"), "{}", stdout(&o));
+    let base = dest.join(tree.strip_prefix("/").unwrap());
+    assert_eq!((uid_of(&base.join("jwt/private.pem")), gid_of(&base.join("jwt/private.pem"))), (d_uid, d_gid));
+    assert_eq!(uid_of(&base.join("conf/app.ini")), unknown);
+}
+
+#[test]
+fn numeric_source_restores_by_number() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (d_uid, _) = daemon();
+    nix::unistd::chown(&tree.join("jwt/private.pem"), Some(nix::unistd::Uid::from_raw(d_uid)), None).unwrap();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &["--numeric-ids"]);
+    let dest = td.join("nh");
+    // Even with a map of daemon's name, numeric sources keep numbers unless mapped by number.
+    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap(), "--dry-run"]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("by number"), "{}", stdout(&o));
+}
+
+#[test]
+fn setuid_bits_are_dropped_with_a_warning() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    fs::set_permissions(tree.join("conf/app.ini"), std::os::unix::fs::PermissionsExt::from_mode(0o4700)).unwrap();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let dest = td.join("nh");
+    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
+    expect_code(&o, 0);
+    assert!(stderr(&o).contains("set-uid"), "{}", stderr(&o));
+    let ini = dest.join(tree.strip_prefix("/").unwrap()).join("conf/app.ini");
+    assert_eq!(mode_of(&ini), 0o700);
+}
+
+#[test]
+fn non_root_restore_that_needs_chown_is_refused_but_to_works() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch to another user");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    // daemon may read the archive and key, and write in `work`.
+    let work = td.mkdir("work", 0o777);
+    for f in [&a, &k] {
+        fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    }
+    let as_daemon = |args: &str| sh(&format!("setpriv --reuid=daemon --regid=daemon --clear-groups {BIN} {args}"));
+    let o = as_daemon(&format!("restore {} -i {} --root {}/nh", a.display(), k.display(), work.display()));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("only root"), "{}", stderr(&o));
+    let o = as_daemon(&format!("restore {} -i {} --to {}/copy", a.display(), k.display(), work.display()));
+    expect_code(&o, 0);
+}
