@@ -94,8 +94,9 @@ pub fn build_excludes(globs: &[String]) -> Result<GlobSet> {
 /// Walks every source and returns the entries and findings.
 pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection> {
     if requests.is_empty() {
-        return Err(Error::usage("nothing to back up: no PATH given")
-            .hint("name the files or folders to archive, e.g. forgekeep backup /var/lib/gitea/jwt ..."));
+        return Err(Error::usage("nothing to back up: no PATH given").hint(
+            "name the files or folders to archive, e.g. forgekeep backup /var/lib/gitea/jwt ...",
+        ));
     }
     let excludes = build_excludes(&opts.exclude)?;
     let mut c = Collector {
@@ -175,7 +176,14 @@ struct Collector {
 }
 
 impl Collector {
-    fn finding(&mut self, code: Code, severity: Severity, path: &Path, message: String, fix: String) {
+    fn finding(
+        &mut self,
+        code: Code,
+        severity: Severity,
+        path: &Path,
+        message: String,
+        fix: String,
+    ) {
         let p = path.display().to_string();
         if self.reported.insert((code.as_str(), p.clone())) {
             self.out.findings.push(Finding {
@@ -188,7 +196,15 @@ impl Collector {
         }
     }
 
-    fn push(&mut self, path: &Path, meta: &Metadata, kind: Kind, role: Role, source: usize, target: Option<String>) {
+    fn push(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        kind: Kind,
+        role: Role,
+        source: usize,
+        target: Option<String>,
+    ) {
         if !self.seen.insert(path.to_path_buf()) {
             return; // overlapping sources: the first one wins
         }
@@ -219,7 +235,8 @@ impl Collector {
         let mut chain: Vec<&Path> = source.ancestors().skip(1).collect();
         chain.pop(); // "/" itself is never a member
         for dir in chain.into_iter().rev() {
-            let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot read", dir, &e))?;
+            let meta =
+                std::fs::symlink_metadata(dir).map_err(|e| Error::io("cannot read", dir, &e))?;
             self.note_dir(dir, &meta);
             self.check_dir_writable(dir, &meta);
             self.push(dir, &meta, Kind::Dir, Role::Ancestor, index, None);
@@ -315,7 +332,10 @@ impl Collector {
                     Severity::Warning,
                     &path,
                     format!("is {what}; only files, folders and symlinks are archived"),
-                    format!("exclude it (--exclude {:?}) or move it out of the source", path.display().to_string()),
+                    format!(
+                        "exclude it (--exclude {:?}) or move it out of the source",
+                        path.display().to_string()
+                    ),
                 );
             }
         }
@@ -359,22 +379,37 @@ impl Collector {
                 Code::SymlinkEscapes,
                 Severity::Warning,
                 path,
-                format!("points outside {} (to {target_str}); the target is not archived", root.display()),
+                format!(
+                    "points outside {} (to {target_str}); the target is not archived",
+                    root.display()
+                ),
                 "add the target as a source too, or replace the link by the file".into(),
             );
         }
-        self.push(path, meta, Kind::Symlink, Role::Content, index, Some(target_str));
+        self.push(
+            path,
+            meta,
+            Kind::Symlink,
+            Role::Content,
+            index,
+            Some(target_str),
+        );
     }
 
     fn note_dir(&mut self, path: &Path, meta: &Metadata) {
-        self.dirs.insert(path.to_path_buf(), (meta.mode(), meta.uid()));
+        self.dirs
+            .insert(path.to_path_buf(), (meta.mode(), meta.uid()));
     }
 
     fn check_dir_writable(&mut self, dir: &Path, meta: &Metadata) {
         let mode = meta.mode();
         // A sticky directory (like /tmp) lets others create files but not replace ours.
         if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            let who = if mode & 0o002 != 0 { "every user" } else { "its group" };
+            let who = if mode & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            };
             self.finding(
                 Code::ParentWritable,
                 Severity::Warning,
@@ -421,7 +456,10 @@ impl Collector {
                 Severity::Warning,
                 path,
                 format!("is readable by its group (mode {:04o})", mode & 0o7777),
-                format!("chmod g-rwx {} unless the forge reads it through its group", path.display()),
+                format!(
+                    "chmod g-rwx {} unless the forge reads it through its group",
+                    path.display()
+                ),
             );
         }
         if mode & 0o022 != 0 {
@@ -429,14 +467,20 @@ impl Collector {
                 Code::Writable,
                 Severity::Warning,
                 path,
-                format!("can be modified by users other than its owner (mode {:04o})", mode & 0o7777),
+                format!(
+                    "can be modified by users other than its owner (mode {:04o})",
+                    mode & 0o7777
+                ),
                 format!("chmod go-w {}", path.display()),
             );
         }
         if let Some(parent) = path.parent() {
             if let Some(&(_, dir_uid)) = self.dirs.get(parent) {
                 if dir_uid != meta.uid() && dir_uid != 0 {
-                    let owner = self.names.user(dir_uid).unwrap_or_else(|| dir_uid.to_string());
+                    let owner = self
+                        .names
+                        .user(dir_uid)
+                        .unwrap_or_else(|| dir_uid.to_string());
                     self.finding(
                         Code::OwnerMismatch,
                         Severity::Warning,
@@ -481,9 +525,25 @@ mod tests {
     #[test]
     fn symlink_escape_is_lexical() {
         let root = Path::new("/srv/g");
-        assert!(stays_inside(root, Path::new("/srv/g/a/l"), Path::new("../b")));
-        assert!(!stays_inside(root, Path::new("/srv/g/l"), Path::new("../../etc/passwd")));
-        assert!(!stays_inside(root, Path::new("/srv/g/l"), Path::new("/etc/passwd")));
-        assert!(stays_inside(root, Path::new("/srv/g/l"), Path::new("/srv/g/x")));
+        assert!(stays_inside(
+            root,
+            Path::new("/srv/g/a/l"),
+            Path::new("../b")
+        ));
+        assert!(!stays_inside(
+            root,
+            Path::new("/srv/g/l"),
+            Path::new("../../etc/passwd")
+        ));
+        assert!(!stays_inside(
+            root,
+            Path::new("/srv/g/l"),
+            Path::new("/etc/passwd")
+        ));
+        assert!(stays_inside(
+            root,
+            Path::new("/srv/g/l"),
+            Path::new("/srv/g/x")
+        ));
     }
 }

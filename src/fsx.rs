@@ -176,7 +176,10 @@ impl DirFd {
             }
         }
         if removed > 0 {
-            log::info!("removed {removed} stale temp file(s) in {}", self.path.display());
+            log::info!(
+                "removed {removed} stale temp file(s) in {}",
+                self.path.display()
+            );
         }
         removed
     }

@@ -53,8 +53,11 @@ pub fn parse_recipient(s: &str, origin: &str) -> Result<BoxedRecipient> {
             .parse::<age::ssh::Recipient>()
             .map(|r| Box::new(r) as BoxedRecipient)
             .map_err(|e| {
-                Error::usage(format!("{origin}: not a usable SSH public key ({})", ssh_recipient_error(&e)))
-                    .hint("use an ssh-ed25519 key or an ssh-rsa key of 2048 to 4096 bits")
+                Error::usage(format!(
+                    "{origin}: not a usable SSH public key ({})",
+                    ssh_recipient_error(&e)
+                ))
+                .hint("use an ssh-ed25519 key or an ssh-rsa key of 2048 to 4096 bits")
             });
     }
     if s.starts_with("AGE-SECRET-KEY-") {
@@ -99,20 +102,27 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<BoxedRecipient>> {
         }
     }
     if out.is_empty() {
-        return Err(Error::usage(format!("recipients file {} holds no usable recipient", path.display()))
-            .hint("put one age1…, ssh-ed25519 or ssh-rsa public key per line"));
+        return Err(Error::usage(format!(
+            "recipients file {} holds no usable recipient",
+            path.display()
+        ))
+        .hint("put one age1…, ssh-ed25519 or ssh-rsa public key per line"));
     }
     Ok(out)
 }
 
 fn read_small(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(&format!("cannot open {what}"), path, &e))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::io(&format!("cannot open {what}"), path, &e))?;
     let mut buf = Vec::new();
     f.take(MAX_KEY_FILE + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io(&format!("cannot read {what}"), path, &e))?;
     if buf.len() as u64 > MAX_KEY_FILE {
-        return Err(Error::usage(format!("{what} {} is larger than 16 MiB", path.display())));
+        return Err(Error::usage(format!(
+            "{what} {} is larger than 16 MiB",
+            path.display()
+        )));
     }
     Ok(buf)
 }
@@ -123,18 +133,25 @@ pub fn read_passphrase(prompt: &str, confirm: bool) -> Result<SecretString> {
     if let Some(file) = std::env::var_os(PASSPHRASE_FILE_ENV) {
         let path = PathBuf::from(file);
         let bytes = read_small(&path, "passphrase file")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::usage(format!("passphrase file {} is not UTF-8 text", path.display())))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Error::usage(format!(
+                "passphrase file {} is not UTF-8 text",
+                path.display()
+            ))
+        })?;
         let first = text.lines().next().unwrap_or("").to_string();
         if first.is_empty() {
-            return Err(Error::usage(format!("passphrase file {} is empty", path.display()))
-                .hint("put the passphrase on its first line"));
+            return Err(
+                Error::usage(format!("passphrase file {} is empty", path.display()))
+                    .hint("put the passphrase on its first line"),
+            );
         }
         return Ok(SecretString::from(first));
     }
     let no_tty = || {
-        Error::usage("a passphrase is needed but there is no terminal to ask on")
-            .hint(format!("set {PASSPHRASE_FILE_ENV} to a file holding the passphrase"))
+        Error::usage("a passphrase is needed but there is no terminal to ask on").hint(format!(
+            "set {PASSPHRASE_FILE_ENV} to a file holding the passphrase"
+        ))
     };
     if std::fs::File::open("/dev/tty").is_err() {
         return Err(no_tty());
@@ -146,7 +163,8 @@ pub fn read_passphrase(prompt: &str, confirm: bool) -> Result<SecretString> {
     if confirm {
         let again = rpassword::prompt_password("Confirm passphrase: ").map_err(|_| no_tty())?;
         if again != first {
-            return Err(Error::usage("the passphrases do not match").hint("run again and type the same passphrase twice"));
+            return Err(Error::usage("the passphrases do not match")
+                .hint("run again and type the same passphrase twice"));
         }
     }
     Ok(SecretString::from(first))
@@ -232,25 +250,37 @@ impl Keyring {
             Error::usage(format!("identity file {name}: {why}"))
                 .hint("give an age identity file (forgekeep keygen, age-keygen) or an OpenSSH private key")
         };
-        if bytes.starts_with(b"age-encryption.org/") || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
+        if bytes.starts_with(b"age-encryption.org/")
+            || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        {
             let reader = age::armor::ArmoredReader::new(Cursor::new(bytes));
             let mut all = Vec::new();
             BufReader::new(reader)
                 .read_to_end(&mut all)
                 .map_err(|_| bad("the encrypted identity file is damaged"))?;
-            let id = age::encrypted::Identity::from_buffer(Cursor::new(all), Some(name.clone()), PromptCallbacks, None)
-                .map_err(|_| bad("the encrypted identity file is damaged"))?
-                .ok_or_else(|| bad("it is an age file encrypted to keys, not to a passphrase"))?;
+            let id = age::encrypted::Identity::from_buffer(
+                Cursor::new(all),
+                Some(name.clone()),
+                PromptCallbacks,
+                None,
+            )
+            .map_err(|_| bad("the encrypted identity file is damaged"))?
+            .ok_or_else(|| bad("it is an age file encrypted to keys, not to a passphrase"))?;
             self.encrypted.push(id);
             return Ok(());
         }
         let text = String::from_utf8_lossy(&bytes);
-        if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") || text.contains("-----BEGIN RSA PRIVATE KEY-----") {
-            let parse = || age::ssh::Identity::from_buffer(Cursor::new(&bytes[..]), Some(name.clone()));
+        if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----")
+            || text.contains("-----BEGIN RSA PRIVATE KEY-----")
+        {
+            let parse =
+                || age::ssh::Identity::from_buffer(Cursor::new(&bytes[..]), Some(name.clone()));
             let id = parse().map_err(|_| bad("the SSH private key cannot be parsed"))?;
             if let age::ssh::Identity::Unsupported(u) = &id {
                 let why = match u {
-                    age::ssh::UnsupportedKey::EncryptedPem => "encrypted PEM keys are not supported; convert it with ssh-keygen -p -o",
+                    age::ssh::UnsupportedKey::EncryptedPem => {
+                        "encrypted PEM keys are not supported; convert it with ssh-keygen -p -o"
+                    }
                     age::ssh::UnsupportedKey::Hardware(_) => "hardware (sk-) keys cannot decrypt",
                     _ => "this SSH key type cannot decrypt age files (use ed25519 or RSA)",
                 };
@@ -259,7 +289,8 @@ impl Keyring {
             if let Ok(r) = age::ssh::Recipient::try_from(parse().map_err(|_| bad("unreadable"))?) {
                 self.recipient_lines.push(r.to_string());
             }
-            self.plain.push(Box::new(id.with_callbacks(PromptCallbacks)));
+            self.plain
+                .push(Box::new(id.with_callbacks(PromptCallbacks)));
             return Ok(());
         }
         let file = age::IdentityFile::from_buffer(BufReader::new(Cursor::new(&bytes[..])))
@@ -273,7 +304,9 @@ impl Keyring {
                 .filter(|l| !l.trim().is_empty())
                 .map(str::to_string),
         );
-        let ids = file.into_identities().map_err(|_| bad("no identity found in it"))?;
+        let ids = file
+            .into_identities()
+            .map_err(|_| bad("no identity found in it"))?;
         if ids.is_empty() {
             return Err(bad("no identity found in it"));
         }
@@ -295,8 +328,11 @@ impl Keyring {
         }
         for e in &self.encrypted {
             out.extend(e.recipients().map_err(|_| {
-                Error::new(ExitCode::NoIdentity, "cannot read the keys in the encrypted identity file")
-                    .hint("check its passphrase")
+                Error::new(
+                    ExitCode::NoIdentity,
+                    "cannot read the keys in the encrypted identity file",
+                )
+                .hint("check its passphrase")
             })?);
         }
         if out.is_empty() {
@@ -312,7 +348,9 @@ pub fn generate_identity() -> (SecretString, String) {
     use age::secrecy::ExposeSecret;
     let id = age::x25519::Identity::generate();
     let recipient = id.to_public().to_string();
-    let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let created = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
     let text = format!(
         "# created: {created}\n# public key: {recipient}\n{}\n",
         id.to_string().expose_secret()

@@ -10,7 +10,11 @@ fn main() {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are not errors; clap knows which is which.
-            let code = if e.use_stderr() { ExitCode::Usage.code() } else { 0 };
+            let code = if e.use_stderr() {
+                ExitCode::Usage.code()
+            } else {
+                0
+            };
             let _ = e.print();
             std::process::exit(code);
         }

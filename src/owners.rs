@@ -24,14 +24,24 @@ impl NameCache {
     pub fn user(&mut self, uid: u32) -> Option<String> {
         self.users
             .entry(uid)
-            .or_insert_with(|| User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name))
+            .or_insert_with(|| {
+                User::from_uid(Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
             .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> Option<String> {
         self.groups
             .entry(gid)
-            .or_insert_with(|| Group::from_gid(Gid::from_raw(gid)).ok().flatten().map(|g| g.name))
+            .or_insert_with(|| {
+                Group::from_gid(Gid::from_raw(gid))
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
             .clone()
     }
 }
@@ -106,11 +116,14 @@ pub struct OwnerPolicy {
 
 fn parse_map(spec: &str, what: &'static str) -> Result<(Who, u32)> {
     let (from, to) = spec.split_once('=').ok_or_else(|| {
-        Error::usage(format!("--map-{what} {spec:?} is not FROM=TO"))
-            .hint(format!("e.g. --map-{what} git=998 or --map-{what} 1000=git"))
+        Error::usage(format!("--map-{what} {spec:?} is not FROM=TO")).hint(format!(
+            "e.g. --map-{what} git=998 or --map-{what} 1000=git"
+        ))
     })?;
     if from.is_empty() || to.is_empty() {
-        return Err(Error::usage(format!("--map-{what} {spec:?} is not FROM=TO")));
+        return Err(Error::usage(format!(
+            "--map-{what} {spec:?} is not FROM=TO"
+        )));
     }
     let id = match Who::parse(to) {
         Who::Id(n) => n,
@@ -133,8 +146,14 @@ impl OwnerPolicy {
     pub fn new(numeric_ids: bool, map_user: &[String], map_group: &[String]) -> Result<Self> {
         Ok(OwnerPolicy {
             numeric_ids,
-            map_user: map_user.iter().map(|s| parse_map(s, "user")).collect::<Result<_>>()?,
-            map_group: map_group.iter().map(|s| parse_map(s, "group")).collect::<Result<_>>()?,
+            map_user: map_user
+                .iter()
+                .map(|s| parse_map(s, "user"))
+                .collect::<Result<_>>()?,
+            map_group: map_group
+                .iter()
+                .map(|s| parse_map(s, "group"))
+                .collect::<Result<_>>()?,
             users: HashMap::new(),
             groups: HashMap::new(),
             used: BTreeMap::new(),
@@ -148,13 +167,21 @@ impl OwnerPolicy {
         id: u32,
         ownership: Ownership,
     ) -> (u32, How) {
-        let maps = if kind == "user" { &self.map_user } else { &self.map_group };
+        let maps = if kind == "user" {
+            &self.map_user
+        } else {
+            &self.map_group
+        };
         let (to, how) = if let Some((_, to)) = maps.iter().find(|(w, _)| w.matches(name, id)) {
             (*to, How::Mapped)
         } else if self.numeric_ids || ownership == Ownership::Numeric {
             (id, How::Numeric)
         } else if let Some(n) = name {
-            let cache = if kind == "user" { &mut self.users } else { &mut self.groups };
+            let cache = if kind == "user" {
+                &mut self.users
+            } else {
+                &mut self.groups
+            };
             let found = *cache.entry(n.to_string()).or_insert_with(|| {
                 if kind == "user" {
                     User::from_name(n).ok().flatten().map(|u| u.uid.as_raw())

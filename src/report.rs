@@ -12,6 +12,8 @@ use std::io::Write;
 pub struct Out {
     pub json: bool,
     pub quiet: bool,
+    /// stdout carries data (an archive written to `-o -`): human text goes to stderr.
+    pub stdout_is_data: bool,
 }
 
 impl Out {
@@ -19,6 +21,7 @@ impl Out {
         Out {
             json: g.json,
             quiet: g.quiet,
+            stdout_is_data: false,
         }
     }
 
@@ -28,7 +31,7 @@ impl Out {
         if self.quiet {
             return;
         }
-        if self.json {
+        if self.json || self.stdout_is_data {
             eprintln!("{}", line.as_ref());
         } else {
             let mut o = std::io::stdout().lock();

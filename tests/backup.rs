@@ -11,12 +11,26 @@ fn output_dir_gets_a_generated_0600_name_and_nothing_else() {
     let tree = td.gitea_tree();
     let (_k, r) = td.age_key("k.txt");
     let out = td.mkdir("out", 0o755);
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", out.to_str().unwrap()]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     expect_code(&o, 0);
     let a = only_archive(&out);
     let name = a.file_name().unwrap().to_string_lossy().to_string();
-    assert!(name.starts_with("forgekeep-") && name.ends_with(".tar.zst.age"), "{name}");
-    let stamp = name.trim_end_matches(".tar.zst.age").rsplit('-').next().unwrap();
+    assert!(
+        name.starts_with("forgekeep-") && name.ends_with(".tar.zst.age"),
+        "{name}"
+    );
+    let stamp = name
+        .trim_end_matches(".tar.zst.age")
+        .rsplit('-')
+        .next()
+        .unwrap();
     assert_eq!(stamp.len(), 16, "YYYYmmddTHHMMSSZ: {stamp}");
     assert_eq!(mode_of(&a), 0o600);
     assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
@@ -29,30 +43,74 @@ fn existing_archive_is_never_replaced_without_force() {
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     fs::write(&a, "precious").unwrap();
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap()]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        a.to_str().unwrap(),
+    ]);
     expect_code(&o, 1);
     assert_eq!(fs::read_to_string(&a).unwrap(), "precious");
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap(), "--force"]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        a.to_str().unwrap(),
+        "--force",
+    ]);
     expect_code(&o, 0);
-    expect_code(&fk(&["verify", a.to_str().unwrap(), "-i", k.to_str().unwrap()]), 0);
+    expect_code(
+        &fk(&["verify", a.to_str().unwrap(), "-i", k.to_str().unwrap()]),
+        0,
+    );
 }
 
 #[test]
 fn insecure_permissions_give_findings_and_exit_3_but_strict_writes_nothing() {
     let td = TestDir::new();
     let tree = td.gitea_tree();
-    fs::set_permissions(tree.join("jwt/private.pem"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::set_permissions(
+        tree.join("jwt/private.pem"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let (_k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap(), "--json"]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        a.to_str().unwrap(),
+        "--json",
+    ]);
     expect_code(&o, 3);
     assert!(a.exists());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
-    let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
     assert!(codes.contains(&"world-readable"), "{codes:?}");
     assert!(v["findings"][0]["fix"].as_str().unwrap().contains("chmod"));
     let b = td.join("b.age");
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", b.to_str().unwrap(), "--strict"]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        b.to_str().unwrap(),
+        "--strict",
+    ]);
     expect_code(&o, 1);
     assert!(!b.exists());
 }
@@ -63,7 +121,15 @@ fn dry_run_lists_and_writes_nothing() {
     let tree = td.gitea_tree();
     let (_k, r) = td.age_key("k.txt");
     let out = td.mkdir("out", 0o700);
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", out.to_str().unwrap(), "--dry-run"]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        out.to_str().unwrap(),
+        "--dry-run",
+    ]);
     expect_code(&o, 0);
     assert!(stdout(&o).contains("private.pem"));
     assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
@@ -76,7 +142,14 @@ fn fifo_is_skipped_with_a_finding_and_never_blocks() {
     run_ok(std::process::Command::new("mkfifo").arg(tree.join("conf/pipe")));
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap()]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        a.to_str().unwrap(),
+    ]);
     expect_code(&o, 3);
     assert!(stderr(&o).contains("special-skipped"), "{}", stderr(&o));
     let o = fk(&["list", a.to_str().unwrap(), "-i", k.to_str().unwrap()]);
@@ -91,12 +164,30 @@ fn symlinks_are_stored_as_links_and_escapes_reported() {
     symlink("/etc/hostname", tree.join("outside")).unwrap();
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap()]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        a.to_str().unwrap(),
+    ]);
     expect_code(&o, 3);
     assert!(stderr(&o).contains("symlink-escapes"));
-    let o = fk(&["list", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--json"]);
+    let o = fk(&[
+        "list",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let link = v["entries"].as_array().unwrap().iter().find(|e| e["path"].as_str().unwrap().ends_with("/current.pem")).unwrap();
+    let link = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("/current.pem"))
+        .unwrap();
     assert_eq!(link["type"], "symlink");
     assert_eq!(link["target"], "jwt/private.pem");
 }
@@ -107,7 +198,15 @@ fn exclude_leaves_out_matching_paths() {
     let tree = td.gitea_tree();
     td.write("srv/gitea/log/gitea.log", b"noise", 0o600);
     let (_k, r) = td.age_key("k.txt");
-    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "--exclude", "*.log", "--dry-run"]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "--exclude",
+        "*.log",
+        "--dry-run",
+    ]);
     expect_code(&o, 0);
     assert!(!stdout(&o).contains("gitea.log"));
     assert!(stdout(&o).contains("app.ini"));
@@ -118,7 +217,14 @@ fn missing_source_is_a_runtime_error_and_no_archive() {
     let td = TestDir::new();
     let (_k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
-    let o = fk(&["backup", td.join("nope").to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap()]);
+    let o = fk(&[
+        "backup",
+        td.join("nope").to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        a.to_str().unwrap(),
+    ]);
     expect_code(&o, 1);
     assert!(!a.exists());
 }
@@ -129,10 +235,19 @@ fn stdout_output_and_armor() {
     let tree = td.gitea_tree();
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.txt");
-    let o = sh(&format!("{BIN} backup {} -r {r} -o - --armor > {}", tree.display(), a.display()));
+    let o = sh(&format!(
+        "{BIN} backup {} -r {r} -o - --armor > {}",
+        tree.display(),
+        a.display()
+    ));
     expect_code(&o, 0);
-    assert!(fs::read_to_string(&a).unwrap().starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
-    expect_code(&fk(&["verify", a.to_str().unwrap(), "-i", k.to_str().unwrap()]), 0);
+    assert!(fs::read_to_string(&a)
+        .unwrap()
+        .starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+    expect_code(
+        &fk(&["verify", a.to_str().unwrap(), "-i", k.to_str().unwrap()]),
+        0,
+    );
 }
 
 #[test]
@@ -143,7 +258,14 @@ fn disk_full_leaves_no_partial_archive_and_the_earlier_one_intact() {
     }
     let td = TestDir::new();
     let mnt = td.mkdir("small", 0o755);
-    run_ok(std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt.to_str().unwrap()]));
+    run_ok(std::process::Command::new("mount").args([
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=256k",
+        "tmpfs",
+        mnt.to_str().unwrap(),
+    ]));
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -159,12 +281,38 @@ fn disk_full_leaves_no_partial_archive_and_the_earlier_one_intact() {
     // Incompressible data larger than the file system.
     let big = td.join("big");
     fs::create_dir(&big).unwrap();
-    run_ok(std::process::Command::new("head").args(["-c", "1000000", "/dev/urandom"]).stdout(fs::File::create(big.join("blob")).unwrap()));
-    let o = fk(&["backup", big.to_str().unwrap(), "-r", &r, "-o", mnt.to_str().unwrap()]);
+    run_ok(
+        std::process::Command::new("head")
+            .args(["-c", "1000000", "/dev/urandom"])
+            .stdout(fs::File::create(big.join("blob")).unwrap()),
+    );
+    let o = fk(&[
+        "backup",
+        big.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        mnt.to_str().unwrap(),
+    ]);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("space"), "{}", stderr(&o));
-    let names: Vec<_> = fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("earlier.tar.zst.age")], "partial files left");
+    let names: Vec<_> = fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("earlier.tar.zst.age")],
+        "partial files left"
+    );
     assert_eq!(fs::read(&earlier).unwrap(), before);
-    expect_code(&fk(&["verify", earlier.to_str().unwrap(), "-i", k.to_str().unwrap()]), 0);
+    expect_code(
+        &fk(&[
+            "verify",
+            earlier.to_str().unwrap(),
+            "-i",
+            k.to_str().unwrap(),
+        ]),
+        0,
+    );
 }

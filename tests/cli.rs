@@ -10,13 +10,20 @@ fn man_pages_in_the_repository_are_current() {
     let dir = td.join("man");
     expect_code(&fk(&["generate", "man", dir.to_str().unwrap()]), 0);
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
-    let mut names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert!(names.len() >= 6, "{names:?}");
     for n in &names {
         let fresh = fs::read(dir.join(n)).unwrap();
         let committed = fs::read(repo.join(n)).unwrap_or_default();
-        assert!(fresh == committed, "man/{} is stale: run `cargo run -- generate man man` and commit", n.to_string_lossy());
+        assert!(
+            fresh == committed,
+            "man/{} is stale: run `cargo run -- generate man man` and commit",
+            n.to_string_lossy()
+        );
     }
 }
 
@@ -33,7 +40,12 @@ fn completions_are_generated_for_bash_zsh_fish() {
 fn usage_errors_exit_2_with_one_line_and_a_hint() {
     let td = TestDir::new();
     let tree = td.gitea_tree();
-    let o = fk(&["backup", tree.to_str().unwrap(), "-o", td.join("a").to_str().unwrap()]);
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-o",
+        td.join("a").to_str().unwrap(),
+    ]);
     expect_code(&o, 2);
     assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("hint"));
@@ -50,12 +62,22 @@ fn passphrase_file_content_never_appears_in_output_or_help() {
     let pass = td.write("p", format!("{secret}\n").as_bytes(), 0o600);
     let a = td.join("a.age");
     for args in [
-        vec!["backup", tree.to_str().unwrap(), "--passphrase", "-o", a.to_str().unwrap(), "--json"],
+        vec![
+            "backup",
+            tree.to_str().unwrap(),
+            "--passphrase",
+            "-o",
+            a.to_str().unwrap(),
+            "--json",
+        ],
         vec!["verify", a.to_str().unwrap(), "--passphrase", "--json"],
         vec!["restore", "--help"],
         vec!["backup", "--help"],
     ] {
-        let o = fk_cmd(&args).env("FORGEKEEP_PASSPHRASE_FILE", &pass).output().unwrap();
+        let o = fk_cmd(&args)
+            .env("FORGEKEEP_PASSPHRASE_FILE", &pass)
+            .output()
+            .unwrap();
         assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
     }
     // Secret file contents are not echoed by errors either.
@@ -74,7 +96,11 @@ fn broken_pipe_is_not_an_error() {
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
-    let o = sh(&format!("set -o pipefail; {BIN} list {} -i {} | head -1", a.display(), k.display()));
+    let o = sh(&format!(
+        "set -o pipefail; {BIN} list {} -i {} | head -1",
+        a.display(),
+        k.display()
+    ));
     expect_code(&o, 0);
 }
 
@@ -85,10 +111,21 @@ fn json_list_is_one_object_with_entries_and_digests() {
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
-    let o = fk(&["list", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--json"]);
+    let o = fk(&[
+        "list",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--json",
+    ]);
     expect_code(&o, 0);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let pem = v["entries"].as_array().unwrap().iter().find(|e| e["path"].as_str().unwrap().ends_with("private.pem")).unwrap();
+    let pem = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"].as_str().unwrap().ends_with("private.pem"))
+        .unwrap();
     assert_eq!(pem["mode"], "0600");
     assert_eq!(pem["sha256"].as_str().unwrap().len(), 64);
 }

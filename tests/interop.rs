@@ -15,19 +15,47 @@ fn archive_opens_with_age_zstd_tar_and_sha256sum() {
     let a = td.join("a.tar.zst.age");
     backup(&[&tree], &r, &a, &[]);
     let x = td.mkdir("x", 0o700);
-    let o = sh(&format!("age -d -i {} {} | zstd -dq | tar -x -C {}", k.display(), a.display(), x.display()));
+    let o = sh(&format!(
+        "age -d -i {} {} | zstd -dq | tar -x -C {}",
+        k.display(),
+        a.display(),
+        x.display()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = sh(&format!("cd {} && sha256sum --quiet -c forgekeep/SHA256SUMS", x.display()));
+    let o = sh(&format!(
+        "cd {} && sha256sum --quiet -c forgekeep/SHA256SUMS",
+        x.display()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
-    let first = sh(&format!("age -d -i {} {} | zstd -dq | tar -t | head -1", k.display(), a.display()));
+    let first = sh(&format!(
+        "age -d -i {} {} | zstd -dq | tar -t | head -1",
+        k.display(),
+        a.display()
+    ));
     assert_eq!(stdout(&first).trim(), "forgekeep/manifest.json");
-    let last = sh(&format!("age -d -i {} {} | zstd -dq | tar -t | tail -1", k.display(), a.display()));
+    let last = sh(&format!(
+        "age -d -i {} {} | zstd -dq | tar -t | tail -1",
+        k.display(),
+        a.display()
+    ));
     assert_eq!(stdout(&last).trim(), "forgekeep/SHA256SUMS");
-    let copy = x.join(tree.strip_prefix("/").unwrap()).join("jwt/private.pem");
-    assert_eq!(fs::read(copy).unwrap(), fs::read(tree.join("jwt/private.pem")).unwrap());
+    let copy = x
+        .join(tree.strip_prefix("/").unwrap())
+        .join("jwt/private.pem");
+    assert_eq!(
+        fs::read(copy).unwrap(),
+        fs::read(tree.join("jwt/private.pem")).unwrap()
+    );
     // Owner names are in the headers for GNU tar.
-    let v = sh(&format!("age -d -i {} {} | zstd -dq | tar -tv | grep private.pem", k.display(), a.display()));
-    let owner = nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap().name;
+    let v = sh(&format!(
+        "age -d -i {} {} | zstd -dq | tar -tv | grep private.pem",
+        k.display(),
+        a.display()
+    ));
+    let owner = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap()
+        .name;
     assert!(stdout(&v).contains(&owner), "{}", stdout(&v));
 }
 
@@ -39,7 +67,11 @@ fn armored_archive_opens_with_age() {
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &["--armor"]);
-    let o = sh(&format!("age -d -i {} {} | zstd -dq | tar -t >/dev/null", k.display(), a.display()));
+    let o = sh(&format!(
+        "age -d -i {} {} | zstd -dq | tar -t >/dev/null",
+        k.display(),
+        a.display()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -51,7 +83,11 @@ fn ssh_key_made_archive_opens_with_age() {
     let (key, public) = td.ssh_key("id_ed25519", "ed25519", "");
     let a = td.join("a.age");
     backup(&[&tree], &public, &a, &[]);
-    let o = sh(&format!("age -d -i {} {} | zstd -dq | tar -t >/dev/null", key.display(), a.display()));
+    let o = sh(&format!(
+        "age -d -i {} {} | zstd -dq | tar -t >/dev/null",
+        key.display(),
+        a.display()
+    ));
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -62,8 +98,13 @@ fn age_cli_identity_opens_our_archive_through_forgekeep() {
     let tree = td.gitea_tree();
     let key = td.join("agekey.txt");
     run_ok(std::process::Command::new("age-keygen").args(["-o", key.to_str().unwrap()]));
-    let r = stdout(&run_ok(std::process::Command::new("age-keygen").args(["-y", key.to_str().unwrap()])));
+    let r = stdout(&run_ok(
+        std::process::Command::new("age-keygen").args(["-y", key.to_str().unwrap()]),
+    ));
     let a = td.join("a.age");
     backup(&[&tree], r.trim(), &a, &[]);
-    expect_code(&fk(&["verify", a.to_str().unwrap(), "-i", key.to_str().unwrap()]), 0);
+    expect_code(
+        &fk(&["verify", a.to_str().unwrap(), "-i", key.to_str().unwrap()]),
+        0,
+    );
 }

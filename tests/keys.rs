@@ -7,7 +7,12 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-fn round_trip(td: &TestDir, recipient_args: &[&str], identity_args: &[&str], env: &[(&str, &Path)]) {
+fn round_trip(
+    td: &TestDir,
+    recipient_args: &[&str],
+    identity_args: &[&str],
+    env: &[(&str, &Path)],
+) {
     let tree = td.gitea_tree();
     let a = td.join("a.tar.zst.age");
     let mut args = vec!["backup", tree.to_str().unwrap(), "-o", a.to_str().unwrap()];
@@ -19,7 +24,12 @@ fn round_trip(td: &TestDir, recipient_args: &[&str], identity_args: &[&str], env
     let o = c.output().unwrap();
     assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
     let dest = td.join("dest");
-    let mut args = vec!["restore", a.to_str().unwrap(), "--to", dest.to_str().unwrap()];
+    let mut args = vec![
+        "restore",
+        a.to_str().unwrap(),
+        "--to",
+        dest.to_str().unwrap(),
+    ];
     args.extend(identity_args);
     let mut c = fk_cmd(&args);
     for (k, v) in env {
@@ -27,8 +37,13 @@ fn round_trip(td: &TestDir, recipient_args: &[&str], identity_args: &[&str], env
     }
     let o = c.output().unwrap();
     expect_code(&o, 0);
-    let copy = dest.join(tree.strip_prefix("/").unwrap()).join("jwt/private.pem");
-    assert_eq!(fs::read(copy).unwrap(), fs::read(tree.join("jwt/private.pem")).unwrap());
+    let copy = dest
+        .join(tree.strip_prefix("/").unwrap())
+        .join("jwt/private.pem");
+    assert_eq!(
+        fs::read(copy).unwrap(),
+        fs::read(tree.join("jwt/private.pem")).unwrap()
+    );
 }
 
 #[test]
@@ -58,7 +73,12 @@ fn encrypted_openssh_key_asks_for_its_passphrase() {
     let td = TestDir::new();
     let (key, public) = td.ssh_key("id_enc", "ed25519", "correct horse");
     let pass = td.write("pass.txt", b"correct horse\n", 0o600);
-    round_trip(&td, &["-r", &public], &["-i", key.to_str().unwrap()], &[("FORGEKEEP_PASSPHRASE_FILE", &pass)]);
+    round_trip(
+        &td,
+        &["-r", &public],
+        &["-i", key.to_str().unwrap()],
+        &[("FORGEKEEP_PASSPHRASE_FILE", &pass)],
+    );
 }
 
 #[test]
@@ -71,7 +91,12 @@ fn recipients_file_like_authorized_keys() {
         format!("# backup keys\n\ncommand=\"/bin/false\",no-pty {public}\n{r2}\necdsa-sha2-nistp256 AAAAE2VjZHNh test\n").as_bytes(),
         0o644,
     );
-    round_trip(&td, &["-R", file.to_str().unwrap()], &["-i", key.to_str().unwrap()], &[]);
+    round_trip(
+        &td,
+        &["-R", file.to_str().unwrap()],
+        &["-i", key.to_str().unwrap()],
+        &[],
+    );
 }
 
 #[test]
@@ -83,7 +108,10 @@ fn several_recipients_each_open_the_archive() {
     let a = td.join("a.age");
     backup(&[&tree], &r1, &a, &["-r", &public]);
     for k in [&k1, &k2] {
-        expect_code(&fk(&["verify", a.to_str().unwrap(), "-i", k.to_str().unwrap()]), 0);
+        expect_code(
+            &fk(&["verify", a.to_str().unwrap(), "-i", k.to_str().unwrap()]),
+            0,
+        );
     }
 }
 
@@ -91,7 +119,12 @@ fn several_recipients_each_open_the_archive() {
 fn passphrase_archive_round_trip_from_a_passphrase_file() {
     let td = TestDir::new();
     let pass = td.write("pass.txt", b"a long enough passphrase\n", 0o600);
-    round_trip(&td, &["--passphrase"], &["--passphrase"], &[("FORGEKEEP_PASSPHRASE_FILE", &pass)]);
+    round_trip(
+        &td,
+        &["--passphrase"],
+        &["--passphrase"],
+        &[("FORGEKEEP_PASSPHRASE_FILE", &pass)],
+    );
 }
 
 #[test]
@@ -99,16 +132,25 @@ fn passphrase_encrypted_identity_file_round_trip() {
     let td = TestDir::new();
     let (plain_key, r) = td.age_key("plain.txt");
     // Encrypt the identity file with a passphrase (what `age -p` does), cheaply.
-    let mut recipient = age::scrypt::Recipient::new(age::secrecy::SecretString::from("idpass".to_string()));
+    let mut recipient =
+        age::scrypt::Recipient::new(age::secrecy::SecretString::from("idpass".to_string()));
     recipient.set_work_factor(10);
-    let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient)).unwrap();
+    let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        .unwrap();
     let protected = td.join("protected.age");
-    let mut w = enc.wrap_output(fs::File::create(&protected).unwrap()).unwrap();
+    let mut w = enc
+        .wrap_output(fs::File::create(&protected).unwrap())
+        .unwrap();
     w.write_all(&fs::read(&plain_key).unwrap()).unwrap();
     w.finish().unwrap();
     fs::remove_file(&plain_key).unwrap();
     let pass = td.write("pass.txt", b"idpass\n", 0o600);
-    round_trip(&td, &["-r", &r], &["-i", protected.to_str().unwrap()], &[("FORGEKEEP_PASSPHRASE_FILE", &pass)]);
+    round_trip(
+        &td,
+        &["-r", &r],
+        &["-i", protected.to_str().unwrap()],
+        &[("FORGEKEEP_PASSPHRASE_FILE", &pass)],
+    );
 }
 
 #[test]
@@ -120,11 +162,21 @@ fn wrong_key_exits_5_and_writes_nothing() {
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("dest");
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", wrong.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        wrong.to_str().unwrap(),
+        "--root",
+        dest.to_str().unwrap(),
+    ]);
     expect_code(&o, 5);
     assert!(!dest.exists());
     assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));
-    expect_code(&fk(&["verify", a.to_str().unwrap(), "-i", wrong.to_str().unwrap()]), 5);
+    expect_code(
+        &fk(&["verify", a.to_str().unwrap(), "-i", wrong.to_str().unwrap()]),
+        5,
+    );
 }
 
 #[test]
@@ -133,10 +185,16 @@ fn wrong_passphrase_exits_5() {
     let tree = td.gitea_tree();
     let a = td.join("a.age");
     let pass = td.write("p1", b"first passphrase\n", 0o600);
-    let o = fk_cmd(&["backup", tree.to_str().unwrap(), "--passphrase", "-o", a.to_str().unwrap()])
-        .env("FORGEKEEP_PASSPHRASE_FILE", &pass)
-        .output()
-        .unwrap();
+    let o = fk_cmd(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "--passphrase",
+        "-o",
+        a.to_str().unwrap(),
+    ])
+    .env("FORGEKEEP_PASSPHRASE_FILE", &pass)
+    .output()
+    .unwrap();
     assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
     let wrong = td.write("p2", b"second passphrase\n", 0o600);
     let o = fk_cmd(&["verify", a.to_str().unwrap(), "--passphrase"])
@@ -153,7 +211,14 @@ fn bad_recipients_are_usage_errors_with_a_hint() {
     let tree = td.gitea_tree();
     let a = td.join("a.age");
     for bad in ["age1notakey", "ssh-ed25519 AAAA", "AGE-SECRET-KEY-1QQQ"] {
-        let o = fk(&["backup", tree.to_str().unwrap(), "-r", bad, "-o", a.to_str().unwrap()]);
+        let o = fk(&[
+            "backup",
+            tree.to_str().unwrap(),
+            "-r",
+            bad,
+            "-o",
+            a.to_str().unwrap(),
+        ]);
         expect_code(&o, 2);
         assert!(stderr(&o).contains("hint"), "{}", stderr(&o));
         assert!(!a.exists());

@@ -14,7 +14,9 @@ fn gid_of(p: &std::path::Path) -> u32 {
 }
 
 fn daemon() -> (u32, u32) {
-    let u = nix::unistd::User::from_name("daemon").unwrap().expect("a daemon user");
+    let u = nix::unistd::User::from_name("daemon")
+        .unwrap()
+        .expect("a daemon user");
     (u.uid.as_raw(), u.gid.as_raw())
 }
 
@@ -30,12 +32,41 @@ fn map_user_and_group_to_an_existing_system_user() {
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("nh");
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap(), "--map-user", "root=daemon", "--map-group", "0=daemon", "--dry-run"]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--root",
+        dest.to_str().unwrap(),
+        "--map-user",
+        "root=daemon",
+        "--map-group",
+        "0=daemon",
+        "--dry-run",
+    ]);
     expect_code(&o, 0);
-    assert!(stdout(&o).contains("mapped"), "the plan shows mappings: {}", stdout(&o));
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap(), "--map-user", "root=daemon", "--map-group", "0=daemon"]);
+    assert!(
+        stdout(&o).contains("mapped"),
+        "the plan shows mappings: {}",
+        stdout(&o)
+    );
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--root",
+        dest.to_str().unwrap(),
+        "--map-user",
+        "root=daemon",
+        "--map-group",
+        "0=daemon",
+    ]);
     expect_code(&o, 0);
-    let pem = dest.join(tree.strip_prefix("/").unwrap()).join("jwt/private.pem");
+    let pem = dest
+        .join(tree.strip_prefix("/").unwrap())
+        .join("jwt/private.pem");
     assert_eq!((uid_of(&pem), gid_of(&pem)), daemon());
     assert_eq!(mode_of(&pem), 0o600);
 }
@@ -50,17 +81,44 @@ fn names_win_over_numbers_and_unknown_names_fall_back_to_numbers() {
     let tree = td.gitea_tree();
     let (d_uid, d_gid) = daemon();
     let unknown = 4242u32; // no such user: falls back to the number
-    nix::unistd::chown(&tree.join("jwt/private.pem"), Some(nix::unistd::Uid::from_raw(d_uid)), Some(nix::unistd::Gid::from_raw(d_gid))).unwrap();
-    nix::unistd::chown(&tree.join("conf/app.ini"), Some(nix::unistd::Uid::from_raw(unknown)), Some(nix::unistd::Gid::from_raw(unknown))).unwrap();
+    nix::unistd::chown(
+        &tree.join("jwt/private.pem"),
+        Some(nix::unistd::Uid::from_raw(d_uid)),
+        Some(nix::unistd::Gid::from_raw(d_gid)),
+    )
+    .unwrap();
+    nix::unistd::chown(
+        &tree.join("conf/app.ini"),
+        Some(nix::unistd::Uid::from_raw(unknown)),
+        Some(nix::unistd::Gid::from_raw(unknown)),
+    )
+    .unwrap();
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("nh");
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--root",
+        dest.to_str().unwrap(),
+    ]);
     expect_code(&o, 0);
-    assert!(stdout(&o).contains("by name") && stdout(&o).contains("by number"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("by name") && stdout(&o).contains("by number"),
+        "{}",
+        stdout(&o)
+    );
     let base = dest.join(tree.strip_prefix("/").unwrap());
-    assert_eq!((uid_of(&base.join("jwt/private.pem")), gid_of(&base.join("jwt/private.pem"))), (d_uid, d_gid));
+    assert_eq!(
+        (
+            uid_of(&base.join("jwt/private.pem")),
+            gid_of(&base.join("jwt/private.pem"))
+        ),
+        (d_uid, d_gid)
+    );
     assert_eq!(uid_of(&base.join("conf/app.ini")), unknown);
 }
 
@@ -73,13 +131,26 @@ fn numeric_source_restores_by_number() {
     let td = TestDir::new();
     let tree = td.gitea_tree();
     let (d_uid, _) = daemon();
-    nix::unistd::chown(&tree.join("jwt/private.pem"), Some(nix::unistd::Uid::from_raw(d_uid)), None).unwrap();
+    nix::unistd::chown(
+        &tree.join("jwt/private.pem"),
+        Some(nix::unistd::Uid::from_raw(d_uid)),
+        None,
+    )
+    .unwrap();
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &["--numeric-ids"]);
     let dest = td.join("nh");
     // Even with a map of daemon's name, numeric sources keep numbers unless mapped by number.
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap(), "--dry-run"]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--root",
+        dest.to_str().unwrap(),
+        "--dry-run",
+    ]);
     expect_code(&o, 0);
     assert!(stdout(&o).contains("by number"), "{}", stdout(&o));
 }
@@ -92,15 +163,28 @@ fn setuid_bits_are_dropped_with_a_warning() {
     }
     let td = TestDir::new();
     let tree = td.gitea_tree();
-    fs::set_permissions(tree.join("conf/app.ini"), std::os::unix::fs::PermissionsExt::from_mode(0o4700)).unwrap();
+    fs::set_permissions(
+        tree.join("conf/app.ini"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4700),
+    )
+    .unwrap();
     let (k, r) = td.age_key("k.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("nh");
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        k.to_str().unwrap(),
+        "--root",
+        dest.to_str().unwrap(),
+    ]);
     expect_code(&o, 0);
     assert!(stderr(&o).contains("set-uid"), "{}", stderr(&o));
-    let ini = dest.join(tree.strip_prefix("/").unwrap()).join("conf/app.ini");
+    let ini = dest
+        .join(tree.strip_prefix("/").unwrap())
+        .join("conf/app.ini");
     assert_eq!(mode_of(&ini), 0o700);
 }
 
@@ -120,10 +204,24 @@ fn non_root_restore_that_needs_chown_is_refused_but_to_works() {
     for f in [&a, &k] {
         fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     }
-    let as_daemon = |args: &str| sh(&format!("setpriv --reuid=daemon --regid=daemon --clear-groups {BIN} {args}"));
-    let o = as_daemon(&format!("restore {} -i {} --root {}/nh", a.display(), k.display(), work.display()));
+    let as_daemon = |args: &str| {
+        sh(&format!(
+            "setpriv --reuid=daemon --regid=daemon --clear-groups {BIN} {args}"
+        ))
+    };
+    let o = as_daemon(&format!(
+        "restore {} -i {} --root {}/nh",
+        a.display(),
+        k.display(),
+        work.display()
+    ));
     expect_code(&o, 1);
     assert!(stderr(&o).contains("only root"), "{}", stderr(&o));
-    let o = as_daemon(&format!("restore {} -i {} --to {}/copy", a.display(), k.display(), work.display()));
+    let o = as_daemon(&format!(
+        "restore {} -i {} --to {}/copy",
+        a.display(),
+        k.display(),
+        work.display()
+    ));
     expect_code(&o, 0);
 }

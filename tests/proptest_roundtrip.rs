@@ -31,7 +31,10 @@ fn write_tree(root: &Path, t: &BTreeMap<Vec<String>, Node>) {
     for (path, node) in t {
         let p = path.iter().fold(root.to_path_buf(), |acc, c| acc.join(c));
         // Skip paths that collide with a file made earlier (a/b as file, a/b/c wanted).
-        if p.ancestors().skip(1).any(|a| a.is_file() || a.is_symlink()) || p.exists() || p.is_symlink() {
+        if p.ancestors().skip(1).any(|a| a.is_file() || a.is_symlink())
+            || p.exists()
+            || p.is_symlink()
+        {
             continue;
         }
         fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -53,7 +56,7 @@ fn describe(root: &Path) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, .. ProptestConfig::default() })]
     #[test]
     fn arbitrary_trees_round_trip(t in tree()) {
         let td = TestDir::new();

@@ -5,7 +5,12 @@ use crate::util::*;
 use std::fs;
 
 /// Back up the Gitea tree of `td` into `td/out/a.tar.zst.age`.
-fn setup() -> (TestDir, std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+fn setup() -> (
+    TestDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
     let td = TestDir::new();
     let tree = td.gitea_tree();
     let (key, r) = td.age_key("key.txt");
@@ -27,7 +32,10 @@ fn lost_key_comes_back_byte_for_byte_with_its_mode() {
     assert_eq!(mode_of(&pem), 0o600);
     assert_eq!(mode_of(&tree.join("jwt")), 0o700);
     // Nothing left behind.
-    let leftovers = sh(&format!("find {} -name '.forgekeep.tmp.*'", td.path().display()));
+    let leftovers = sh(&format!(
+        "find {} -name '.forgekeep.tmp.*'",
+        td.path().display()
+    ));
     assert_eq!(stdout(&leftovers), "");
 }
 
@@ -40,7 +48,11 @@ fn identical_files_are_left_alone() {
     expect_code(&o, 0);
     use std::os::unix::fs::MetadataExt;
     let after = fs::metadata(&pem).unwrap();
-    assert_eq!(before.ino(), after.ino(), "an identical file must not be replaced");
+    assert_eq!(
+        before.ino(),
+        after.ino(),
+        "an identical file must not be replaced"
+    );
     assert!(stdout(&o).contains("unchanged"), "{}", stdout(&o));
 }
 
@@ -49,14 +61,34 @@ fn dry_run_changes_nothing_and_shows_the_plan() {
     let (td, tree, key, a) = setup();
     fs::remove_file(tree.join("jwt/private.pem")).unwrap();
     fs::write(tree.join("conf/app.ini"), "changed").unwrap();
-    let snapshot = sh(&format!("cd {} && find . -printf '%p %m %s %T@\\n' | sort", td.path().display()));
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--dry-run", "--force"]);
+    let snapshot = sh(&format!(
+        "cd {} && find . -printf '%p %m %s %T@\\n' | sort",
+        td.path().display()
+    ));
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--dry-run",
+        "--force",
+    ]);
     expect_code(&o, 0);
     let out = stdout(&o);
-    assert!(out.contains("create") && out.contains("private.pem"), "{out}");
+    assert!(
+        out.contains("create") && out.contains("private.pem"),
+        "{out}"
+    );
     assert!(out.contains("replace") && out.contains("app.ini"), "{out}");
-    let again = sh(&format!("cd {} && find . -printf '%p %m %s %T@\\n' | sort", td.path().display()));
-    assert_eq!(stdout(&snapshot), stdout(&again), "dry run changed the tree");
+    let again = sh(&format!(
+        "cd {} && find . -printf '%p %m %s %T@\\n' | sort",
+        td.path().display()
+    ));
+    assert_eq!(
+        stdout(&snapshot),
+        stdout(&again),
+        "dry run changed the tree"
+    );
 }
 
 #[test]
@@ -68,7 +100,10 @@ fn differing_file_is_a_conflict_and_nothing_changes() {
     let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
     expect_code(&o, 7);
     assert_eq!(fs::read_to_string(&pem).unwrap(), "rotated key");
-    assert!(!tree.join("conf/app.ini").exists(), "a refused restore must not create the other files either");
+    assert!(
+        !tree.join("conf/app.ini").exists(),
+        "a refused restore must not create the other files either"
+    );
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
 }
 
@@ -78,21 +113,46 @@ fn force_keeps_the_replaced_version_in_an_undo_archive_that_restores() {
     let pem = tree.join("jwt/private.pem");
     let orig = fs::read(&pem).unwrap();
     fs::write(&pem, "rotated key").unwrap();
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--force"]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--force",
+    ]);
     expect_code(&o, 0);
     assert_eq!(fs::read(&pem).unwrap(), orig);
     // No plaintext copy next to the secret.
-    let names: Vec<_> = fs::read_dir(tree.join("jwt")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(tree.join("jwt"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     let undo = fs::read_dir(td.join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("restore-undo-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("restore-undo-")
+        })
         .expect("undo archive in the archive's folder");
-    assert!(stdout(&o).contains(undo.to_str().unwrap()), "the output must name the undo archive");
+    assert!(
+        stdout(&o).contains(undo.to_str().unwrap()),
+        "the output must name the undo archive"
+    );
     assert_eq!(mode_of(&undo), 0o600);
     // Undo the restore with the undo archive.
-    let o = fk(&["restore", undo.to_str().unwrap(), "-i", key.to_str().unwrap(), "--force", "--undo-dir", td.join("out").to_str().unwrap()]);
+    let o = fk(&[
+        "restore",
+        undo.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--force",
+        "--undo-dir",
+        td.join("out").to_str().unwrap(),
+    ]);
     expect_code(&o, 0);
     assert_eq!(fs::read_to_string(&pem).unwrap(), "rotated key");
 }
@@ -102,11 +162,25 @@ fn only_restores_the_matching_subset() {
     let (_td, tree, key, a) = setup();
     fs::remove_dir_all(&tree).unwrap();
     let pattern = format!("{}/jwt/*", tree.display());
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--only", &pattern]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--only",
+        &pattern,
+    ]);
     expect_code(&o, 0);
     assert!(tree.join("jwt/private.pem").exists());
     assert!(!tree.join("conf/app.ini").exists());
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--only", "/nothing/*"]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--only",
+        "/nothing/*",
+    ]);
     expect_code(&o, 2);
 }
 
@@ -115,10 +189,22 @@ fn relocate_and_root_move_entries() {
     let (td, tree, key, a) = setup();
     let newroot = td.join("newhost");
     let rule = format!("{}={}", tree.display(), "/opt/forge");
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--root", newroot.to_str().unwrap(), "--relocate", &rule]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--root",
+        newroot.to_str().unwrap(),
+        "--relocate",
+        &rule,
+    ]);
     expect_code(&o, 0);
     let moved = newroot.join("opt/forge/jwt/private.pem");
-    assert_eq!(fs::read(&moved).unwrap(), fs::read(tree.join("jwt/private.pem")).unwrap());
+    assert_eq!(
+        fs::read(&moved).unwrap(),
+        fs::read(tree.join("jwt/private.pem")).unwrap()
+    );
     assert_eq!(mode_of(&newroot.join("opt/forge/jwt")), 0o700);
 }
 
@@ -126,10 +212,22 @@ fn relocate_and_root_move_entries() {
 fn to_makes_plain_copies_owned_by_the_caller() {
     let (td, tree, key, a) = setup();
     let dest = td.join("inspect");
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--to", dest.to_str().unwrap()]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--to",
+        dest.to_str().unwrap(),
+    ]);
     expect_code(&o, 0);
-    let copy = dest.join(tree.strip_prefix("/").unwrap()).join("conf/app.ini");
-    assert_eq!(fs::read(&copy).unwrap(), fs::read(tree.join("conf/app.ini")).unwrap());
+    let copy = dest
+        .join(tree.strip_prefix("/").unwrap())
+        .join("conf/app.ini");
+    assert_eq!(
+        fs::read(&copy).unwrap(),
+        fs::read(tree.join("conf/app.ini")).unwrap()
+    );
 }
 
 #[test]
@@ -147,7 +245,11 @@ fn stale_temp_files_of_a_killed_run_are_swept() {
 fn restore_from_stdin_works() {
     let (td, tree, key, a) = setup();
     fs::remove_dir_all(tree.join("jwt")).unwrap();
-    let o = sh(&format!("{BIN} restore - -i {} < {}", key.display(), a.display()));
+    let o = sh(&format!(
+        "{BIN} restore - -i {} < {}",
+        key.display(),
+        a.display()
+    ));
     expect_code(&o, 0);
     assert!(tree.join("jwt/private.pem").exists());
     drop(td);
@@ -162,7 +264,18 @@ fn destination_symlink_parent_is_refused_regression_write_through_link() {
     let first = tree.strip_prefix("/").unwrap().components().next().unwrap();
     fs::create_dir_all(&newroot).unwrap();
     std::os::unix::fs::symlink(&elsewhere, newroot.join(first)).unwrap();
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap(), "--root", newroot.to_str().unwrap()]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--root",
+        newroot.to_str().unwrap(),
+    ]);
     assert_ne!(code(&o), 0);
-    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "wrote through a symlink");
+    assert_eq!(
+        fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "wrote through a symlink"
+    );
 }

@@ -17,7 +17,10 @@ pub struct TestDir {
 
 impl TestDir {
     pub fn new() -> TestDir {
-        let dir = tempfile::Builder::new().prefix("fk-test.").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("fk-test.")
+            .tempdir()
+            .expect("temp dir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         TestDir { dir }
     }
@@ -57,7 +60,17 @@ impl TestDir {
     /// A new SSH key pair made by ssh-keygen; returns (private key, public key line).
     pub fn ssh_key(&self, name: &str, kind: &str, passphrase: &str) -> (PathBuf, String) {
         let key = self.join(name);
-        let mut args = vec!["-q", "-t", kind, "-N", passphrase, "-C", "test", "-f", key.to_str().unwrap()];
+        let mut args = vec![
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            passphrase,
+            "-C",
+            "test",
+            "-f",
+            key.to_str().unwrap(),
+        ];
         if kind == "rsa" {
             args.extend(["-b", "2048"]);
         }
@@ -71,10 +84,24 @@ impl TestDir {
         let root = self.mkdir("srv/gitea", 0o750);
         self.mkdir("srv/gitea/jwt", 0o700);
         let pem = self.join("srv/gitea/jwt/private.pem");
-        run_ok(Command::new("openssl").args(["genpkey", "-algorithm", "ed25519", "-out", pem.to_str().unwrap()]));
+        run_ok(Command::new("openssl").args([
+            "genpkey",
+            "-algorithm",
+            "ed25519",
+            "-out",
+            pem.to_str().unwrap(),
+        ]));
         fs::set_permissions(&pem, fs::Permissions::from_mode(0o600)).unwrap();
-        self.write("srv/gitea/conf/app.ini", b"[security]\nINSTALL_LOCK = true\nSECRET_KEY = not-a-real-secret\n", 0o600);
-        fs::set_permissions(self.join("srv/gitea/conf"), fs::Permissions::from_mode(0o700)).unwrap();
+        self.write(
+            "srv/gitea/conf/app.ini",
+            b"[security]\nINSTALL_LOCK = true\nSECRET_KEY = not-a-real-secret\n",
+            0o600,
+        );
+        fs::set_permissions(
+            self.join("srv/gitea/conf"),
+            fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         root
     }
 }
@@ -85,18 +112,27 @@ pub fn fk(args: &[&str]) -> Output {
 
 pub fn fk_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(args).stdin(Stdio::null()).env_remove("FORGEKEEP_PASSPHRASE_FILE");
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("FORGEKEEP_PASSPHRASE_FILE");
     c
 }
 
 pub fn run_ok(c: &mut Command) -> Output {
     let out = c.output().expect("spawn");
-    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
 pub fn sh(script: &str) -> Output {
-    Command::new("bash").args(["-c", script]).output().expect("bash")
+    Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .expect("bash")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -114,7 +150,13 @@ pub fn code(o: &Output) -> i32 {
 /// Asserts the exit code, showing the output when it differs.
 #[track_caller]
 pub fn expect_code(o: &Output, want: i32) {
-    assert_eq!(code(o), want, "exit code; stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        code(o),
+        want,
+        "exit code; stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
 }
 
 pub fn is_root() -> bool {
@@ -141,7 +183,12 @@ pub fn mode_of(p: &Path) -> u32 {
 pub fn backup(sources: &[&Path], recipient: &str, out: &Path, extra: &[&str]) -> Output {
     let mut args: Vec<String> = vec!["backup".into()];
     args.extend(sources.iter().map(|s| s.display().to_string()));
-    args.extend(["-r".into(), recipient.into(), "-o".into(), out.display().to_string()]);
+    args.extend([
+        "-r".into(),
+        recipient.into(),
+        "-o".into(),
+        out.display().to_string(),
+    ]);
     args.extend(extra.iter().map(|s| s.to_string()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = fk(&refs);
@@ -151,6 +198,13 @@ pub fn backup(sources: &[&Path], recipient: &str, out: &Path, extra: &[&str]) ->
 
 /// Requires an external tool; CI installs them (.ci/run), so a missing one is a failure.
 pub fn require(tool: &str) {
-    let ok = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "{tool} is needed by this test (apt-get install it; .ci/run does)");
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is needed by this test (apt-get install it; .ci/run does)"
+    );
 }

@@ -109,7 +109,11 @@ pub fn read_archive(
     };
     let result = read_inner(&mut tracked, name, keys, visitor);
     match (result, tracked.failed.take()) {
-        (Err(_), Some(io_err)) => Err(Error::io("cannot read", std::path::Path::new(name), &io_err)),
+        (Err(_), Some(io_err)) => Err(Error::io(
+            "cannot read",
+            std::path::Path::new(name),
+            &io_err,
+        )),
         (r, _) => r,
     }
 }
@@ -119,22 +123,36 @@ fn damaged(name: &str, e: &io::Error) -> Error {
     // zstd and tar report their own parse errors the same way.
     let why = match e.kind() {
         io::ErrorKind::UnexpectedEof => "it is truncated".to_string(),
-        _ => format!("it is truncated or was modified ({})", crate::error::plain_io(e)),
+        _ => format!(
+            "it is truncated or was modified ({})",
+            crate::error::plain_io(e)
+        ),
     };
     Error::integrity(format!("{name} cannot be read back: {why}"))
 }
 
-fn read_inner<R: Read>(input: &mut R, name: &str, keys: &Keyring, visitor: &mut dyn Visitor) -> Result<ReadArchive> {
+fn read_inner<R: Read>(
+    input: &mut R,
+    name: &str,
+    keys: &Keyring,
+    visitor: &mut dyn Visitor,
+) -> Result<ReadArchive> {
     let armored = age::armor::ArmoredReader::new(BufReader::with_capacity(1 << 16, input));
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 16, armored))
         .map_err(|e| decrypt_error(e, name, keys.uses_passphrase()))?;
     if decryptor.is_scrypt() != keys.uses_passphrase() {
         return Err(if decryptor.is_scrypt() {
-            Error::new(ExitCode::NoIdentity, format!("{name} is encrypted with a passphrase"))
-                .hint("pass --passphrase instead of -i")
+            Error::new(
+                ExitCode::NoIdentity,
+                format!("{name} is encrypted with a passphrase"),
+            )
+            .hint("pass --passphrase instead of -i")
         } else {
-            Error::new(ExitCode::NoIdentity, format!("{name} is encrypted to keys, not to a passphrase"))
-                .hint("pass -i IDENTITY instead of --passphrase")
+            Error::new(
+                ExitCode::NoIdentity,
+                format!("{name} is encrypted to keys, not to a passphrase"),
+            )
+            .hint("pass -i IDENTITY instead of --passphrase")
         });
     }
     let plaintext = decryptor
@@ -157,13 +175,19 @@ fn read_inner<R: Read>(input: &mut R, name: &str, keys: &Keyring, visitor: &mut 
             break;
         }
         if buf[..n].iter().any(|b| *b != 0) {
-            return Err(Error::integrity(format!("{name} has data after the end of its tar archive")));
+            return Err(Error::integrity(format!(
+                "{name} has data after the end of its tar archive"
+            )));
         }
     }
     Ok(out)
 }
 
-fn read_members<R: Read>(archive: &mut tar::Archive<R>, name: &str, visitor: &mut dyn Visitor) -> Result<ReadArchive> {
+fn read_members<R: Read>(
+    archive: &mut tar::Archive<R>,
+    name: &str,
+    visitor: &mut dyn Visitor,
+) -> Result<ReadArchive> {
     let mut entries = archive.entries().map_err(|e| damaged(name, &e))?;
     let bad = |what: String| Error::integrity(format!("{name}: {what}"));
 
@@ -179,7 +203,9 @@ fn read_members<R: Read>(archive: &mut tar::Archive<R>, name: &str, visitor: &mu
         return Err(bad("the manifest is implausibly large".into()));
     }
     let mut json = Vec::with_capacity(first.size() as usize);
-    first.read_to_end(&mut json).map_err(|e| damaged(name, &e))?;
+    first
+        .read_to_end(&mut json)
+        .map_err(|e| damaged(name, &e))?;
     drop(first);
     let manifest = Manifest::parse(&json)?;
     validate_manifest(&manifest).map_err(bad)?;
@@ -188,9 +214,8 @@ fn read_members<R: Read>(archive: &mut tar::Archive<R>, name: &str, visitor: &mu
     // 2. The entries, exactly in manifest order.
     let mut digests: Vec<Option<Sha256Sum>> = vec![None; manifest.entries.len()];
     let mut content_bytes = 0u64;
-    let mut index = 0usize;
     let mut sums_text: Option<String> = None;
-    for member in entries.by_ref() {
+    for (index, member) in entries.by_ref().enumerate() {
         let mut member = member.map_err(|e| damaged(name, &e))?;
         let path = member_path(&member)?;
         if path == SUMS_MEMBER {
@@ -211,7 +236,9 @@ fn read_members<R: Read>(archive: &mut tar::Archive<R>, name: &str, visitor: &mu
             break;
         }
         let Some(expected) = manifest.entries.get(index) else {
-            return Err(bad(format!("member {path:?} is not listed in the manifest")));
+            return Err(bad(format!(
+                "member {path:?} is not listed in the manifest"
+            )));
         };
         check_member(&member, &path, expected).map_err(bad)?;
         if expected.kind == Kind::File {
@@ -220,26 +247,32 @@ fn read_members<R: Read>(archive: &mut tar::Archive<R>, name: &str, visitor: &mu
             io::copy(&mut data, &mut io::sink()).map_err(|e| damaged(name, &e))?;
             let (_, sum, count) = data.into_parts();
             if count != expected.size {
-                return Err(bad(format!("{} is shorter than its header says", expected.path)));
+                return Err(bad(format!(
+                    "{} is shorter than its header says",
+                    expected.path
+                )));
             }
             digests[index] = Some(sum);
             content_bytes += count;
         } else {
             visitor.entry(index, expected, &mut io::empty())?;
         }
-        index += 1;
     }
 
     // 3. Nothing after SHA256SUMS; every file's checksum matches.
     let Some(sums_text) = sums_text else {
-        return Err(bad(format!("{SUMS_MEMBER} is missing (the archive is truncated)")));
+        return Err(bad(format!(
+            "{SUMS_MEMBER} is missing (the archive is truncated)"
+        )));
     };
     if let Some(extra) = entries.next() {
         let what = match extra {
             Ok(m) => format!("{:?}", member_path(&m).unwrap_or_default()),
             Err(_) => "data".into(),
         };
-        return Err(bad(format!("an extra member ({what}) follows {SUMS_MEMBER}")));
+        return Err(bad(format!(
+            "an extra member ({what}) follows {SUMS_MEMBER}"
+        )));
     }
     check_sums(&sums_text, &manifest, &digests).map_err(bad)?;
     Ok(ReadArchive {
@@ -262,7 +295,9 @@ fn member_path<R: Read>(m: &tar::Entry<'_, R>) -> Result<String> {
         && !s.contains('\0')
         && s.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
     if !safe {
-        return Err(Error::integrity(format!("unsafe member name {s:?} (absolute, empty, or with . or ..)")));
+        return Err(Error::integrity(format!(
+            "unsafe member name {s:?} (absolute, empty, or with . or ..)"
+        )));
     }
     Ok(s)
 }
@@ -271,7 +306,9 @@ fn is_normal_abs(p: &str) -> bool {
     p.len() > 1
         && p.starts_with('/')
         && !p.contains('\0')
-        && p[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && p[1..]
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 fn is_under(path: &str, dir: &str) -> bool {
@@ -282,7 +319,10 @@ fn is_under(path: &str, dir: &str) -> bool {
 fn validate_manifest(m: &Manifest) -> std::result::Result<(), String> {
     for s in &m.sources {
         if !is_normal_abs(&s.path) {
-            return Err(format!("the manifest records an unsafe source path {:?}", s.path));
+            return Err(format!(
+                "the manifest records an unsafe source path {:?}",
+                s.path
+            ));
         }
     }
     let mut seen = HashSet::new();
@@ -300,12 +340,19 @@ fn validate_manifest(m: &Manifest) -> std::result::Result<(), String> {
             Role::Ancestor => e.kind == Kind::Dir && is_under(src, &e.path),
         };
         if !inside {
-            return Err(format!("{} lies outside the sources the archive records", e.path));
+            return Err(format!(
+                "{} lies outside the sources the archive records",
+                e.path
+            ));
         }
         match e.kind {
             Kind::File => {}
             Kind::Dir if e.size == 0 && e.target.is_none() => {}
-            Kind::Symlink if e.size == 0 && e.target.as_deref().is_some_and(|t| !t.is_empty() && !t.contains('\0')) => {}
+            Kind::Symlink
+                if e.size == 0
+                    && e.target
+                        .as_deref()
+                        .is_some_and(|t| !t.is_empty() && !t.contains('\0')) => {}
             _ => return Err(format!("the manifest entry {} is inconsistent", e.path)),
         }
         if e.path.starts_with("/forgekeep/") || e.path == "/forgekeep" {
@@ -320,7 +367,10 @@ fn validate_manifest(m: &Manifest) -> std::result::Result<(), String> {
             }
             if let Some(k) = kinds.get(p) {
                 if *k != Kind::Dir {
-                    return Err(format!("{} lies below {p}, which is not a directory", e.path));
+                    return Err(format!(
+                        "{} lies below {p}, which is not a directory",
+                        e.path
+                    ));
                 }
             }
         }
@@ -329,7 +379,11 @@ fn validate_manifest(m: &Manifest) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn check_member<R: Read>(m: &tar::Entry<'_, R>, path: &str, e: &Entry) -> std::result::Result<(), String> {
+fn check_member<R: Read>(
+    m: &tar::Entry<'_, R>,
+    path: &str,
+    e: &Entry,
+) -> std::result::Result<(), String> {
     let h = m.header();
     let t = h.entry_type();
     let kind = if t.is_file() {
@@ -339,7 +393,9 @@ fn check_member<R: Read>(m: &tar::Entry<'_, R>, path: &str, e: &Entry) -> std::r
     } else if t.is_symlink() {
         Kind::Symlink
     } else if t.is_hard_link() {
-        return Err(format!("member {path:?} is a hard link; hard links are refused"));
+        return Err(format!(
+            "member {path:?} is a hard link; hard links are refused"
+        ));
     } else {
         return Err(format!(
             "member {path:?} is a {} entry; only files, directories and symlinks are accepted",
@@ -357,28 +413,56 @@ fn check_member<R: Read>(m: &tar::Entry<'_, R>, path: &str, e: &Entry) -> std::r
         ));
     }
     if kind != e.kind {
-        return Err(format!("{} is a {} in the tar but a {} in the manifest", e.path, kind.as_str(), e.kind.as_str()));
+        return Err(format!(
+            "{} is a {} in the tar but a {} in the manifest",
+            e.path,
+            kind.as_str(),
+            e.kind.as_str()
+        ));
     }
-    let size = if kind == Kind::File { m.size() } else { h.size().unwrap_or(0) };
+    let size = if kind == Kind::File {
+        m.size()
+    } else {
+        h.size().unwrap_or(0)
+    };
     if size != e.size {
-        return Err(format!("{}: size {size} disagrees with the manifest ({})", e.path, e.size));
+        return Err(format!(
+            "{}: size {size} disagrees with the manifest ({})",
+            e.path, e.size
+        ));
     }
-    let mode = h.mode().map_err(|_| format!("{}: unreadable mode", e.path))? & 0o7777;
+    let mode = h
+        .mode()
+        .map_err(|_| format!("{}: unreadable mode", e.path))?
+        & 0o7777;
     let uid = h.uid().map_err(|_| format!("{}: unreadable uid", e.path))?;
     let gid = h.gid().map_err(|_| format!("{}: unreadable gid", e.path))?;
     if mode != e.mode || uid != e.uid as u64 || gid != e.gid as u64 {
-        return Err(format!("{}: owner or mode in the tar disagrees with the manifest", e.path));
+        return Err(format!(
+            "{}: owner or mode in the tar disagrees with the manifest",
+            e.path
+        ));
     }
     if kind == Kind::Symlink {
-        let target = m.link_name_bytes().map(|b| b.into_owned()).unwrap_or_default();
+        let target = m
+            .link_name_bytes()
+            .map(|b| b.into_owned())
+            .unwrap_or_default();
         if Some(target.as_slice()) != e.target.as_deref().map(str::as_bytes) {
-            return Err(format!("{}: link target disagrees with the manifest", e.path));
+            return Err(format!(
+                "{}: link target disagrees with the manifest",
+                e.path
+            ));
         }
     }
     Ok(())
 }
 
-fn check_sums(text: &str, m: &Manifest, digests: &[Option<Sha256Sum>]) -> std::result::Result<(), String> {
+fn check_sums(
+    text: &str,
+    m: &Manifest,
+    digests: &[Option<Sha256Sum>],
+) -> std::result::Result<(), String> {
     let lines = sums::parse(text).ok_or_else(|| format!("{SUMS_MEMBER} is malformed"))?;
     let mut listed: HashMap<String, String> = HashMap::new();
     for (member, hex) in lines {
@@ -396,7 +480,9 @@ fn check_sums(text: &str, m: &Manifest, digests: &[Option<Sha256Sum>]) -> std::r
         }
     }
     if let Some(extra) = listed.keys().next() {
-        return Err(format!("{SUMS_MEMBER} lists {extra}, which the archive does not hold"));
+        return Err(format!(
+            "{SUMS_MEMBER} lists {extra}, which the archive does not hold"
+        ));
     }
     Ok(())
 }

@@ -75,12 +75,17 @@ impl<W: Write> Write for AgeSink<W> {
 impl<W: Write> AgeSink<W> {
     fn new(out: W, enc: &Encryption, armor: bool) -> io::Result<Self> {
         let encryptor = match enc {
-            Encryption::Recipients(_) => age::Encryptor::with_recipients(enc.recipients().into_iter())
-                .map_err(|e| io::Error::other(format!("cannot encrypt to these recipients: {e}")))?,
+            Encryption::Recipients(_) => {
+                age::Encryptor::with_recipients(enc.recipients().into_iter()).map_err(|e| {
+                    io::Error::other(format!("cannot encrypt to these recipients: {e}"))
+                })?
+            }
             Encryption::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
         };
         Ok(if armor {
-            AgeSink::Armored(encryptor.wrap_output(ArmoredWriter::wrap_output(out, Format::AsciiArmor)?)?)
+            AgeSink::Armored(
+                encryptor.wrap_output(ArmoredWriter::wrap_output(out, Format::AsciiArmor)?)?,
+            )
         } else {
             AgeSink::Binary(encryptor.wrap_output(out)?)
         })
@@ -127,7 +132,8 @@ pub fn write_archive<W: Write>(
     // 1. The manifest, first.
     let json = manifest.to_json();
     let mut h = member_header(json.len() as u64);
-    tar.append_data(&mut h, MANIFEST_MEMBER, &json[..]).map_err(oe)?;
+    tar.append_data(&mut h, MANIFEST_MEMBER, &json[..])
+        .map_err(oe)?;
 
     // 2. The entries, in manifest order.
     let mut sums_text = String::new();
@@ -138,7 +144,12 @@ pub fn write_archive<W: Write>(
         let mut h = entry_header(e);
         let res = match e.kind {
             Kind::Dir => tar.append_data(&mut h, e.member_name(), io::empty()),
-            Kind::Symlink => tar.append_link(&mut h, e.member_name(), e.target.as_deref().unwrap_or("")),
+            Kind::Symlink => append_symlink(
+                &mut tar,
+                &mut h,
+                e.member_name(),
+                e.target.as_deref().unwrap_or(""),
+            ),
             Kind::File => {
                 let file = match open_source(Path::new(&e.path), &item.stat) {
                     Ok(f) => f,
@@ -178,7 +189,8 @@ pub fn write_archive<W: Write>(
 
     // 3. The checksums, last.
     let mut h = member_header(sums_text.len() as u64);
-    tar.append_data(&mut h, SUMS_MEMBER, sums_text.as_bytes()).map_err(oe)?;
+    tar.append_data(&mut h, SUMS_MEMBER, sums_text.as_bytes())
+        .map_err(oe)?;
 
     // 4. Finish every layer, innermost first; each one can fail (disk full) and must.
     let z = tar.into_inner().map_err(oe)?;
@@ -208,11 +220,47 @@ pub fn write_archive_file(
         .file()
         .try_clone()
         .map_err(|e| Error::io("cannot write", &target, &e))?;
-    let (buf, summary) = write_archive(io::BufWriter::with_capacity(1 << 16, handle), &target, enc, manifest, items, opts)?;
+    let (buf, summary) = write_archive(
+        io::BufWriter::with_capacity(1 << 16, handle),
+        &target,
+        enc,
+        manifest,
+        items,
+        opts,
+    )?;
     buf.into_inner()
         .map_err(|e| Error::io("cannot write the archive", &target, e.error()))?;
     temp.persist(name, replace)?;
     Ok(summary)
+}
+
+/// Appends a symlink with its target stored byte for byte. (`Builder::append_link`
+/// normalises the target as a path, turning `/` or `a//b` into something else, and the
+/// reader would then rightly refuse the archive.) Targets of 100 bytes or more go in a
+/// GNU long-link (`K`) record, as GNU tar writes them.
+fn append_symlink<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    path: &str,
+    target: &str,
+) -> io::Result<()> {
+    let t = target.as_bytes();
+    if t.len() < 100 {
+        h.set_link_name_literal(t)?;
+    } else {
+        let mut k = tar::Header::new_gnu();
+        k.as_gnu_mut().expect("gnu header").name[..13].copy_from_slice(b"././@LongLink");
+        k.set_mode(0o644);
+        k.set_uid(0);
+        k.set_gid(0);
+        k.set_mtime(0);
+        k.set_size(t.len() as u64 + 1);
+        k.set_entry_type(tar::EntryType::GNULongLink);
+        k.set_cksum();
+        tar.append(&k, t.chain(&[0u8][..]))?;
+        h.set_link_name_literal(&t[..99])?;
+    }
+    tar.append_data(h, path, io::empty())
 }
 
 /// A header for forgekeep's own members (manifest, SHA256SUMS): 0600, owned by the
@@ -267,7 +315,9 @@ fn open_source(path: &Path, seen: &StatSnapshot) -> Result<File> {
                 Error::io("cannot read", path, &e)
             }
         })?;
-    let meta = file.metadata().map_err(|e| Error::io("cannot read", path, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot read", path, &e))?;
     if !meta.is_file() || StatSnapshot::of(&meta) != *seen {
         return Err(changed_while_read(&path.display().to_string()));
     }
@@ -279,7 +329,10 @@ fn still_same(file: &File, path: &str, seen: &StatSnapshot) -> Result<()> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io("cannot read", Path::new(path), &e))?;
-    if meta.size() != seen.size || meta.mtime() != seen.mtime || meta.mtime_nsec() != seen.mtime_nsec {
+    if meta.size() != seen.size
+        || meta.mtime() != seen.mtime
+        || meta.mtime_nsec() != seen.mtime_nsec
+    {
         return Err(changed_while_read(path));
     }
     Ok(())

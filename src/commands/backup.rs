@@ -23,6 +23,15 @@ use std::time::Instant;
 pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     let started = Instant::now();
     let output = resolve_output(args)?;
+    let mut out = *out;
+    if matches!(output, Output::Stdout) && !args.dry_run {
+        if out.json {
+            return Err(Error::usage("--json and -o - would both write to stdout")
+                .hint("write the archive to a file, or drop --json"));
+        }
+        out.stdout_is_data = true;
+    }
+    let out = &out;
     let enc = encryption(args)?;
     let requests: Vec<SourceRequest> = args
         .paths
@@ -30,7 +39,11 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
         .map(|p| SourceRequest {
             given: p.display().to_string(),
             profile: None,
-            ownership: if args.numeric_ids { Ownership::Numeric } else { Ownership::Name },
+            ownership: if args.numeric_ids {
+                Ownership::Numeric
+            } else {
+                Ownership::Name
+            },
         })
         .collect();
     let collection = collect(
@@ -51,7 +64,10 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
                 e.mode,
                 e.size,
                 e.path,
-                e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default()
+                e.target
+                    .as_ref()
+                    .map(|t| format!(" -> {t}"))
+                    .unwrap_or_default()
             ));
         }
         out.say(summary_line("would archive", &collection, None));
@@ -70,12 +86,16 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
             .iter()
             .filter(|f| f.severity == Severity::Error)
             .count();
-        return Err(Error::runtime(format!("{n} source(s) cannot be read; no archive was written"))
-            .hint("fix the findings above (often: run as root), then run again"));
+        return Err(Error::runtime(format!(
+            "{n} source(s) cannot be read; no archive was written"
+        ))
+        .hint("fix the findings above (often: run as root), then run again"));
     }
     if args.strict && worst >= Some(Severity::Warning) {
-        return Err(Error::runtime("--strict: the findings above abort the backup; no archive was written")
-            .hint("fix the permissions the findings name, or run without --strict"));
+        return Err(Error::runtime(
+            "--strict: the findings above abort the backup; no archive was written",
+        )
+        .hint("fix the permissions the findings name, or run without --strict"));
     }
 
     let manifest = build_manifest(&collection);
@@ -87,7 +107,14 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     let (written_to, size, summary) = match &output {
         Output::Stdout => {
             let stdout = std::io::stdout().lock();
-            let (mut w, summary) = write_archive(stdout, Path::new("stdout"), &enc, &manifest, &collection.items, &opts)?;
+            let (mut w, summary) = write_archive(
+                stdout,
+                Path::new("stdout"),
+                &enc,
+                &manifest,
+                &collection.items,
+                &opts,
+            )?;
             w.flush()
                 .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
             ("-".to_string(), None, summary)
@@ -97,7 +124,15 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
             if !args.force && std::fs::symlink_metadata(&target).is_ok() {
                 return Err(exists_error(&target));
             }
-            let summary = write_archive_file(dir, name, args.force, &enc, &manifest, &collection.items, &opts)?;
+            let summary = write_archive_file(
+                dir,
+                name,
+                args.force,
+                &enc,
+                &manifest,
+                &collection.items,
+                &opts,
+            )?;
             let size = std::fs::metadata(&target).map(|m| m.len()).ok();
             (target.display().to_string(), size, summary)
         }
@@ -107,8 +142,13 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     out.say(format!(
         "{} {}{}",
         summary_line("archived", &collection, Some(summary.content_bytes)),
-        if written_to == "-" { "to stdout".to_string() } else { format!("to {written_to}") },
-        size.map(|s| format!(" ({})", human_bytes(s))).unwrap_or_default()
+        if written_to == "-" {
+            "to stdout".to_string()
+        } else {
+            format!("to {written_to}")
+        },
+        size.map(|s| format!(" ({})", human_bytes(s)))
+            .unwrap_or_default()
     ));
     out.report(&json!({
         "command": "backup",
@@ -164,18 +204,26 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
     };
     if o.as_os_str() == "-" {
         if std::io::stdout().is_terminal() && !args.armor {
-            return Err(Error::usage("refusing to write a binary archive to a terminal")
-                .hint("redirect stdout to a file, or pass --armor"));
+            return Err(
+                Error::usage("refusing to write a binary archive to a terminal")
+                    .hint("redirect stdout to a file, or pass --armor"),
+            );
         }
         return Ok(Output::Stdout);
     }
     let ends_with_slash = o.as_os_str().to_string_lossy().ends_with('/');
     if o.is_dir() || ends_with_slash {
         if !o.is_dir() {
-            return Err(Error::usage(format!("output folder {} does not exist", o.display()))
-                .hint("create it first (mode 0700 is a good choice)"));
+            return Err(
+                Error::usage(format!("output folder {} does not exist", o.display()))
+                    .hint("create it first (mode 0700 is a good choice)"),
+            );
         }
-        let name = format!("forgekeep-{}-{}{SUFFIX}", host_for_filename(), jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"));
+        let name = format!(
+            "forgekeep-{}-{}{SUFFIX}",
+            host_for_filename(),
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+        );
         return Ok(Output::File {
             dir: o.clone(),
             name: name.into(),
@@ -190,8 +238,10 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(Error::usage(format!("output folder {} does not exist", dir.display()))
-            .hint("create it first"));
+        return Err(
+            Error::usage(format!("output folder {} does not exist", dir.display()))
+                .hint("create it first"),
+        );
     }
     if !args.force && std::fs::symlink_metadata(o).is_ok() {
         return Err(exists_error(o));
@@ -205,7 +255,10 @@ fn encryption(args: &BackupArgs) -> Result<Encryption> {
         if args.dry_run {
             return Ok(Encryption::Recipients(Vec::new()));
         }
-        return Ok(Encryption::Passphrase(read_passphrase("Passphrase for the archive", true)?));
+        return Ok(Encryption::Passphrase(read_passphrase(
+            "Passphrase for the archive",
+            true,
+        )?));
     }
     let mut recipients = Vec::new();
     for (i, r) in args.recipients.iter().enumerate() {
@@ -233,7 +286,13 @@ pub fn host_name() -> String {
 pub fn host_for_filename() -> String {
     host_name()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -242,7 +301,9 @@ pub fn build_manifest(c: &Collection) -> Manifest {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
         tool: format!("forgekeep {}", env!("CARGO_PKG_VERSION")),
-        created: jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        created: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
         host: host_name(),
         sources: c.sources.clone(),
         findings: c.findings.clone(),

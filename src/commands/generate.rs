@@ -23,6 +23,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitCode> {
 pub fn write_man_pages(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, &e))?;
     let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
-    clap_mangen::generate_to(cmd, dir).map_err(|e| Error::io("cannot write man pages to", dir, &e))?;
+    clap_mangen::generate_to(cmd, dir)
+        .map_err(|e| Error::io("cannot write man pages to", dir, &e))?;
     Ok(())
 }

@@ -32,7 +32,9 @@ pub fn run(args: &KeygenArgs, out: &Out) -> Result<ExitCode> {
                 .and_then(|_| f.sync_all())
                 .map_err(|e| Error::io("cannot write", path, &e))?;
             if out.json {
-                out.report(&json!({"command": "keygen", "identity_file": path, "recipient": recipient}));
+                out.report(
+                    &json!({"command": "keygen", "identity_file": path, "recipient": recipient}),
+                );
             } else {
                 println!("{recipient}");
                 if !out.quiet {
@@ -42,8 +44,10 @@ pub fn run(args: &KeygenArgs, out: &Out) -> Result<ExitCode> {
         }
         None => {
             if out.json {
-                return Err(Error::usage("--json without -o would print the private key in the report")
-                    .hint("pass -o FILE"));
+                return Err(Error::usage(
+                    "--json without -o would print the private key in the report",
+                )
+                .hint("pass -o FILE"));
             }
             print!("{}", identity.expose_secret());
             eprintln!("Public key: {recipient}");

@@ -15,12 +15,19 @@ pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
     let (input, name) = open_archive(&args.archive)?;
     let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
     let m = &read.manifest;
-    out.say(format!("# {name}: made on {} at {} by {}", m.host, m.created, m.tool));
+    out.say(format!(
+        "# {name}: made on {} at {} by {}",
+        m.host, m.created, m.tool
+    ));
     for s in &m.sources {
-        out.say(format!("# source {} (owners by {})", s.path, match s.ownership {
-            crate::archive::manifest::Ownership::Name => "name",
-            crate::archive::manifest::Ownership::Numeric => "number",
-        }));
+        out.say(format!(
+            "# source {} (owners by {})",
+            s.path,
+            match s.ownership {
+                crate::archive::manifest::Ownership::Name => "name",
+                crate::archive::manifest::Ownership::Numeric => "number",
+            }
+        ));
     }
     for e in &m.entries {
         let kind = match e.kind {
@@ -39,7 +46,10 @@ pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
             e.size,
             when,
             e.path,
-            e.target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default()
+            e.target
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default()
         ));
     }
     let entries: Vec<_> = m

@@ -21,8 +21,10 @@ pub fn open_archive(path: &Path) -> Result<(Box<dyn Read>, String)> {
     }
     let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open archive", path, &e))?;
     if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Error::usage(format!("{} is a folder, not an archive", path.display()))
-            .hint("name one forgekeep-*.tar.zst.age file"));
+        return Err(
+            Error::usage(format!("{} is a folder, not an archive", path.display()))
+                .hint("name one forgekeep-*.tar.zst.age file"),
+        );
     }
     Ok((Box::new(f), path.display().to_string()))
 }
@@ -30,7 +32,10 @@ pub fn open_archive(path: &Path) -> Result<(Box<dyn Read>, String)> {
 /// Identities from -i, or a passphrase.
 pub fn keyring(args: &IdentityArgs) -> Result<Keyring> {
     if args.passphrase {
-        return Ok(Keyring::from_passphrase(read_passphrase("Passphrase of the archive", false)?));
+        return Ok(Keyring::from_passphrase(read_passphrase(
+            "Passphrase of the archive",
+            false,
+        )?));
     }
     Keyring::from_files(&args.identities)
 }

@@ -18,7 +18,6 @@
 //! reports the error: all or nothing.
 
 use super::plan::{Action, Plan, Target};
-use std::os::fd::AsFd;
 use super::stage::{open_nofollow, Stager};
 use crate::archive::manifest::{Kind, Ownership};
 use crate::archive::writer::{write_archive_file, WriteOptions};
@@ -30,9 +29,16 @@ use crate::keys::Keyring;
 use nix::fcntl::{renameat2, RenameFlags};
 use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{fchown, fchownat, Gid, Uid};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-pub fn apply(st: &mut Stager, plan: &Plan, keys: &Keyring, args: &RestoreArgs, _name: &str) -> Result<Option<PathBuf>> {
+pub fn apply(
+    st: &mut Stager,
+    plan: &Plan,
+    keys: &Keyring,
+    args: &RestoreArgs,
+    _name: &str,
+) -> Result<Option<PathBuf>> {
     let replaced: Vec<&Path> = plan
         .steps
         .iter()
@@ -46,7 +52,9 @@ pub fn apply(st: &mut Stager, plan: &Plan, keys: &Keyring, args: &RestoreArgs, _
             Ok(p) => Some(p),
             Err(e) => {
                 st.abort();
-                return Err(e.hint("nothing was changed; fix the cause (or pass --undo-dir DIR) and run again"));
+                return Err(e.hint(
+                    "nothing was changed; fix the cause (or pass --undo-dir DIR) and run again",
+                ));
             }
         }
     };
@@ -62,7 +70,9 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
     let dir = match (&args.undo_dir, &st.dests.archive_dir) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => d.clone(),
-        (None, None) => std::env::current_dir().map_err(|e| Error::io("cannot find", Path::new("."), &e))?,
+        (None, None) => {
+            std::env::current_dir().map_err(|e| Error::io("cannot find", Path::new("."), &e))?
+        }
     };
     let requests: Vec<SourceRequest> = paths
         .iter()
@@ -76,12 +86,31 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
     let collection = collect(&requests, &Options::default())?;
     let manifest = build_manifest(&collection);
     let enc = keys.undo_encryption()?;
-    let name = format!(
-        "restore-undo-{}-{}.tar.zst.age",
+    let stem = format!(
+        "restore-undo-{}-{}",
         host_for_filename(),
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
     );
-    write_archive_file(&dir, name.as_ref(), false, &enc, &manifest, &collection.items, &WriteOptions::default())?;
+    // Two restores within one second must not collide (the rename refuses to replace).
+    let name = (1..)
+        .map(|n| {
+            if n == 1 {
+                format!("{stem}.tar.zst.age")
+            } else {
+                format!("{stem}-{n}.tar.zst.age")
+            }
+        })
+        .find(|n| std::fs::symlink_metadata(dir.join(n)).is_err())
+        .expect("a free name");
+    write_archive_file(
+        &dir,
+        name.as_ref(),
+        false,
+        &enc,
+        &manifest,
+        &collection.items,
+        &WriteOptions::default(),
+    )?;
     Ok(dir.join(name))
 }
 
@@ -95,8 +124,18 @@ fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
         } else {
             RenameFlags::RENAME_NOREPLACE
         };
-        if let Err(e) = renameat2(&*s.dir, s.temp.as_os_str(), &*s.dir, s.name.as_os_str(), flags) {
-            failure = Some(Error::errno("cannot put in place", &s.dir.path.join(&s.name), e));
+        if let Err(e) = renameat2(
+            &*s.dir,
+            s.temp.as_os_str(),
+            &*s.dir,
+            s.name.as_os_str(),
+            flags,
+        ) {
+            failure = Some(Error::errno(
+                "cannot put in place",
+                &s.dir.path.join(&s.name),
+                e,
+            ));
             break;
         }
         done += 1;
@@ -131,7 +170,13 @@ fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
 fn rollback(st: &mut Stager, done: usize) {
     for s in st.staged[..done].iter().rev() {
         if s.replace {
-            let _ = renameat2(&*s.dir, s.temp.as_os_str(), &*s.dir, s.name.as_os_str(), RenameFlags::RENAME_EXCHANGE);
+            let _ = renameat2(
+                &*s.dir,
+                s.temp.as_os_str(),
+                &*s.dir,
+                s.name.as_os_str(),
+                RenameFlags::RENAME_EXCHANGE,
+            );
         } else {
             let _ = s.dir.unlink(&s.name);
         }
@@ -141,19 +186,29 @@ fn rollback(st: &mut Stager, done: usize) {
 fn fix_metadata(st: &mut Stager, plan: &Plan) -> Result<()> {
     let plain = st.dests.plain_copies;
     for step in &plan.steps {
-        let Some(t) = st.targets[step.index].clone() else { continue };
+        let Some(t) = st.targets[step.index].clone() else {
+            continue;
+        };
         let created_dir = step.kind == Kind::Dir && step.action == Action::Create;
         if step.action != Action::FixMetadata && !created_dir {
             continue;
         }
         let parent_rel = t.rel.parent().unwrap_or(Path::new("")).to_path_buf();
         let name = t.rel.file_name().expect("normal path").to_owned();
-        let Some(parent) = st.dir(&parent_rel)? else { continue };
+        let Some(parent) = st.dir(&parent_rel)? else {
+            continue;
+        };
         if step.kind == Kind::Symlink {
             if !plain {
                 let (uid, gid) = (Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)));
-                fchownat(&*parent, name.as_os_str(), uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
+                fchownat(
+                    &*parent,
+                    name.as_os_str(),
+                    uid,
+                    gid,
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
             }
             continue;
         }
@@ -169,7 +224,9 @@ fn fix_metadata(st: &mut Stager, plan: &Plan) -> Result<()> {
     // Folders created on the way that the archive does not describe (a --relocate
     // target's parents, the --root itself): usual 0755.
     for c in &st.created {
-        let is_entry = plan.steps.iter().any(|s| s.kind == Kind::Dir && st.targets[s.index].as_ref().is_some_and(|t| t.rel == c.rel));
+        let is_entry = plan.steps.iter().any(|s| {
+            s.kind == Kind::Dir && st.targets[s.index].as_ref().is_some_and(|t| t.rel == c.rel)
+        });
         if !is_entry {
             let _ = nix::sys::stat::fchmodat(
                 &*c.parent,

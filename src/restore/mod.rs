@@ -55,9 +55,16 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
         }
     }
     for m in &plan.mappings {
-        out.say(format!("owner: {} {} -> {} ({})", m.kind, m.recorded, m.to, m.how));
+        out.say(format!(
+            "owner: {} {} -> {} ({})",
+            m.kind, m.recorded, m.to, m.how
+        ));
     }
-    let conflicts: Vec<_> = plan.steps.iter().filter(|s| s.action == Action::Conflict).collect();
+    let conflicts: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Conflict)
+        .collect();
     let report = |undo: Option<&std::path::Path>| {
         json!({
             "command": "restore",
@@ -73,7 +80,11 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     if !conflicts.is_empty() {
         stager.abort();
         out.report(&report(None));
-        let first: Vec<String> = conflicts.iter().take(3).map(|s| s.dest.display().to_string()).collect();
+        let first: Vec<String> = conflicts
+            .iter()
+            .take(3)
+            .map(|s| s.dest.display().to_string())
+            .collect();
         return Err(Error::new(
             ExitCode::Conflict,
             format!(
@@ -86,7 +97,10 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
         .hint("compare with --dry-run; pass --force to replace them (their current versions are kept in an undo archive)"));
     }
     if args.dry_run {
-        out.say(format!("dry run: {verb} {}; nothing was changed", plan.counts_line()));
+        out.say(format!(
+            "dry run: {verb} {}; nothing was changed",
+            plan.counts_line()
+        ));
         out.report(&report(None));
         return Ok(ExitCode::Success);
     }

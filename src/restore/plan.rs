@@ -72,7 +72,10 @@ impl Step {
             self.uid,
             self.gid,
             self.dest.display(),
-            self.reason.as_ref().map(|r| format!("  ({r})")).unwrap_or_default()
+            self.reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
         )
     }
 }
@@ -141,12 +144,22 @@ fn normal_abs(p: &str) -> bool {
 
 fn parse_relocate(spec: &str) -> Result<(String, String)> {
     let bad = || {
-        Error::usage(format!("--relocate {spec:?} is not FROM=TO with two absolute paths"))
-            .hint("e.g. --relocate /data=/srv/gitea")
+        Error::usage(format!(
+            "--relocate {spec:?} is not FROM=TO with two absolute paths"
+        ))
+        .hint("e.g. --relocate /data=/srv/gitea")
     };
     let (from, to) = spec.split_once('=').ok_or_else(bad)?;
-    let from = if from.len() > 1 { from.trim_end_matches('/') } else { from };
-    let to = if to.len() > 1 { to.trim_end_matches('/') } else { to };
+    let from = if from.len() > 1 {
+        from.trim_end_matches('/')
+    } else {
+        from
+    };
+    let to = if to.len() > 1 {
+        to.trim_end_matches('/')
+    } else {
+        to
+    };
     if !normal_abs(from) || !normal_abs(to) {
         return Err(bad());
     }
@@ -160,24 +173,39 @@ impl Destinations {
             (None, Some(r)) => absolute(r)?,
             (None, None) => PathBuf::from("/"),
         };
-        let only = if a.only.is_empty() {
-            None
-        } else {
-            let mut b = GlobSetBuilder::new();
-            for g in &a.only {
-                b.add(Glob::new(g).map_err(|e| Error::usage(format!("--only {g:?} is not a valid glob: {e}")))?);
-            }
-            Some(b.build().map_err(|e| Error::usage(format!("invalid --only patterns: {e}")))?)
-        };
+        let only =
+            if a.only.is_empty() {
+                None
+            } else {
+                let mut b = GlobSetBuilder::new();
+                for g in &a.only {
+                    b.add(Glob::new(g).map_err(|e| {
+                        Error::usage(format!("--only {g:?} is not a valid glob: {e}"))
+                    })?);
+                }
+                Some(
+                    b.build()
+                        .map_err(|e| Error::usage(format!("invalid --only patterns: {e}")))?,
+                )
+            };
         let archive_dir = if a.archive.as_os_str() == "-" {
             None
         } else {
-            Some(absolute(a.archive.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?)
+            Some(absolute(
+                a.archive
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new(".")),
+            )?)
         };
         Ok(Destinations {
             root,
             plain_copies: a.to.is_some(),
-            relocate: a.relocate.iter().map(|s| parse_relocate(s)).collect::<Result<_>>()?,
+            relocate: a
+                .relocate
+                .iter()
+                .map(|s| parse_relocate(s))
+                .collect::<Result<_>>()?,
             only,
             owners: OwnerPolicy::new(a.numeric_ids, &a.map_user, &a.map_group)?,
             undo_dir: a.undo_dir.clone(),
@@ -190,13 +218,19 @@ impl Destinations {
             .relocate
             .iter()
             .filter(|(from, _)| {
-                from == "/" || path == from || (path.starts_with(from.as_str()) && path.as_bytes()[from.len()] == b'/')
+                from == "/"
+                    || path == from
+                    || (path.starts_with(from.as_str()) && path.as_bytes()[from.len()] == b'/')
             })
             .max_by_key(|(from, _)| from.len());
         match best {
             None => path.to_string(),
             Some((from, to)) => {
-                let rest = if from == "/" { path } else { &path[from.len()..] };
+                let rest = if from == "/" {
+                    path
+                } else {
+                    &path[from.len()..]
+                };
                 let rest = rest.trim_start_matches('/');
                 if rest.is_empty() {
                     to.clone()
@@ -222,11 +256,17 @@ impl Destinations {
             let rel = PathBuf::from(rel_str.trim_start_matches('/'));
             let dest = self.root.join(&rel);
             if rel.as_os_str().is_empty() || !seen.insert(dest.clone()) {
-                return Err(Error::usage(format!("--relocate maps two entries (or one onto the root) at {}", dest.display()))
-                    .hint("use --relocate rules that keep entries apart"));
+                return Err(Error::usage(format!(
+                    "--relocate maps two entries (or one onto the root) at {}",
+                    dest.display()
+                ))
+                .hint("use --relocate rules that keep entries apart"));
             }
             let (uid, gid) = if self.plain_copies {
-                (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+                (
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                )
             } else {
                 self.owners.resolve(e, m.sources[e.source].ownership)
             };
@@ -256,7 +296,9 @@ impl Destinations {
             return Err(Error::usage("--only matched no entry of the archive")
                 .hint("patterns match recorded absolute paths, e.g. --only '/var/lib/gitea/jwt/*' (see forgekeep list)"));
         }
-        let under = |p: &str, d: &str| p.len() > d.len() && p.starts_with(d) && p.as_bytes()[d.len()] == b'/';
+        let under = |p: &str, d: &str| {
+            p.len() > d.len() && p.starts_with(d) && p.as_bytes()[d.len()] == b'/'
+        };
         Ok(m.entries
             .iter()
             .map(|e| {
@@ -284,7 +326,12 @@ fn safe_mode(e: &Entry, warnings: &mut Vec<String>) -> u32 {
         Kind::Symlink => 0,
     };
     if e.mode & drop != 0 {
-        warnings.push(format!("{}: set-uid/set-gid bits dropped (mode {:04o} -> {:04o})", e.path, e.mode, e.mode & !drop));
+        warnings.push(format!(
+            "{}: set-uid/set-gid bits dropped (mode {:04o} -> {:04o})",
+            e.path,
+            e.mode,
+            e.mode & !drop
+        ));
     }
     e.mode & !drop
 }

@@ -63,7 +63,7 @@ pub struct Stager {
 }
 
 fn meta_differs(st: &FileStat, t: &Target, plain: bool) -> bool {
-    (st.st_mode as u32 & 0o7777) != t.mode || (!plain && (st.st_uid != t.uid || st.st_gid != t.gid))
+    (st.st_mode & 0o7777) != t.mode || (!plain && (st.st_uid != t.uid || st.st_gid != t.gid))
 }
 
 fn file_type(st: &FileStat) -> SFlag {
@@ -147,7 +147,11 @@ impl Stager {
             if self.dry_run {
                 return Ok(None);
             }
-            let missing: Vec<PathBuf> = root.ancestors().take_while(|p| !p.exists()).map(Path::to_path_buf).collect();
+            let missing: Vec<PathBuf> = root
+                .ancestors()
+                .take_while(|p| !p.exists())
+                .map(Path::to_path_buf)
+                .collect();
             std::fs::create_dir_all(&root).map_err(|e| Error::io("cannot create", &root, &e))?;
             self.created_root = missing;
         }
@@ -192,14 +196,19 @@ impl Stager {
             }
             Some(st) if file_type(&st) == SFlag::S_IFDIR => {
                 // Existing folders above a source are never changed.
-                let a = if e.role == Role::Content && meta_differs(&st, t, self.dests.plain_copies) {
+                let a = if e.role == Role::Content && meta_differs(&st, t, self.dests.plain_copies)
+                {
                     Action::FixMetadata
                 } else {
                     Action::Unchanged
                 };
                 self.decide(t.index, a, None);
             }
-            Some(_) => self.decide(t.index, Action::Conflict, Some("not a folder at the destination".into())),
+            Some(_) => self.decide(
+                t.index,
+                Action::Conflict,
+                Some("not a folder at the destination".into()),
+            ),
         }
         Ok(())
     }
@@ -228,7 +237,9 @@ impl Stager {
         }
         let mut same = match &existing {
             None => false,
-            Some(st) => file_type(st) == SFlag::S_IFREG && st.st_size as u64 == self.entries[t.index].size,
+            Some(st) => {
+                file_type(st) == SFlag::S_IFREG && st.st_size as u64 == self.entries[t.index].size
+            }
         };
         let mut current = match (&existing, same, &parent) {
             (Some(_), true, Some(p)) => Some(open_nofollow(p, &name)?),
@@ -237,9 +248,12 @@ impl Stager {
         let mut buf = vec![0u8; 1 << 16];
         let mut cur = vec![0u8; 1 << 16];
         loop {
-            let n = data
-                .read(&mut buf)
-                .map_err(|e| Error::integrity(format!("cannot read {} from the archive: {e}", t.dest.display())))?;
+            let n = data.read(&mut buf).map_err(|e| {
+                Error::integrity(format!(
+                    "cannot read {} from the archive: {e}",
+                    t.dest.display()
+                ))
+            })?;
             if n == 0 {
                 break;
             }
@@ -261,7 +275,11 @@ impl Stager {
         let action = match &existing {
             None => Action::Create,
             Some(st) if file_type(st) == SFlag::S_IFDIR => {
-                self.decide(t.index, Action::Conflict, Some("a folder is in the way".into()));
+                self.decide(
+                    t.index,
+                    Action::Conflict,
+                    Some("a folder is in the way".into()),
+                );
                 return Ok(());
             }
             Some(st) if same => {
@@ -299,7 +317,9 @@ impl Stager {
         };
         let same = match (&existing, &parent) {
             (Some(st), Some(p)) if file_type(st) == SFlag::S_IFLNK => {
-                nix::fcntl::readlinkat(&**p, name.as_os_str()).map(|l| l.as_bytes() == target.as_bytes()).unwrap_or(false)
+                nix::fcntl::readlinkat(&**p, name.as_os_str())
+                    .map(|l| l.as_bytes() == target.as_bytes())
+                    .unwrap_or(false)
             }
             _ => false,
         };
@@ -329,11 +349,18 @@ impl Stager {
                 replace: existing.is_some(),
             });
             if !self.dests.plain_copies {
-                nix::unistd::fchownat(&*p, tname.as_str(), Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
+                nix::unistd::fchownat(
+                    &*p,
+                    tname.as_str(),
+                    Some(Uid::from_raw(t.uid)),
+                    Some(Gid::from_raw(t.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
             }
         }
-        let reason = (action == Action::Conflict).then(|| "something else is at the destination".to_string());
+        let reason = (action == Action::Conflict)
+            .then(|| "something else is at the destination".to_string());
         self.decide(t.index, action, reason);
         Ok(())
     }
@@ -342,11 +369,17 @@ impl Stager {
     pub fn finish_plan(&mut self, _read: &ReadArchive) -> Result<Plan> {
         let mut plan = Plan {
             warnings: std::mem::take(&mut self.warnings),
-            mappings: if self.dests.plain_copies { Vec::new() } else { self.dests.owners.mappings() },
+            mappings: if self.dests.plain_copies {
+                Vec::new()
+            } else {
+                self.dests.owners.mappings()
+            },
             ..Plan::default()
         };
         for (t, a) in self.targets.iter().zip(&self.actions) {
-            let (Some(t), Some((action, reason))) = (t, a) else { continue };
+            let (Some(t), Some((action, reason))) = (t, a) else {
+                continue;
+            };
             plan.steps.push(Step {
                 index: t.index,
                 path: self.entries[t.index].path.clone(),
@@ -391,15 +424,21 @@ fn finish_file(f: &File, t: &Target, plain: bool, mtime: i64) -> Result<()> {
         .map_err(|e| Error::errno("cannot set the mode of", &t.dest, e))?;
     let ts = TimeSpec::new(mtime, 0);
     futimens(f, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", &t.dest, e))?;
-    f.sync_all().map_err(|e| Error::io("cannot flush", &t.dest, &e))
+    f.sync_all()
+        .map_err(|e| Error::io("cannot flush", &t.dest, &e))
 }
 
 /// Opens an existing destination file for reading without following a symlink and
 /// without blocking on a FIFO.
 pub(super) fn open_nofollow(dir: &DirFd, name: &OsStr) -> Result<File> {
-    nix::fcntl::openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .map(File::from)
-        .map_err(|e| Error::errno("cannot open", &dir.path.join(name), e))
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| Error::errno("cannot open", &dir.path.join(name), e))
 }
 
 impl Visitor for Stager {
