@@ -129,3 +129,39 @@ fn json_list_is_one_object_with_entries_and_digests() {
     assert_eq!(pem["mode"], "0600");
     assert_eq!(pem["sha256"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn readme_try_it_commands_work_with_the_sample_key() {
+    let td = TestDir::new();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let a = td.join("sample.tar.zst.age");
+    let o = fk(&[
+        "backup",
+        repo.join("examples/forge").to_str().unwrap(),
+        "-R",
+        repo.join("examples/sample-recipients.txt")
+            .to_str()
+            .unwrap(),
+        "-o",
+        a.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    let inspect = td.join("inspect");
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        repo.join("examples/sample-key.txt").to_str().unwrap(),
+        "--to",
+        inspect.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let copy = inspect
+        .join(repo.strip_prefix("/").unwrap())
+        .join("examples/forge/gitea/jwt/private.pem");
+    assert_eq!(
+        fs::read(copy).unwrap(),
+        fs::read(repo.join("examples/forge/gitea/jwt/private.pem")).unwrap()
+    );
+}
