@@ -88,13 +88,7 @@ impl Error {
     pub fn errno(action: &str, path: &Path, err: nix::errno::Errno) -> Self {
         Error::io(action, path, &io::Error::from(err))
     }
-
-    pub fn is_broken_pipe(&self) -> bool {
-        self.what.contains(BROKEN_PIPE_MARK)
-    }
 }
-
-const BROKEN_PIPE_MARK: &str = "Broken pipe";
 
 /// `io::Error`'s Display, without the "(os error N)" suffix that helps nobody.
 pub fn plain_io(err: &io::Error) -> String {

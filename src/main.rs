@@ -32,9 +32,10 @@ fn main() {
         .parse_env("FORGEKEEP_LOG")
         .init();
     let code = match forgekeep::run(&cli) {
+        // A closed stdout during a listing (`forgekeep list ... | head`) is the reader's
+        // choice and is ignored where the listing is printed (report::Out); a closed pipe
+        // while an ARCHIVE goes to stdout is a failed backup and stays an error.
         Ok(code) => code,
-        // A closed stdout (`forgekeep list ... | head`) is the reader's choice, not a failure.
-        Err(e) if e.is_broken_pipe() => ExitCode::Success,
         Err(e) => {
             eprintln!("forgekeep: error: {e}");
             e.exit

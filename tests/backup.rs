@@ -316,3 +316,21 @@ fn disk_full_leaves_no_partial_archive_and_the_earlier_one_intact() {
         0,
     );
 }
+
+#[test]
+fn closed_pipe_while_streaming_an_archive_is_a_failure_regression_silent_success() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let big = td.join("srv/gitea/blob");
+    run_ok(
+        std::process::Command::new("head")
+            .args(["-c", "4000000", "/dev/urandom"])
+            .stdout(fs::File::create(&big).unwrap()),
+    );
+    let (_k, r) = td.age_key("k.txt");
+    let o = sh(&format!(
+        "set -o pipefail; {BIN} backup {} -r {r} -o - | head -c 10 >/dev/null",
+        tree.display()
+    ));
+    assert_ne!(code(&o), 0, "a backup whose output pipe closed must not report success");
+}
