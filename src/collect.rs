@@ -476,19 +476,27 @@ impl Collector {
         }
         if let Some(parent) = path.parent() {
             if let Some(&(_, dir_uid)) = self.dirs.get(parent) {
-                if dir_uid != meta.uid() && dir_uid != 0 {
-                    let owner = self
-                        .names
-                        .user(dir_uid)
-                        .unwrap_or_else(|| dir_uid.to_string());
+                if dir_uid != meta.uid() {
+                    let owner = self.names.user(dir_uid).unwrap_or_else(|| dir_uid.to_string());
+                    // A folder owned by another (non-root) user lets that user replace the
+                    // secret: a warning. Under a root-owned folder it is only worth knowing
+                    // (e.g. a git-owned app.ini in root's /etc/gitea).
+                    let (severity, message) = if dir_uid != 0 {
+                        (
+                            Severity::Warning,
+                            format!("belongs to uid {} but its folder belongs to {owner}, who can replace it", meta.uid()),
+                        )
+                    } else {
+                        (
+                            Severity::Info,
+                            format!("belongs to uid {} but its folder belongs to root", meta.uid()),
+                        )
+                    };
                     self.finding(
                         Code::OwnerMismatch,
-                        Severity::Warning,
+                        severity,
                         path,
-                        format!(
-                            "belongs to uid {} but its folder belongs to {owner}, who can replace it",
-                            meta.uid()
-                        ),
+                        message,
                         format!("chown {} {} (or the folder to the file's owner)", meta.uid(), parent.display()),
                     );
                 }

@@ -225,3 +225,45 @@ fn non_root_restore_that_needs_chown_is_refused_but_to_works() {
     ));
     expect_code(&o, 0);
 }
+
+#[test]
+fn owner_mismatch_is_a_warning_only_when_the_folder_owner_can_replace_the_file() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (d_uid, d_gid) = daemon();
+    let (uid, gid) = (
+        nix::unistd::Uid::from_raw(d_uid),
+        nix::unistd::Gid::from_raw(d_gid),
+    );
+    // A daemon-owned file in root's folder: worth knowing, not a warning.
+    nix::unistd::chown(&tree.join("conf/app.ini"), Some(uid), Some(gid)).unwrap();
+    let (_k, r) = td.age_key("k.txt");
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "--dry-run",
+        "--json",
+    ]);
+    expect_code(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &v["findings"].as_array().unwrap()[0];
+    assert_eq!(
+        (f["code"].as_str(), f["severity"].as_str()),
+        (Some("owner-mismatch"), Some("info"))
+    );
+    // A root-owned key in daemon's folder: daemon can replace it.
+    nix::unistd::chown(&tree.join("jwt"), Some(uid), Some(gid)).unwrap();
+    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "--dry-run"]);
+    expect_code(&o, 3);
+    assert!(
+        stderr(&o).contains("warning [owner-mismatch]"),
+        "{}",
+        stderr(&o)
+    );
+}
