@@ -245,6 +245,14 @@ impl Collector {
     }
 
     fn excluded(&self, path: &Path) -> bool {
+        // forgekeep's own temp files (an archive being written into a source folder, a
+        // restore in progress) are transient and never part of a backup.
+        if path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(crate::fsx::TEMP_PREFIX.as_bytes()))
+        {
+            return true;
+        }
         !self.excludes.is_empty()
             && (self.excludes.is_match(path)
                 || path.file_name().is_some_and(|n| self.excludes.is_match(n)))
