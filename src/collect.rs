@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
 use crate::owners::NameCache;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::Metadata;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -103,7 +103,7 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
         names: NameCache::default(),
         excludes,
         out: Collection::default(),
-        seen: HashSet::new(),
+        seen: HashMap::new(),
         dirs: BTreeMap::new(),
         reported: BTreeSet::new(),
     };
@@ -113,6 +113,11 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
             Error::usage(format!("{} is not valid UTF-8", path.display()))
                 .hint("forgekeep records paths in a JSON manifest; rename the folder")
         })?;
+        if path == Path::new("/") || path.starts_with("/forgekeep") {
+            return Err(Error::usage(format!("cannot archive {}", path.display())).hint(
+                "name the secret files and folders themselves; / and /forgekeep (the archive's own members) cannot be sources",
+            ));
+        }
         c.out.sources.push(Source {
             given: req.given.clone(),
             path: path_str.to_string(),
@@ -129,7 +134,9 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
 /// Absolute path of a source with its parent directories resolved, but NOT its last
 /// component: a source that is itself a symlink must be stored as a link, not followed.
 fn resolve_source(given: &str) -> Result<PathBuf> {
-    let p = Path::new(given);
+    // "link/" would make the OS follow the link; the source is the link itself.
+    let trimmed = given.trim_end_matches('/');
+    let p = Path::new(if trimmed.is_empty() { "/" } else { trimmed });
     let abs = std::path::absolute(p).map_err(|e| Error::io("cannot resolve", p, &e))?;
     let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -168,7 +175,8 @@ struct Collector {
     names: NameCache,
     excludes: GlobSet,
     out: Collection,
-    seen: HashSet<PathBuf>,
+    /// Path → index in `out.items`.
+    seen: HashMap<PathBuf, usize>,
     /// mode and uid of every directory met (sources' insides and ancestors), for the
     /// parent checks.
     dirs: BTreeMap<PathBuf, (u32, u32)>,
@@ -205,9 +213,17 @@ impl Collector {
         source: usize,
         target: Option<String>,
     ) {
-        if !self.seen.insert(path.to_path_buf()) {
-            return; // overlapping sources: the first one wins
+        if let Some(&i) = self.seen.get(path) {
+            // Overlapping sources: a folder first met above one source and then walked as
+            // (part of) another is content, restored in full.
+            let e = &mut self.out.items[i].entry;
+            if role == Role::Content && e.role == Role::Ancestor {
+                e.role = Role::Content;
+                e.source = source;
+            }
+            return;
         }
+        self.seen.insert(path.to_path_buf(), self.out.items.len());
         let entry = Entry {
             path: path.to_str().expect("checked utf-8").to_string(),
             kind,
@@ -247,10 +263,10 @@ impl Collector {
     fn excluded(&self, path: &Path) -> bool {
         // forgekeep's own temp files (an archive being written into a source folder, a
         // restore in progress) are transient and never part of a backup.
-        if path
-            .file_name()
-            .is_some_and(|n| n.as_encoded_bytes().starts_with(crate::fsx::TEMP_PREFIX.as_bytes()))
-        {
+        if path.file_name().is_some_and(|n| {
+            n.as_encoded_bytes()
+                .starts_with(crate::fsx::TEMP_PREFIX.as_bytes())
+        }) {
             return true;
         }
         !self.excludes.is_empty()
@@ -485,7 +501,10 @@ impl Collector {
         if let Some(parent) = path.parent() {
             if let Some(&(_, dir_uid)) = self.dirs.get(parent) {
                 if dir_uid != meta.uid() {
-                    let owner = self.names.user(dir_uid).unwrap_or_else(|| dir_uid.to_string());
+                    let owner = self
+                        .names
+                        .user(dir_uid)
+                        .unwrap_or_else(|| dir_uid.to_string());
                     // A folder owned by another (non-root) user lets that user replace the
                     // secret: a warning. Under a root-owned folder it is only worth knowing
                     // (e.g. a git-owned app.ini in root's /etc/gitea).
@@ -497,7 +516,10 @@ impl Collector {
                     } else {
                         (
                             Severity::Info,
-                            format!("belongs to uid {} but its folder belongs to root", meta.uid()),
+                            format!(
+                                "belongs to uid {} but its folder belongs to root",
+                                meta.uid()
+                            ),
                         )
                     };
                     self.finding(
@@ -505,7 +527,11 @@ impl Collector {
                         severity,
                         path,
                         message,
-                        format!("chown {} {} (or the folder to the file's owner)", meta.uid(), parent.display()),
+                        format!(
+                            "chown {} {} (or the folder to the file's owner)",
+                            meta.uid(),
+                            parent.display()
+                        ),
                     );
                 }
             }

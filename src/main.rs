@@ -37,7 +37,7 @@ fn main() {
         // while an ARCHIVE goes to stdout is a failed backup and stays an error.
         Ok(code) => code,
         Err(e) => {
-            eprintln!("forgekeep: error: {e}");
+            forgekeep::report::error(&e, cli.global.json);
             e.exit
         }
     };

@@ -11,7 +11,7 @@ use crate::archive::manifest::{Entry, Ownership};
 use crate::error::{Error, Result};
 use nix::unistd::{Gid, Group, Uid, User};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 /// Cached uid → user name and gid → group name lookups for collection.
 #[derive(Default)]
@@ -69,7 +69,7 @@ impl Who {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum How {
     /// The recorded name exists here.
@@ -111,7 +111,8 @@ pub struct OwnerPolicy {
     map_group: Vec<(Who, u32)>,
     users: HashMap<String, Option<u32>>,
     groups: HashMap<String, Option<u32>>,
-    used: BTreeMap<(&'static str, String), (u32, How)>,
+    /// (kind, recorded, resolved id, how): one line per distinct decision.
+    used: BTreeSet<(&'static str, String, u32, How)>,
 }
 
 fn parse_map(spec: &str, what: &'static str) -> Result<(Who, u32)> {
@@ -156,7 +157,7 @@ impl OwnerPolicy {
                 .collect::<Result<_>>()?,
             users: HashMap::new(),
             groups: HashMap::new(),
-            used: BTreeMap::new(),
+            used: BTreeSet::new(),
         })
     }
 
@@ -200,7 +201,7 @@ impl OwnerPolicy {
             Some(n) => format!("{n}({id})"),
             None => id.to_string(),
         };
-        self.used.insert((kind, recorded), (to, how));
+        self.used.insert((kind, recorded, to, how));
         (to, how)
     }
 
@@ -215,7 +216,7 @@ impl OwnerPolicy {
     pub fn mappings(&self) -> Vec<Mapping> {
         self.used
             .iter()
-            .map(|((kind, recorded), (to, how))| Mapping {
+            .map(|(kind, recorded, to, how)| Mapping {
                 kind,
                 recorded: recorded.clone(),
                 to: *to,

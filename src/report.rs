@@ -31,34 +31,46 @@ impl Out {
         if self.quiet {
             return;
         }
+        let line = printable(line.as_ref());
         if self.json || self.stdout_is_data {
-            eprintln!("{}", line.as_ref());
+            eprintln!("{line}");
         } else {
             let mut o = std::io::stdout().lock();
             // A closed stdout (`| head`) is not an error worth dying on mid-restore.
-            let _ = writeln!(o, "{}", line.as_ref());
+            let _ = writeln!(o, "{line}");
         }
+    }
+
+    /// Something the user must see even with `--quiet` (where replaced secrets went):
+    /// always printed, on stderr.
+    pub fn notice(&self, line: impl AsRef<str>) {
+        eprintln!("forgekeep: {}", printable(line.as_ref()));
     }
 
     /// A warning: always printed, on stderr.
     pub fn warn(&self, line: impl AsRef<str>) {
-        eprintln!("forgekeep: warning: {}", line.as_ref());
+        eprintln!("forgekeep: warning: {}", printable(line.as_ref()));
     }
 
     /// Findings: warnings and errors always; info unless quiet.
     pub fn findings(&self, findings: &[Finding]) {
         for f in findings {
             if f.severity >= Severity::Warning || !self.quiet {
-                eprintln!("forgekeep: {f}");
+                eprintln!("forgekeep: {}", printable(&f.to_string()));
             }
         }
     }
 
-    /// The JSON report (only with `--json`).
+    /// The JSON report (only with `--json`): one object, `"ok": true` added (errors
+    /// print `"ok": false`, see [`error`]).
     pub fn report(&self, value: &serde_json::Value) {
         if self.json {
+            let mut value = value.clone();
+            if let Some(obj) = value.as_object_mut() {
+                obj.entry("ok").or_insert(serde_json::Value::Bool(true));
+            }
             let mut o = std::io::stdout().lock();
-            let _ = serde_json::to_writer(&mut o, value);
+            let _ = serde_json::to_writer(&mut o, &value);
             let _ = writeln!(o);
         }
     }
@@ -80,15 +92,81 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// `0o600` → `-rw-------` (with the type letter).
+/// `0o600` → `-rw-------`, `0o1777` → `drwxrwxrwt` (as `ls -l` shows them).
 pub fn mode_string(kind: char, mode: u32) -> String {
     let mut s = String::with_capacity(10);
     s.push(kind);
-    for shift in [6, 3, 0] {
+    // (shift, special bit, letter when executable, letter when not)
+    for (shift, special, on, off) in [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ] {
         let bits = (mode >> shift) & 7;
         s.push(if bits & 4 != 0 { 'r' } else { '-' });
         s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+        s.push(match (bits & 1 != 0, mode & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
     }
     s
+}
+
+/// The one-line error report: `forgekeep: error: WHAT (hint: ...)` on stderr, and with
+/// `--json` also the one JSON object on stdout that scripts parse.
+pub fn error(e: &crate::error::Error, json: bool) {
+    eprintln!("forgekeep: error: {}", printable(&e.to_string()));
+    if json {
+        let v = serde_json::json!({
+            "ok": false,
+            "exit_code": e.exit.code(),
+            "error": e.what,
+            "hint": e.hint,
+        });
+        let mut o = std::io::stdout().lock();
+        let _ = serde_json::to_writer(&mut o, &v);
+        let _ = writeln!(o);
+    }
+}
+
+/// A path (or any archive-supplied text) made safe for a terminal line: control
+/// characters are shown escaped, so a crafted name cannot split a line of the plan or
+/// send escape sequences to the terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_render_like_ls() {
+        assert_eq!(mode_string('-', 0o600), "-rw-------");
+        assert_eq!(mode_string('d', 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string('-', 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string('-', 0o2640), "-rw-r-S---");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
+        assert_eq!(printable("plain é"), "plain é");
+    }
 }

@@ -332,5 +332,23 @@ fn closed_pipe_while_streaming_an_archive_is_a_failure_regression_silent_success
         "set -o pipefail; {BIN} backup {} -r {r} -o - | head -c 10 >/dev/null",
         tree.display()
     ));
-    assert_ne!(code(&o), 0, "a backup whose output pipe closed must not report success");
+    assert_ne!(
+        code(&o),
+        0,
+        "a backup whose output pipe closed must not report success"
+    );
+}
+
+#[test]
+fn symlinked_source_with_a_trailing_slash_is_stored_as_the_link() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let link = td.join("current");
+    symlink(&tree, &link).unwrap();
+    let (_k, r) = td.age_key("k.txt");
+    let given = format!("{}/", link.display());
+    let o = fk(&["backup", &given, "-r", &r, "--dry-run"]);
+    expect_code(&o, 3);
+    assert!(stderr(&o).contains("source-is-symlink"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("private.pem"), "{}", stdout(&o));
 }

@@ -653,6 +653,12 @@ fn unsafe_manifest_paths_are_refused_whole() {
             e["size"] = 0.into();
             e["target"] = "".into();
         }),
+        (
+            "entries out of order (a child before its parent)",
+            |_, m| {
+                entries_mut(m).reverse();
+            },
+        ),
         ("unknown field", |_, m| m["EVIL"] = true.into()),
         ("other format", |_, m| m["format"] = "tar".into()),
         ("future version", |_, m| m["version"] = 2.into()),

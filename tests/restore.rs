@@ -139,8 +139,8 @@ fn force_keeps_the_replaced_version_in_an_undo_archive_that_restores() {
         })
         .expect("undo archive in the archive's folder");
     assert!(
-        stdout(&o).contains(undo.to_str().unwrap()),
-        "the output must name the undo archive"
+        stderr(&o).contains(undo.to_str().unwrap()),
+        "the output must name the undo archive (on stderr, so even -q shows it)"
     );
     assert_eq!(mode_of(&undo), 0o600);
     // Undo the restore with the undo archive.
@@ -277,5 +277,119 @@ fn destination_symlink_parent_is_refused_regression_write_through_link() {
         fs::read_dir(&elsewhere).unwrap().count(),
         0,
         "wrote through a symlink"
+    );
+}
+
+#[test]
+fn relocate_leaves_no_stray_folders_above_the_old_location() {
+    let (td, tree, key, a) = setup();
+    let newroot = td.join("nh");
+    let rule = format!("{}=/var/lib/gitea", tree.display());
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--root",
+        newroot.to_str().unwrap(),
+        "--relocate",
+        &rule,
+    ]);
+    expect_code(&o, 0);
+    assert!(newroot.join("var/lib/gitea/jwt/private.pem").exists());
+    let top: Vec<_> = fs::read_dir(&newroot)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        top,
+        vec![std::ffi::OsString::from("var")],
+        "stray folders: {top:?}"
+    );
+}
+
+#[test]
+fn nested_sources_in_any_order_restore_the_outer_folder_in_full() {
+    for order in [["jwt", ""], ["", "jwt"]] {
+        let td = TestDir::new();
+        let tree = td.gitea_tree();
+        let (key, r) = td.age_key("key.txt");
+        let a = td.join("a.age");
+        let srcs: Vec<std::path::PathBuf> = order.iter().map(|p| tree.join(p)).collect();
+        backup(&[&srcs[0], &srcs[1]], &r, &a, &[]);
+        fs::set_permissions(&tree, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+        expect_code(&o, 0);
+        assert_eq!(
+            mode_of(&tree),
+            0o750,
+            "order {order:?}: the outer source's own mode"
+        );
+    }
+}
+
+#[test]
+fn json_errors_are_one_object_on_stdout() {
+    let (td, _tree, _key, a) = setup();
+    let (wrong, _) = td.age_key("wrong.txt");
+    let o = fk(&[
+        "verify",
+        a.to_str().unwrap(),
+        "-i",
+        wrong.to_str().unwrap(),
+        "--json",
+    ]);
+    expect_code(&o, 5);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], 5);
+    assert!(v["hint"].as_str().is_some());
+}
+
+#[test]
+fn not_an_archive_or_cut_inside_the_header_is_an_integrity_failure() {
+    let (td, _tree, key, a) = setup();
+    let bytes = fs::read(&a).unwrap();
+    for (what, content) in [
+        ("empty", Vec::new()),
+        ("text", b"hello world\n".to_vec()),
+        ("cut in the header", bytes[..50].to_vec()),
+    ] {
+        let f = td.join("bad.age");
+        fs::write(&f, &content).unwrap();
+        let o = fk(&["verify", f.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+        assert_eq!(code(&o), 4, "{what}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn control_characters_in_names_cannot_forge_plan_lines() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    td.write(
+        "srv/gitea/conf/evil\ncreate file 0600 0:0 /etc/shadow",
+        b"x",
+        0o600,
+    );
+    td.write("srv/gitea/conf/cr\r", b"y", 0o600);
+    let (key, r) = td.age_key("key.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let o = fk(&[
+        "restore",
+        a.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    expect_code(&o, 0);
+    assert!(
+        !stdout(&o).lines().any(|l| l.starts_with("create file")),
+        "{}",
+        stdout(&o)
+    );
+    expect_code(
+        &fk(&["verify", a.to_str().unwrap(), "-i", key.to_str().unwrap()]),
+        0,
     );
 }

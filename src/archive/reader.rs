@@ -21,7 +21,7 @@ use super::sums::{self, HashingReader, Sha256Sum};
 use super::{MANIFEST_MEMBER, SUMS_MEMBER, ZSTD_WINDOW_LOG_MAX};
 use crate::error::{Error, ExitCode, Result};
 use crate::keys::Keyring;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
 
 /// Receives entries as they are read and validated.
@@ -87,7 +87,9 @@ fn decrypt_error(e: age::DecryptError, name: &str, passphrase: bool) -> Error {
             format!("{name} needs a passphrase work factor of 2^{required}, above the safe limit"),
         )
         .hint("the archive was not made by forgekeep on this kind of machine; open it with age directly if you trust it"),
-        D::Io(e) => Error::io("cannot read", std::path::Path::new(name), &e),
+        // Read failures of the input itself are caught by InputTracker; what is left is
+        // a header cut short or garbled: a damaged (or non-age) file.
+        D::Io(e) => damaged(name, &e),
         D::UnknownFormat | D::InvalidHeader => {
             Error::integrity(format!("{name} is not an age-encrypted forgekeep archive, or its header is damaged"))
         }
@@ -325,15 +327,21 @@ fn validate_manifest(m: &Manifest) -> std::result::Result<(), String> {
             ));
         }
     }
-    let mut seen = HashSet::new();
     let mut kinds: HashMap<&str, Kind> = HashMap::new();
+    let mut previous: Option<&str> = None;
     for e in &m.entries {
         if !is_normal_abs(&e.path) {
             return Err(format!("the manifest records an unsafe path {:?}", e.path));
         }
-        if !seen.insert(e.path.as_str()) {
-            return Err(format!("the manifest lists {} twice", e.path));
+        // Strictly sorted: no duplicates, and every parent comes before what it holds,
+        // so the "nothing below a link" check below sees every parent.
+        if previous.is_some_and(|p| p >= e.path.as_str()) {
+            return Err(format!(
+                "the manifest is not in order at {} (or lists it twice)",
+                e.path
+            ));
         }
+        previous = Some(&e.path);
         let src = &m.sources[e.source].path;
         let inside = match e.role {
             Role::Content => e.path == *src || is_under(&e.path, src),

@@ -58,8 +58,11 @@ pub fn sha256_of(r: impl Read) -> io::Result<Sha256Sum> {
 
 /// One `sha256sum` line for `member` (a relative path).
 pub fn line(sum: &Sha256Sum, member: &str) -> String {
-    if member.contains('\\') || member.contains('\n') {
-        let escaped = member.replace('\\', "\\\\").replace('\n', "\\n");
+    if member.contains(['\\', '\n', '\r']) {
+        let escaped = member
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
         format!("\\{}  {escaped}\n", sha256_hex(sum))
     } else {
         format!("{}  {member}\n", sha256_hex(sum))
@@ -70,7 +73,8 @@ pub fn line(sum: &Sha256Sum, member: &str) -> String {
 /// malformed: a reader treats that as a damaged archive.
 pub fn parse(text: &str) -> Option<Vec<(String, String)>> {
     let mut out = Vec::new();
-    for raw in text.lines() {
+    // Split on '\n' only: `str::lines` would also eat a '\r' that ends a name.
+    for raw in text.split_terminator('\n') {
         let (escaped, l) = match raw.strip_prefix('\\') {
             Some(rest) => (true, rest),
             None => (false, raw),
@@ -97,6 +101,7 @@ fn unescape(s: &str) -> Option<String> {
             match it.next()? {
                 '\\' => out.push('\\'),
                 'n' => out.push('\n'),
+                'r' => out.push('\r'),
                 _ => return None,
             }
         } else {
@@ -113,7 +118,7 @@ mod tests {
     #[test]
     fn escaped_names_round_trip() {
         let sum = [7u8; 32];
-        for name in ["a/b", "we\\ird", "new\nline", "sp ace"] {
+        for name in ["a/b", "we\\ird", "new\nline", "sp ace", "cr\r", "tab\tx"] {
             let l = line(&sum, name);
             let parsed = parse(&l).unwrap();
             assert_eq!(parsed, vec![(name.to_string(), sha256_hex(&sum))]);

@@ -55,6 +55,17 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     out.findings(&collection.findings);
     let worst = worst(&collection.findings);
 
+    let unreadable = || {
+        let n = collection
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        Error::runtime(format!(
+            "{n} source(s) cannot be read; no archive was written"
+        ))
+        .hint("fix the findings above (often: run as root), then run again")
+    };
     if args.dry_run {
         for c in &collection.items {
             let e = &c.entry;
@@ -77,19 +88,15 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
             "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
             "findings": collection.findings,
         }));
+        // The same verdict the real run would give.
+        if worst == Some(Severity::Error) {
+            return Err(unreadable());
+        }
         return Ok(exit_for(worst));
     }
 
     if worst == Some(Severity::Error) {
-        let n = collection
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        return Err(Error::runtime(format!(
-            "{n} source(s) cannot be read; no archive was written"
-        ))
-        .hint("fix the findings above (often: run as root), then run again"));
+        return Err(unreadable());
     }
     if args.strict && worst >= Some(Severity::Warning) {
         return Err(Error::runtime(

@@ -60,7 +60,20 @@ pub fn apply(
     };
     if let Err(e) = commit(st, plan) {
         st.abort();
-        return Err(e);
+        // The undo archive holds the files as they are again now; say so rather than
+        // leave an unexplained file behind.
+        return Err(match &undo {
+            Some(u) => Error::new(
+                e.exit,
+                format!(
+                    "{} (the undo archive {} was written before the failure and can be deleted)",
+                    e.what,
+                    u.display()
+                ),
+            ),
+            None => Error::new(e.exit, e.what),
+        }
+        .hint("everything already changed was put back; nothing was changed"));
     }
     Ok(undo)
 }
@@ -115,6 +128,18 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
 }
 
 fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
+    let plain = st.dests.plain_copies;
+    // 1. The archive is proven: each temp gets its owner, then its mode (chown clears
+    //    set-id bits, so a mode set first could be undone). Until now they were 0600.
+    for s in &st.staged {
+        let Some(t) = st.targets[s.index].as_ref() else {
+            continue;
+        };
+        if st.entries[s.index].kind == Kind::File {
+            owner_then_mode(&open_nofollow(&s.dir, &s.temp)?, t, plain, None)?;
+        }
+    }
+    sync_filesystems(st)?;
     // 2. Renames, remembered for rollback.
     let mut done = 0usize;
     let mut failure = None;
@@ -140,13 +165,17 @@ fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
         }
         done += 1;
     }
-    // 3. Owners and modes.
+    // 3. Owners and modes of what stays, each change remembered for rollback.
+    let mut reverts = Vec::new();
     if failure.is_none() {
-        failure = fix_metadata(st, plan).err();
+        failure = fix_metadata(st, plan, &mut reverts).err();
     }
     if let Some(e) = failure {
+        for r in reverts.into_iter().rev() {
+            r.undo();
+        }
         rollback(st, done);
-        return Err(e.hint("everything already put in place was rolled back; nothing was changed"));
+        return Err(e);
     }
     // 4. Durability, then the previous versions go (they are in the undo archive).
     for d in st.dirs.values() {
@@ -162,6 +191,20 @@ fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
     }
     st.created.clear();
     st.created_root.clear();
+    Ok(())
+}
+
+/// One `syncfs` per file system touched: the owners and modes just set on the temp
+/// files are durable before any rename makes them visible.
+fn sync_filesystems(st: &Stager) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for d in st.dirs.values() {
+        let dev = nix::sys::stat::fstat(&**d).map(|s| s.st_dev).unwrap_or(0);
+        if seen.insert(dev) {
+            nix::unistd::syncfs(&**d)
+                .map_err(|e| Error::errno("cannot sync the file system of", &d.path, e))?;
+        }
+    }
     Ok(())
 }
 
@@ -183,7 +226,39 @@ fn rollback(st: &mut Stager, done: usize) {
     }
 }
 
-fn fix_metadata(st: &mut Stager, plan: &Plan) -> Result<()> {
+/// An owner/mode change that can be taken back.
+struct Revert {
+    fd: std::os::fd::OwnedFd,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+impl Revert {
+    fn of(fd: impl AsFd) -> Option<Revert> {
+        let st = nix::sys::stat::fstat(&fd).ok()?;
+        Some(Revert {
+            fd: fd.as_fd().try_clone_to_owned().ok()?,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+        })
+    }
+
+    fn undo(self) {
+        let _ = fchown(
+            &self.fd,
+            Some(Uid::from_raw(self.uid)),
+            Some(Gid::from_raw(self.gid)),
+        );
+        let _ = fchmod(
+            &self.fd,
+            Mode::from_bits_truncate(self.mode as nix::libc::mode_t),
+        );
+    }
+}
+
+fn fix_metadata(st: &mut Stager, plan: &Plan, reverts: &mut Vec<Revert>) -> Result<()> {
     let plain = st.dests.plain_copies;
     for step in &plan.steps {
         let Some(t) = st.targets[step.index].clone() else {
@@ -216,24 +291,12 @@ fn fix_metadata(st: &mut Stager, plan: &Plan) -> Result<()> {
         let mtime = created_dir.then(|| st.entries[step.index].mtime);
         if step.kind == Kind::Dir {
             let d = st.dir(&t.rel)?.expect("exists after staging");
+            reverts.extend(Revert::of(&*d));
             owner_then_mode(&*d, &t, plain, mtime)?;
         } else {
-            owner_then_mode(&open_nofollow(&parent, &name)?, &t, plain, mtime)?;
-        }
-    }
-    // Folders created on the way that the archive does not describe (a --relocate
-    // target's parents, the --root itself): usual 0755.
-    for c in &st.created {
-        let is_entry = plan.steps.iter().any(|s| {
-            s.kind == Kind::Dir && st.targets[s.index].as_ref().is_some_and(|t| t.rel == c.rel)
-        });
-        if !is_entry {
-            let _ = nix::sys::stat::fchmodat(
-                &*c.parent,
-                c.name.as_os_str(),
-                Mode::from_bits_truncate(0o755),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            );
+            let f = open_nofollow(&parent, &name)?;
+            reverts.extend(Revert::of(&f));
+            owner_then_mode(&f, &t, plain, mtime)?;
         }
     }
     Ok(())

@@ -79,7 +79,6 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     };
     if !conflicts.is_empty() {
         stager.abort();
-        out.report(&report(None));
         let first: Vec<String> = conflicts
             .iter()
             .take(3)
@@ -94,7 +93,11 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
                 if conflicts.len() > 3 { ", ..." } else { "" }
             ),
         )
-        .hint("compare with --dry-run; pass --force to replace them (their current versions are kept in an undo archive)"));
+        .hint(if conflicts.iter().any(|s| s.reason.as_deref() != Some("content differs")) {
+            "something of another type is in the way (see the plan): move it by hand, then run again"
+        } else {
+            "compare with --dry-run; pass --force to replace them (their current versions are kept in an undo archive)"
+        }));
     }
     if args.dry_run {
         out.say(format!(
@@ -107,7 +110,8 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     let undo = apply::apply(&mut stager, &plan, &keys, args, &name)?;
     out.say(format!("restored: {}", plan.counts_line()));
     if let Some(u) = &undo {
-        out.say(format!(
+        // Always said, even with -q: it is where the replaced secrets now live.
+        out.notice(format!(
             "the replaced versions are kept in {} (put them back with: forgekeep restore {} -i KEY --force)",
             u.display(),
             u.display()

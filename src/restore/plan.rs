@@ -254,6 +254,15 @@ impl Destinations {
             }
             let rel_str = self.relocated(&e.path);
             let rel = PathBuf::from(rel_str.trim_start_matches('/'));
+            // A folder above a source only matters where the source lands: when a rule
+            // moves something below it elsewhere, or maps it onto the root, it stays out
+            // (no stray /data on the new host).
+            if e.role == Role::Ancestor
+                && (rel.as_os_str().is_empty()
+                    || self.relocate.iter().any(|(from, _)| under(from, &e.path)))
+            {
+                continue;
+            }
             let dest = self.root.join(&rel);
             if rel.as_os_str().is_empty() || !seen.insert(dest.clone()) {
                 return Err(Error::usage(format!(
@@ -296,9 +305,6 @@ impl Destinations {
             return Err(Error::usage("--only matched no entry of the archive")
                 .hint("patterns match recorded absolute paths, e.g. --only '/var/lib/gitea/jwt/*' (see forgekeep list)"));
         }
-        let under = |p: &str, d: &str| {
-            p.len() > d.len() && p.starts_with(d) && p.as_bytes()[d.len()] == b'/'
-        };
         Ok(m.entries
             .iter()
             .map(|e| {
@@ -310,6 +316,12 @@ impl Destinations {
             })
             .collect())
     }
+}
+
+/// Is `p` strictly below the folder `d`?
+fn under(p: &str, d: &str) -> bool {
+    (d == "/" && p.len() > 1)
+        || (p.len() > d.len() && p.starts_with(d) && p.as_bytes()[d.len()] == b'/')
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

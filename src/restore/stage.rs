@@ -60,6 +60,8 @@ pub struct Stager {
     pub(super) staged: Vec<Staged>,
     /// Recorded entries, by manifest index (kept for apply).
     pub(super) entries: Vec<Entry>,
+    /// Folder targets by destination path relative to the root.
+    pub(super) dir_targets: HashMap<PathBuf, usize>,
 }
 
 fn meta_differs(st: &FileStat, t: &Target, plain: bool) -> bool {
@@ -84,6 +86,7 @@ impl Stager {
             created_root: Vec::new(),
             staged: Vec::new(),
             entries: Vec::new(),
+            dir_targets: HashMap::new(),
         }
     }
 
@@ -110,7 +113,6 @@ impl Stager {
                 }
                 Err(Errno::ENOENT) if self.dry_run => None,
                 Err(Errno::ENOENT) => {
-                    // 0700 until apply: nothing is exposed while the archive is unproven.
                     mkdirat(&*parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
                         .map_err(|e| Error::errno("cannot create folder", &parent.path.join(&name), e))?;
                     self.created.push(CreatedDir {
@@ -118,11 +120,11 @@ impl Stager {
                         name: name.clone(),
                         rel: rel.to_path_buf(),
                     });
-                    Some(
-                        parent
-                            .open_child(&name)
-                            .map_err(|e| Error::errno("cannot open folder", &parent.path.join(&name), e))?,
-                    )
+                    let d = parent
+                        .open_child(&name)
+                        .map_err(|e| Error::errno("cannot open folder", &parent.path.join(&name), e))?;
+                    self.settle_new_dir(&d, rel)?;
+                    Some(d)
                 }
                 Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
                     return Err(Error::runtime(format!(
@@ -139,6 +141,29 @@ impl Stager {
             self.dirs.insert(rel.to_path_buf(), d.clone());
             d
         }))
+    }
+
+    /// A folder just created. Folders of the sources stay `0700` (owned by us) until
+    /// apply: what they will hold is unproven. Folders ABOVE the sources, and folders on
+    /// the way that the archive does not describe, hold no secret and get their final
+    /// owner and mode at once, so that a restore killed part-way never leaves a `0700`
+    /// root-owned `/var/lib` behind that a rerun (which never changes existing folders
+    /// above the sources) would keep.
+    fn settle_new_dir(&self, d: &DirFd, rel: &Path) -> Result<()> {
+        let (mode, owner) = match self.dir_targets.get(rel) {
+            Some(&i) if self.entries[i].role == Role::Content => return Ok(()),
+            Some(&i) => {
+                let t = self.targets[i].as_ref().expect("dir target");
+                (t.mode, (!self.dests.plain_copies).then_some((t.uid, t.gid)))
+            }
+            None => (0o755, None),
+        };
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(d, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| Error::errno("cannot set the owner of", &d.path, e))?;
+        }
+        nix::sys::stat::fchmod(d, Mode::from_bits_truncate(mode as nix::libc::mode_t))
+            .map_err(|e| Error::errno("cannot set the mode of", &d.path, e))
     }
 
     fn open_root(&mut self) -> Result<Option<DirFd>> {
@@ -295,7 +320,7 @@ impl Stager {
         if let Some((_, file)) = temp {
             if matches!(action, Action::Create | Action::Replace) {
                 let mtime = self.entries[t.index].mtime;
-                finish_file(&file, t, plain, mtime)?;
+                finish_content(&file, t, mtime)?;
             } else {
                 // Identical after all: the temp copy is not needed.
                 let s = self.staged.pop().expect("pushed above");
@@ -325,7 +350,14 @@ impl Stager {
         };
         let action = match &existing {
             None => Action::Create,
-            Some(st) if file_type(st) == SFlag::S_IFDIR => Action::Conflict,
+            Some(st) if file_type(st) == SFlag::S_IFDIR => {
+                self.decide(
+                    t.index,
+                    Action::Conflict,
+                    Some("a folder is in the way".into()),
+                );
+                return Ok(());
+            }
             Some(st) if same => {
                 if !self.dests.plain_copies && (st.st_uid != t.uid || st.st_gid != t.gid) {
                     Action::FixMetadata
@@ -411,17 +443,11 @@ impl Stager {
     }
 }
 
-/// Owner first, then mode (chown clears set-id bits, and a mode set before it could be
-/// undone), then the recorded mtime, then fsync: the temp is complete before any rename.
-fn finish_file(f: &File, t: &Target, plain: bool, mtime: i64) -> Result<()> {
-    use nix::sys::stat::{fchmod, futimens};
+/// The content is complete: its mtime, then fsync. The temp stays `0600` and ours until
+/// the archive is proven; its owner and mode are set at apply, just before the rename.
+fn finish_content(f: &File, t: &Target, mtime: i64) -> Result<()> {
+    use nix::sys::stat::futimens;
     use nix::sys::time::TimeSpec;
-    if !plain {
-        nix::unistd::fchown(f, Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)))
-            .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
-    }
-    fchmod(f, Mode::from_bits_truncate(t.mode as nix::libc::mode_t))
-        .map_err(|e| Error::errno("cannot set the mode of", &t.dest, e))?;
     let ts = TimeSpec::new(mtime, 0);
     futimens(f, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", &t.dest, e))?;
     f.sync_all()
@@ -466,6 +492,9 @@ impl Visitor for Stager {
         }
         for t in targets {
             let i = t.index;
+            if m.entries[i].kind == Kind::Dir {
+                self.dir_targets.insert(t.rel.clone(), i);
+            }
             self.targets[i] = Some(t);
         }
         Ok(())
