@@ -178,24 +178,21 @@ fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
         return Err(e);
     }
     // 4. Durability, then the previous versions go (they are in the undo archive).
-    for d in st.dirs.values() {
-        d.sync()?;
-    }
+    sync_filesystems(st)?;
     for s in st.staged.drain(..) {
         if s.replace {
             let _ = s.dir.unlink(&s.temp);
         }
     }
-    for d in st.dirs.values() {
-        d.sync()?;
-    }
+    sync_filesystems(st)?;
     st.created.clear();
     st.created_root.clear();
     Ok(())
 }
 
-/// One `syncfs` per file system touched: the owners and modes just set on the temp
-/// files are durable before any rename makes them visible.
+/// One `syncfs` per file system touched. Before the renames: every temp file's content,
+/// owner and mode are durable before any rename makes it visible. After: the renames
+/// themselves. (One flush per file system rather than an fsync per file and folder.)
 fn sync_filesystems(st: &Stager) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for d in st.dirs.values() {
