@@ -26,11 +26,21 @@ use std::path::{Path, PathBuf};
 /// Hidden prefix of every temporary file forgekeep creates.
 pub const TEMP_PREFIX: &str = ".forgekeep.tmp.";
 
-/// A fresh temp name: `.forgekeep.tmp.<pid>.<random>`.
+/// A fresh temp name: `.forgekeep.tmp.<pid>.<random>`. The random part is a per-run
+/// random seed plus a counter (one read of /dev/urandom per run, not per file); the
+/// `O_EXCL` create is what guarantees uniqueness anyway.
 pub fn temp_name() -> String {
-    let mut rnd = [0u8; 8];
-    getrandom(&mut rnd);
-    format!("{TEMP_PREFIX}{}.{}", std::process::id(), hex(&rnd))
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<(u32, u64)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (pid, seed) = *SEED.get_or_init(|| {
+        let mut rnd = [0u8; 8];
+        getrandom(&mut rnd);
+        (std::process::id(), u64::from_le_bytes(rnd))
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{TEMP_PREFIX}{pid}.{:016x}", seed.wrapping_add(n))
 }
 
 fn getrandom(buf: &mut [u8]) {

@@ -248,6 +248,10 @@ impl Destinations {
         let selected = self.select(m)?;
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let me = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         for (index, e) in m.entries.iter().enumerate() {
             if !selected[index] {
                 continue;
@@ -272,10 +276,7 @@ impl Destinations {
                 .hint("use --relocate rules that keep entries apart"));
             }
             let (uid, gid) = if self.plain_copies {
-                (
-                    nix::unistd::geteuid().as_raw(),
-                    nix::unistd::getegid().as_raw(),
-                )
+                me
             } else {
                 self.owners.resolve(e, m.sources[e.source].ownership)
             };

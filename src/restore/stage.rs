@@ -443,15 +443,15 @@ impl Stager {
     }
 }
 
-/// The content is complete: its mtime, then fsync. The temp stays `0600` and ours until
-/// the archive is proven; its owner and mode are set at apply, just before the rename.
+/// The content is complete: its mtime. The temp stays `0600` and ours until the archive
+/// is proven; its owner and mode are set at apply, and one `syncfs` per file system then
+/// makes every temp durable before the first rename (one flush instead of one fsync per
+/// file: 50,000 fsyncs made a large restore 12 times slower than `tar -x`).
 fn finish_content(f: &File, t: &Target, mtime: i64) -> Result<()> {
     use nix::sys::stat::futimens;
     use nix::sys::time::TimeSpec;
     let ts = TimeSpec::new(mtime, 0);
-    futimens(f, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", &t.dest, e))?;
-    f.sync_all()
-        .map_err(|e| Error::io("cannot flush", &t.dest, &e))
+    futimens(f, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", &t.dest, e))
 }
 
 /// Opens an existing destination file for reading without following a symlink and
