@@ -14,7 +14,13 @@ pub struct Out {
     pub quiet: bool,
     /// stdout carries data (an archive written to `-o -`): human text goes to stderr.
     pub stdout_is_data: bool,
+    /// `-v`: print every finding instead of the first few of each kind.
+    pub verbose: bool,
 }
+
+/// Findings of one code printed before the rest are summed up in one line (a tree of
+/// a thousand group-readable files should not bury the one world-readable key).
+const FINDINGS_PER_CODE: usize = 10;
 
 impl Out {
     pub fn new(g: &GlobalArgs) -> Out {
@@ -22,6 +28,7 @@ impl Out {
             json: g.json,
             quiet: g.quiet,
             stdout_is_data: false,
+            verbose: g.verbose > 0,
         }
     }
 
@@ -52,12 +59,25 @@ impl Out {
         eprintln!("forgekeep: warning: {}", printable(line.as_ref()));
     }
 
-    /// Findings: warnings and errors always; info unless quiet.
+    /// Findings: warnings and errors always; info unless quiet. Past the first few of
+    /// one code, a count (all of them with `-v`, in `--json` and in the manifest).
     pub fn findings(&self, findings: &[Finding]) {
+        let mut shown: std::collections::HashMap<&str, usize> = Default::default();
+        let mut hidden: std::collections::BTreeMap<&str, usize> = Default::default();
         for f in findings {
-            if f.severity >= Severity::Warning || !self.quiet {
-                eprintln!("forgekeep: {}", printable(&f.to_string()));
+            if f.severity < Severity::Warning && self.quiet {
+                continue;
             }
+            let n = shown.entry(f.code.as_str()).or_default();
+            if *n < FINDINGS_PER_CODE || self.verbose {
+                *n += 1;
+                eprintln!("forgekeep: {}", printable(&f.to_string()));
+            } else {
+                *hidden.entry(f.code.as_str()).or_default() += 1;
+            }
+        }
+        for (code, n) in hidden {
+            eprintln!("forgekeep: ... and {n} more [{code}] finding(s) (-v or --json lists them all)");
         }
     }
 

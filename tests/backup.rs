@@ -352,3 +352,27 @@ fn symlinked_source_with_a_trailing_slash_is_stored_as_the_link() {
     assert!(stderr(&o).contains("source-is-symlink"), "{}", stderr(&o));
     assert!(!stdout(&o).contains("private.pem"), "{}", stdout(&o));
 }
+
+#[test]
+fn many_findings_of_one_kind_are_summed_up_unless_verbose() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    for i in 0..15 {
+        td.write(&format!("srv/gitea/open/f{i}"), b"x", 0o644);
+    }
+    let (_k, r) = td.age_key("k.txt");
+    let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "--dry-run"]);
+    expect_code(&o, 3);
+    let err = stderr(&o);
+    assert_eq!(err.matches("warning [world-readable]").count(), 10, "{err}");
+    assert!(err.contains("5 more [world-readable]"), "{err}");
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "--dry-run",
+        "-v",
+    ]);
+    assert_eq!(stderr(&o).matches("warning [world-readable]").count(), 15);
+}
