@@ -77,7 +77,9 @@ impl Out {
             }
         }
         for (code, n) in hidden {
-            eprintln!("forgekeep: ... and {n} more [{code}] finding(s) (-v or --json lists them all)");
+            eprintln!(
+                "forgekeep: ... and {n} more [{code}] finding(s) (-v or --json lists them all)"
+            );
         }
     }
 

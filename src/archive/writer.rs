@@ -103,6 +103,92 @@ impl<W: Write> AgeSink<W> {
     }
 }
 
+/// Runs the age layer (encryption and the writes to the output) on a thread of its own,
+/// fed through a small bounded queue: reading, hashing and feeding zstd on the calling
+/// thread, compression on zstd's workers and encryption here then overlap, as the three
+/// processes of a `tar | zstd | age` pipeline do. At most `QUEUE` chunks of `CHUNK`
+/// bytes wait in between (2 MiB).
+struct Offload<W: Write + Send + 'static> {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    worker: Option<std::thread::JoinHandle<io::Result<W>>>,
+}
+
+const CHUNK: usize = 256 << 10;
+const QUEUE: usize = 8;
+
+impl<W: Write + Send + 'static> Offload<W> {
+    fn start(mut sink: AgeSink<W>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let worker = std::thread::spawn(move || {
+            for chunk in rx {
+                sink.write_all(&chunk)?;
+            }
+            // The sender is gone: every byte is in; write the final chunk and armor end.
+            sink.finish()
+        });
+        Offload {
+            tx: Some(tx),
+            buf: Vec::with_capacity(CHUNK),
+            worker: Some(worker),
+        }
+    }
+
+    /// The worker's own error (disk full...) once it has stopped.
+    fn worker_error(&mut self) -> io::Error {
+        self.tx = None;
+        match self.worker.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => io::Error::other("the archive writer thread panicked"),
+            _ => io::Error::other("the archive writer stopped"),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.send(chunk).is_ok())
+            .unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            Err(self.worker_error())
+        }
+    }
+
+    /// Sends what is left, closes the queue and waits for the worker to finish the age
+    /// stream; returns the output.
+    fn finish(mut self) -> io::Result<W> {
+        self.send()?;
+        self.tx = None;
+        match self.worker.take().expect("finished once").join() {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::other("the archive writer thread panicked")),
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Write for Offload<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Where a failure came from: the output (disk full…) or a source (changed, vanished…).
 /// Kept beside the pipeline because tar reports both as one `io::Error`.
 #[derive(Default)]
@@ -114,7 +200,7 @@ fn output_error(out_name: &Path, e: &io::Error) -> Error {
 
 /// Writes the whole archive to `out` and returns it, finished (but not synced: the
 /// caller owns the file and its fsync/rename).
-pub fn write_archive<W: Write>(
+pub fn write_archive<W: Write + Send + 'static>(
     out: W,
     out_name: &Path,
     enc: &Encryption,
@@ -123,7 +209,7 @@ pub fn write_archive<W: Write>(
     opts: &WriteOptions,
 ) -> Result<(W, WriteSummary)> {
     let oe = |e: io::Error| output_error(out_name, &e);
-    let sink = AgeSink::new(out, enc, opts.armor).map_err(oe)?;
+    let sink = Offload::start(AgeSink::new(out, enc, opts.armor).map_err(oe)?);
     let mut z = zstd::stream::write::Encoder::new(sink, opts.level).map_err(oe)?;
     z.include_checksum(true).map_err(oe)?;
     if opts.threads > 0 {

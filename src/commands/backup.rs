@@ -113,7 +113,7 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     };
     let (written_to, size, summary) = match &output {
         Output::Stdout => {
-            let stdout = std::io::stdout().lock();
+            let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
             let (mut w, summary) = write_archive(
                 stdout,
                 Path::new("stdout"),
