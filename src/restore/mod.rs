@@ -31,14 +31,11 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     let dests = Destinations::from_args(args)?;
     let (input, name) = open_archive(&args.archive)?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
-    let read = match read_archive(input, &name, &keys, &mut stager) {
-        Ok(r) => r,
-        Err(e) => {
-            stager.abort();
-            return Err(e);
-        }
-    };
-    let plan = match stager.finish_plan(&read) {
+    if let Err(e) = read_archive(input, &name, &keys, &mut stager) {
+        stager.abort();
+        return Err(e);
+    }
+    let plan = match stager.finish_plan() {
         Ok(p) => p,
         Err(e) => {
             stager.abort();

@@ -12,7 +12,7 @@
 
 use super::plan::{Action, Destinations, Plan, Step, Target};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
-use crate::archive::reader::{ReadArchive, Visitor};
+use crate::archive::reader::Visitor;
 use crate::error::{Error, Result};
 use crate::fsx::DirFd;
 use nix::errno::Errno;
@@ -66,6 +66,26 @@ pub struct Stager {
 
 fn meta_differs(st: &FileStat, t: &Target, plain: bool) -> bool {
     (st.st_mode & 0o7777) != t.mode || (!plain && (st.st_uid != t.uid || st.st_gid != t.gid))
+}
+
+/// What happens to a file or link, given what is at its destination now.
+fn verdict(
+    existing: Option<&FileStat>,
+    same_content: bool,
+    metadata_differs: bool,
+    force: bool,
+) -> (Action, Option<String>) {
+    match existing {
+        None => (Action::Create, None),
+        // Never replaced, not even with --force: a folder may hold anything.
+        Some(st) if file_type(st) == SFlag::S_IFDIR => {
+            (Action::Conflict, Some("a folder is in the way".into()))
+        }
+        Some(_) if same_content && metadata_differs => (Action::FixMetadata, None),
+        Some(_) if same_content => (Action::Unchanged, None),
+        Some(_) if force => (Action::Replace, None),
+        Some(_) => (Action::Conflict, Some("content differs".into())),
+    }
 }
 
 fn file_type(st: &FileStat) -> SFlag {
@@ -206,6 +226,21 @@ impl Stager {
         }
     }
 
+    /// The destination's folder (None in a dry run when it does not exist yet), the
+    /// entry's name in it, and what is there now (lstat, never followed).
+    fn destination(
+        &mut self,
+        t: &Target,
+    ) -> Result<(Option<Rc<DirFd>>, OsString, Option<FileStat>)> {
+        let (parent_rel, name) = Self::split(t);
+        let parent = self.dir(&parent_rel)?;
+        let existing = match &parent {
+            Some(p) => Self::lstat(p, &name)?,
+            None => None,
+        };
+        Ok((parent, name, existing))
+    }
+
     fn stage_dir(&mut self, t: &Target, e: &Entry) -> Result<()> {
         let (parent_rel, name) = Self::split(t);
         let existing = match self.dir(&parent_rel)? {
@@ -239,13 +274,11 @@ impl Stager {
     }
 
     fn stage_file(&mut self, t: &Target, data: &mut dyn Read) -> Result<()> {
-        let (parent_rel, name) = Self::split(t);
-        let parent = self.dir(&parent_rel)?;
-        let existing = match &parent {
-            Some(p) => Self::lstat(p, &name)?,
-            None => None,
-        };
-        let write = !self.dry_run && (existing.is_none() || self.force);
+        let (parent, name, existing) = self.destination(t)?;
+        let folder_in_the_way = existing
+            .as_ref()
+            .is_some_and(|st| file_type(st) == SFlag::S_IFDIR);
+        let write = !self.dry_run && !folder_in_the_way && (existing.is_none() || self.force);
         let mut temp: Option<(OsString, File)> = None;
         if write {
             let p = parent.clone().expect("created when not a dry run");
@@ -296,27 +329,10 @@ impl Stager {
                 break; // the verdict is in; the reader drains and hashes the rest
             }
         }
-        let plain = self.dests.plain_copies;
-        let action = match &existing {
-            None => Action::Create,
-            Some(st) if file_type(st) == SFlag::S_IFDIR => {
-                self.decide(
-                    t.index,
-                    Action::Conflict,
-                    Some("a folder is in the way".into()),
-                );
-                return Ok(());
-            }
-            Some(st) if same => {
-                if meta_differs(st, t, plain) {
-                    Action::FixMetadata
-                } else {
-                    Action::Unchanged
-                }
-            }
-            Some(_) if self.force => Action::Replace,
-            Some(_) => Action::Conflict,
-        };
+        let metadata_differs = existing
+            .as_ref()
+            .is_some_and(|st| meta_differs(st, t, self.dests.plain_copies));
+        let (action, reason) = verdict(existing.as_ref(), same, metadata_differs, self.force);
         if let Some((_, file)) = temp {
             if matches!(action, Action::Create | Action::Replace) {
                 let mtime = self.entries[t.index].mtime;
@@ -327,19 +343,13 @@ impl Stager {
                 let _ = s.dir.unlink(&s.temp);
             }
         }
-        let reason = (action == Action::Conflict).then(|| "content differs".to_string());
         self.decide(t.index, action, reason);
         Ok(())
     }
 
     fn stage_symlink(&mut self, t: &Target, e: &Entry) -> Result<()> {
-        let (parent_rel, name) = Self::split(t);
         let target = e.target.clone().unwrap_or_default();
-        let parent = self.dir(&parent_rel)?;
-        let existing = match &parent {
-            Some(p) => Self::lstat(p, &name)?,
-            None => None,
-        };
+        let (parent, name, existing) = self.destination(t)?;
         let same = match (&existing, &parent) {
             (Some(st), Some(p)) if file_type(st) == SFlag::S_IFLNK => {
                 nix::fcntl::readlinkat(&**p, name.as_os_str())
@@ -348,26 +358,11 @@ impl Stager {
             }
             _ => false,
         };
-        let action = match &existing {
-            None => Action::Create,
-            Some(st) if file_type(st) == SFlag::S_IFDIR => {
-                self.decide(
-                    t.index,
-                    Action::Conflict,
-                    Some("a folder is in the way".into()),
-                );
-                return Ok(());
-            }
-            Some(st) if same => {
-                if !self.dests.plain_copies && (st.st_uid != t.uid || st.st_gid != t.gid) {
-                    Action::FixMetadata
-                } else {
-                    Action::Unchanged
-                }
-            }
-            Some(_) if self.force => Action::Replace,
-            Some(_) => Action::Conflict,
-        };
+        // A link has no mode of its own: only its owner can differ.
+        let metadata_differs = existing.as_ref().is_some_and(|st| {
+            !self.dests.plain_copies && (st.st_uid != t.uid || st.st_gid != t.gid)
+        });
+        let (action, reason) = verdict(existing.as_ref(), same, metadata_differs, self.force);
         if !self.dry_run && matches!(action, Action::Create | Action::Replace) {
             let p = parent.expect("created when not a dry run");
             let tname = crate::fsx::temp_name();
@@ -391,14 +386,12 @@ impl Stager {
                 .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
             }
         }
-        let reason = (action == Action::Conflict)
-            .then(|| "something else is at the destination".to_string());
         self.decide(t.index, action, reason);
         Ok(())
     }
 
     /// Everything read and validated: the plan, in manifest order.
-    pub fn finish_plan(&mut self, _read: &ReadArchive) -> Result<Plan> {
+    pub fn finish_plan(&mut self) -> Result<Plan> {
         let mut plan = Plan {
             warnings: std::mem::take(&mut self.warnings),
             mappings: if self.dests.plain_copies {
