@@ -162,14 +162,7 @@ fn wrong_key_exits_5_and_writes_nothing() {
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("dest");
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        wrong.to_str().unwrap(),
-        "--root",
-        dest.to_str().unwrap(),
-    ]);
+    let o = restore(&a, &wrong, &["--root", dest.to_str().unwrap()]);
     expect_code(&o, 5);
     assert!(!dest.exists());
     assert_eq!(stderr(&o).lines().count(), 1, "one line: {}", stderr(&o));

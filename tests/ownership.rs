@@ -32,37 +32,37 @@ fn map_user_and_group_to_an_existing_system_user() {
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("nh");
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        k.to_str().unwrap(),
-        "--root",
-        dest.to_str().unwrap(),
-        "--map-user",
-        "root=daemon",
-        "--map-group",
-        "0=daemon",
-        "--dry-run",
-    ]);
+    let o = restore(
+        &a,
+        &k,
+        &[
+            "--root",
+            dest.to_str().unwrap(),
+            "--map-user",
+            "root=daemon",
+            "--map-group",
+            "0=daemon",
+            "--dry-run",
+        ],
+    );
     expect_code(&o, 0);
     assert!(
         stdout(&o).contains("mapped"),
         "the plan shows mappings: {}",
         stdout(&o)
     );
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        k.to_str().unwrap(),
-        "--root",
-        dest.to_str().unwrap(),
-        "--map-user",
-        "root=daemon",
-        "--map-group",
-        "0=daemon",
-    ]);
+    let o = restore(
+        &a,
+        &k,
+        &[
+            "--root",
+            dest.to_str().unwrap(),
+            "--map-user",
+            "root=daemon",
+            "--map-group",
+            "0=daemon",
+        ],
+    );
     expect_code(&o, 0);
     let pem = dest
         .join(tree.strip_prefix("/").unwrap())
@@ -97,14 +97,7 @@ fn names_win_over_numbers_and_unknown_names_fall_back_to_numbers() {
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("nh");
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        k.to_str().unwrap(),
-        "--root",
-        dest.to_str().unwrap(),
-    ]);
+    let o = restore(&a, &k, &["--root", dest.to_str().unwrap()]);
     expect_code(&o, 0);
     assert!(
         stdout(&o).contains("by name") && stdout(&o).contains("by number"),
@@ -142,15 +135,7 @@ fn numeric_source_restores_by_number() {
     backup(&[&tree], &r, &a, &["--numeric-ids"]);
     let dest = td.join("nh");
     // Even with a map of daemon's name, numeric sources keep numbers unless mapped by number.
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        k.to_str().unwrap(),
-        "--root",
-        dest.to_str().unwrap(),
-        "--dry-run",
-    ]);
+    let o = restore(&a, &k, &["--root", dest.to_str().unwrap(), "--dry-run"]);
     expect_code(&o, 0);
     assert!(stdout(&o).contains("by number"), "{}", stdout(&o));
 }
@@ -172,14 +157,7 @@ fn setuid_bits_are_dropped_with_a_warning() {
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
     let dest = td.join("nh");
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        k.to_str().unwrap(),
-        "--root",
-        dest.to_str().unwrap(),
-    ]);
+    let o = restore(&a, &k, &["--root", dest.to_str().unwrap()]);
     expect_code(&o, 0);
     assert!(stderr(&o).contains("set-uid"), "{}", stderr(&o));
     let ini = dest

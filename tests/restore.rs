@@ -26,7 +26,7 @@ fn lost_key_comes_back_byte_for_byte_with_its_mode() {
     let pem = tree.join("jwt/private.pem");
     let orig = fs::read(&pem).unwrap();
     fs::remove_dir_all(tree.join("jwt")).unwrap();
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+    let o = restore(&a, &key, &[]);
     expect_code(&o, 0);
     assert_eq!(fs::read(&pem).unwrap(), orig);
     assert_eq!(mode_of(&pem), 0o600);
@@ -44,7 +44,7 @@ fn identical_files_are_left_alone() {
     let (_td, tree, key, a) = setup();
     let pem = tree.join("jwt/private.pem");
     let before = fs::metadata(&pem).unwrap();
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+    let o = restore(&a, &key, &[]);
     expect_code(&o, 0);
     use std::os::unix::fs::MetadataExt;
     let after = fs::metadata(&pem).unwrap();
@@ -65,14 +65,7 @@ fn dry_run_changes_nothing_and_shows_the_plan() {
         "cd {} && find . -printf '%p %m %s %T@\\n' | sort",
         td.path().display()
     ));
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--dry-run",
-        "--force",
-    ]);
+    let o = restore(&a, &key, &["--dry-run", "--force"]);
     expect_code(&o, 0);
     let out = stdout(&o);
     assert!(
@@ -97,7 +90,7 @@ fn differing_file_is_a_conflict_and_nothing_changes() {
     let pem = tree.join("jwt/private.pem");
     fs::write(&pem, "rotated key").unwrap();
     fs::remove_file(tree.join("conf/app.ini")).unwrap();
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+    let o = restore(&a, &key, &[]);
     expect_code(&o, 7);
     assert_eq!(fs::read_to_string(&pem).unwrap(), "rotated key");
     assert!(
@@ -113,13 +106,7 @@ fn force_keeps_the_replaced_version_in_an_undo_archive_that_restores() {
     let pem = tree.join("jwt/private.pem");
     let orig = fs::read(&pem).unwrap();
     fs::write(&pem, "rotated key").unwrap();
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--force",
-    ]);
+    let o = restore(&a, &key, &["--force"]);
     expect_code(&o, 0);
     assert_eq!(fs::read(&pem).unwrap(), orig);
     // No plaintext copy next to the secret.
@@ -144,15 +131,11 @@ fn force_keeps_the_replaced_version_in_an_undo_archive_that_restores() {
     );
     assert_eq!(mode_of(&undo), 0o600);
     // Undo the restore with the undo archive.
-    let o = fk(&[
-        "restore",
-        undo.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--force",
-        "--undo-dir",
-        td.join("out").to_str().unwrap(),
-    ]);
+    let o = restore(
+        &undo,
+        &key,
+        &["--force", "--undo-dir", td.join("out").to_str().unwrap()],
+    );
     expect_code(&o, 0);
     assert_eq!(fs::read_to_string(&pem).unwrap(), "rotated key");
 }
@@ -162,25 +145,11 @@ fn only_restores_the_matching_subset() {
     let (_td, tree, key, a) = setup();
     fs::remove_dir_all(&tree).unwrap();
     let pattern = format!("{}/jwt/*", tree.display());
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--only",
-        &pattern,
-    ]);
+    let o = restore(&a, &key, &["--only", &pattern]);
     expect_code(&o, 0);
     assert!(tree.join("jwt/private.pem").exists());
     assert!(!tree.join("conf/app.ini").exists());
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--only",
-        "/nothing/*",
-    ]);
+    let o = restore(&a, &key, &["--only", "/nothing/*"]);
     expect_code(&o, 2);
 }
 
@@ -189,16 +158,11 @@ fn relocate_and_root_move_entries() {
     let (td, tree, key, a) = setup();
     let newroot = td.join("newhost");
     let rule = format!("{}={}", tree.display(), "/opt/forge");
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--root",
-        newroot.to_str().unwrap(),
-        "--relocate",
-        &rule,
-    ]);
+    let o = restore(
+        &a,
+        &key,
+        &["--root", newroot.to_str().unwrap(), "--relocate", &rule],
+    );
     expect_code(&o, 0);
     let moved = newroot.join("opt/forge/jwt/private.pem");
     assert_eq!(
@@ -212,14 +176,7 @@ fn relocate_and_root_move_entries() {
 fn to_makes_plain_copies_owned_by_the_caller() {
     let (td, tree, key, a) = setup();
     let dest = td.join("inspect");
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--to",
-        dest.to_str().unwrap(),
-    ]);
+    let o = restore(&a, &key, &["--to", dest.to_str().unwrap()]);
     expect_code(&o, 0);
     let copy = dest
         .join(tree.strip_prefix("/").unwrap())
@@ -236,7 +193,7 @@ fn stale_temp_files_of_a_killed_run_are_swept() {
     // A temp file as a killed run (a pid that cannot exist) leaves it.
     let stale = tree.join("jwt/.forgekeep.tmp.999999999.deadbeef");
     fs::write(&stale, "half a secret").unwrap();
-    let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+    let o = restore(&a, &key, &[]);
     expect_code(&o, 0);
     assert!(!stale.exists(), "stale temp file was not cleaned up");
 }
@@ -264,14 +221,7 @@ fn destination_symlink_parent_is_refused_regression_write_through_link() {
     let first = tree.strip_prefix("/").unwrap().components().next().unwrap();
     fs::create_dir_all(&newroot).unwrap();
     std::os::unix::fs::symlink(&elsewhere, newroot.join(first)).unwrap();
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--root",
-        newroot.to_str().unwrap(),
-    ]);
+    let o = restore(&a, &key, &["--root", newroot.to_str().unwrap()]);
     assert_ne!(code(&o), 0);
     assert_eq!(
         fs::read_dir(&elsewhere).unwrap().count(),
@@ -285,16 +235,11 @@ fn relocate_leaves_no_stray_folders_above_the_old_location() {
     let (td, tree, key, a) = setup();
     let newroot = td.join("nh");
     let rule = format!("{}=/var/lib/gitea", tree.display());
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--root",
-        newroot.to_str().unwrap(),
-        "--relocate",
-        &rule,
-    ]);
+    let o = restore(
+        &a,
+        &key,
+        &["--root", newroot.to_str().unwrap(), "--relocate", &rule],
+    );
     expect_code(&o, 0);
     assert!(newroot.join("var/lib/gitea/jwt/private.pem").exists());
     let top: Vec<_> = fs::read_dir(&newroot)
@@ -318,7 +263,7 @@ fn nested_sources_in_any_order_restore_the_outer_folder_in_full() {
         let srcs: Vec<std::path::PathBuf> = order.iter().map(|p| tree.join(p)).collect();
         backup(&[&srcs[0], &srcs[1]], &r, &a, &[]);
         fs::set_permissions(&tree, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let o = fk(&["restore", a.to_str().unwrap(), "-i", key.to_str().unwrap()]);
+        let o = restore(&a, &key, &[]);
         expect_code(&o, 0);
         assert_eq!(
             mode_of(&tree),
@@ -375,13 +320,7 @@ fn control_characters_in_names_cannot_forge_plan_lines() {
     let (key, r) = td.age_key("key.txt");
     let a = td.join("a.age");
     backup(&[&tree], &r, &a, &[]);
-    let o = fk(&[
-        "restore",
-        a.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--dry-run",
-    ]);
+    let o = restore(&a, &key, &["--dry-run"]);
     expect_code(&o, 0);
     assert!(
         !stdout(&o).lines().any(|l| l.starts_with("create file")),

@@ -208,3 +208,15 @@ pub fn require(tool: &str) {
         "{tool} is needed by this test (apt-get install it; .ci/run does)"
     );
 }
+
+/// `forgekeep restore ARCHIVE -i IDENTITY EXTRA...`
+pub fn restore(archive: &Path, identity: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "restore",
+        archive.to_str().unwrap(),
+        "-i",
+        identity.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    fk(&args)
+}
