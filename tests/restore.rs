@@ -332,3 +332,30 @@ fn control_characters_in_names_cannot_forge_plan_lines() {
         0,
     );
 }
+
+#[test]
+fn read_only_folders_still_restore_regression_locked_out_of_staging() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    fs::set_permissions(
+        tree.join("conf"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    let (key, r) = td.age_key("key.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    for how in ["--to", "--root"] {
+        let dest = td.join(&format!("dest{how}"));
+        let o = restore(&a, &key, &[how, dest.to_str().unwrap()]);
+        expect_code(&o, 0);
+        let conf = dest.join(tree.strip_prefix("/").unwrap()).join("conf");
+        assert_eq!(mode_of(&conf), 0o555, "{how}");
+        assert!(conf.join("app.ini").exists(), "{how}");
+    }
+    fs::set_permissions(
+        tree.join("conf"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+}

@@ -172,9 +172,13 @@ impl Stager {
     fn settle_new_dir(&self, d: &DirFd, rel: &Path) -> Result<()> {
         let (mode, owner) = match self.dir_targets.get(rel) {
             Some(&i) if self.entries[i].role == Role::Content => return Ok(()),
+            // Plain copies (--to) are made by a caller who may not be root: a recorded
+            // mode without write permission (0555) would lock it out of its own staging,
+            // so their folders get their modes at apply, after the files are in.
+            Some(_) if self.dests.plain_copies => return Ok(()),
             Some(&i) => {
                 let t = self.targets[i].as_ref().expect("dir target");
-                (t.mode, (!self.dests.plain_copies).then_some((t.uid, t.gid)))
+                (t.mode, Some((t.uid, t.gid)))
             }
             None => (0o755, None),
         };
