@@ -100,7 +100,7 @@ fn decrypt_error(e: age::DecryptError, name: &str, passphrase: bool) -> Error {
 
 /// Reads, decrypts and validates a whole archive, calling `visitor` for each entry.
 pub fn read_archive(
-    input: impl Read,
+    input: impl Read + Send,
     name: &str,
     keys: &Keyring,
     visitor: &mut dyn Visitor,
@@ -133,7 +133,7 @@ fn damaged(name: &str, e: &io::Error) -> Error {
     Error::integrity(format!("{name} cannot be read back: {why}"))
 }
 
-fn read_inner<R: Read>(
+fn read_inner<R: Read + Send>(
     input: &mut R,
     name: &str,
     keys: &Keyring,
@@ -160,6 +160,96 @@ fn read_inner<R: Read>(
     let plaintext = decryptor
         .decrypt(keys.identities())
         .map_err(|e| decrypt_error(e, name, keys.uses_passphrase()))?;
+    // Decryption runs on a thread of its own (as `age -d` does in a pipeline), so that
+    // it overlaps with decompression, parsing, hashing and writing on this one.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        scope.spawn(move || pump(plaintext, tx));
+        read_plaintext(ChannelReader::new(rx), name, visitor)
+    })
+}
+
+/// Chunks handed from the decrypting thread to the reading one, and how many may wait
+/// (2 MiB in all).
+const CHUNK: usize = 256 << 10;
+const QUEUE: usize = 8;
+
+/// Reads `from` to its end (or its first error) and sends it on in chunks. Stops as
+/// soon as the reading side has gone (it failed, or it is done).
+fn pump(mut from: impl Read, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let mut filled = 0;
+        let res = loop {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == CHUNK {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        let end = filled < CHUNK;
+        if filled > 0 && tx.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Err(e) = res {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// The receiving end of [`pump`] as a `Read`.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0), // the sender finished: end of the plaintext
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// zstd → tar → validated members, then the drain to the very end.
+fn read_plaintext(
+    plaintext: impl Read,
+    name: &str,
+    visitor: &mut dyn Visitor,
+) -> Result<ReadArchive> {
     let mut zstd = zstd::stream::read::Decoder::new(plaintext).map_err(|e| damaged(name, &e))?;
     zstd.window_log_max(ZSTD_WINDOW_LOG_MAX)
         .map_err(|e| damaged(name, &e))?;

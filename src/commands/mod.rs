@@ -15,9 +15,9 @@ use std::io::Read;
 use std::path::Path;
 
 /// The archive to read: a file, or stdin for `-`.
-pub fn open_archive(path: &Path) -> Result<(Box<dyn Read>, String)> {
+pub fn open_archive(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
     if path.as_os_str() == "-" {
-        return Ok((Box::new(std::io::stdin().lock()), "stdin".into()));
+        return Ok((Box::new(std::io::stdin()), "stdin".into()));
     }
     let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open archive", path, &e))?;
     if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
