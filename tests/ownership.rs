@@ -245,3 +245,35 @@ fn owner_mismatch_is_a_warning_only_when_the_folder_owner_can_replace_the_file()
         stderr(&o)
     );
 }
+
+#[test]
+fn unreadable_secret_is_an_error_finding_and_no_archive() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch to another user");
+        return;
+    }
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (_k, r) = td.age_key("k.txt");
+    // daemon may walk the tree and write the output, but not read the root-owned key.
+    let out = td.mkdir("out", 0o777);
+    for d in ["srv", "srv/gitea", "srv/gitea/jwt", "srv/gitea/conf"] {
+        fs::set_permissions(
+            td.join(d),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let o = sh(&format!(
+        "setpriv --reuid=daemon --regid=daemon --clear-groups {BIN} backup {} -r {r} -o {}/",
+        tree.display(),
+        out.display()
+    ));
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("[unreadable]"), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "no archive, no temp file"
+    );
+}
