@@ -300,6 +300,7 @@ fn read_members<R: Read>(
         .map_err(|e| damaged(name, &e))?;
     drop(first);
     let manifest = Manifest::parse(&json)?;
+    drop(json); // the text of a 50,000-entry manifest is ~14 MB; the parsed form suffices
     validate_manifest(&manifest).map_err(bad)?;
     visitor.manifest(&manifest)?;
 
