@@ -359,3 +359,68 @@ fn read_only_folders_still_restore_regression_locked_out_of_staging() {
     )
     .unwrap();
 }
+
+#[test]
+fn early_refusal_does_not_wait_for_a_stalled_input_regression_hang() {
+    // age can only release its last chunk at the end of the input, so the refusal must
+    // come from data before it: a large file after the secrets.
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    run_ok(
+        std::process::Command::new("head")
+            .args(["-c", "2000000", "/dev/urandom"])
+            .stdout(fs::File::create(td.join("srv/gitea/zz-blob")).unwrap()),
+    );
+    let (key, r) = td.age_key("key.txt");
+    let a = td.join("a.age");
+    backup(&[&tree], &r, &a, &[]);
+    let newroot = td.join("nh");
+    let first = tree.strip_prefix("/").unwrap().components().next().unwrap();
+    fs::create_dir_all(&newroot).unwrap();
+    std::os::unix::fs::symlink(td.mkdir("elsewhere", 0o755), newroot.join(first)).unwrap();
+    use std::io::Write;
+    let mut child = fk_cmd(&[
+        "restore",
+        "-",
+        "-i",
+        key.to_str().unwrap(),
+        "--root",
+        newroot.to_str().unwrap(),
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Only the first part of the archive (enough to reach the refusal), and the pipe
+    // stays open: the child may refuse (and close its end) before it read even that.
+    let _ = stdin.write_all(&fs::read(&a).unwrap()[..300_000]);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(stdin);
+    let status = status.expect("the refusal waited for the input to end");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the refusal waited for the input to end"
+    );
+}
+
+#[test]
+fn endless_input_without_an_age_header_is_refused_regression_unbounded_memory() {
+    let (_td, _tree, key, _a) = setup();
+    let o = restore(std::path::Path::new("/dev/zero"), &key, &["--dry-run"]);
+    expect_code(&o, 4);
+    let o = fk(&["verify", "/dev/zero", "-i", key.to_str().unwrap()]);
+    expect_code(&o, 4);
+}

@@ -50,20 +50,44 @@ pub struct ReadArchive {
     pub content_bytes: u64,
 }
 
-/// Remembers a failure of the underlying input (a read error of the file or pipe),
-/// so that it is reported as an I/O error and not as a damaged archive.
+/// What the input side reports to the reading side, shared across the decrypt thread.
+#[derive(Default)]
+struct InputState {
+    /// A read error of the input itself (the file or pipe), as opposed to bad content.
+    failed: std::sync::Mutex<Option<io::Error>>,
+    /// Set once age has parsed the header; until then reads are capped.
+    header_done: std::sync::atomic::AtomicBool,
+}
+
+/// The largest age header accepted. Real headers are a few hundred bytes per recipient;
+/// without a cap, input without a newline (`/dev/zero`) would be buffered forever.
+const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+/// Wraps the input: remembers its read errors (reported as I/O errors, not as a damaged
+/// archive) and bounds how much may be read before the age header is complete.
 struct InputTracker<R> {
     inner: R,
-    failed: Option<io::Error>,
+    read: u64,
+    state: std::sync::Arc<InputState>,
 }
 
 impl<R: Read> Read for InputTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
+        use std::sync::atomic::Ordering;
+        if self.read > MAX_HEADER_BYTES && !self.state.header_done.load(Ordering::Relaxed) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no age header in the first MiB",
+            ));
+        }
+        let n = self.inner.read(buf).inspect_err(|e| {
             if e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+                let mut failed = self.state.failed.lock().unwrap_or_else(|p| p.into_inner());
+                *failed = Some(io::Error::new(e.kind(), e.to_string()));
             }
-        })
+        })?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -100,17 +124,26 @@ fn decrypt_error(e: age::DecryptError, name: &str, passphrase: bool) -> Error {
 
 /// Reads, decrypts and validates a whole archive, calling `visitor` for each entry.
 pub fn read_archive(
-    input: impl Read + Send,
+    input: impl Read + Send + 'static,
     name: &str,
     keys: &Keyring,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
-    let mut tracked = InputTracker {
+    let state = std::sync::Arc::new(InputState::default());
+    let tracked = InputTracker {
         inner: input,
-        failed: None,
+        read: 0,
+        state: state.clone(),
     };
-    let result = read_inner(&mut tracked, name, keys, visitor);
-    match (result, tracked.failed.take()) {
+    let result = read_inner(tracked, &state, name, keys, visitor);
+    // Looked at once, now: a read error of the input explains a failure better than
+    // "damaged" (and one that happens later, after the verdict, changes nothing).
+    let failed = state
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    match (result, failed) {
         (Err(_), Some(io_err)) => Err(Error::io(
             "cannot read",
             std::path::Path::new(name),
@@ -133,8 +166,9 @@ fn damaged(name: &str, e: &io::Error) -> Error {
     Error::integrity(format!("{name} cannot be read back: {why}"))
 }
 
-fn read_inner<R: Read + Send>(
-    input: &mut R,
+fn read_inner<R: Read + Send + 'static>(
+    input: InputTracker<R>,
+    state: &InputState,
     name: &str,
     keys: &Keyring,
     visitor: &mut dyn Visitor,
@@ -142,6 +176,9 @@ fn read_inner<R: Read + Send>(
     let armored = age::armor::ArmoredReader::new(BufReader::with_capacity(1 << 16, input));
     let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 16, armored))
         .map_err(|e| decrypt_error(e, name, keys.uses_passphrase()))?;
+    state
+        .header_done
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     if decryptor.is_scrypt() != keys.uses_passphrase() {
         return Err(if decryptor.is_scrypt() {
             Error::new(
@@ -161,12 +198,17 @@ fn read_inner<R: Read + Send>(
         .decrypt(keys.identities())
         .map_err(|e| decrypt_error(e, name, keys.uses_passphrase()))?;
     // Decryption runs on a thread of its own (as `age -d` does in a pipeline), so that
-    // it overlaps with decompression, parsing, hashing and writing on this one.
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        scope.spawn(move || pump(plaintext, tx));
-        read_plaintext(ChannelReader::new(rx), name, visitor)
-    })
+    // it overlaps with decompression, parsing, hashing and writing on this one. On
+    // success the thread has already seen the end of the input and is joined; on a
+    // failure it is NOT waited for: it may sit in a read of an idle pipe, and the verdict
+    // must not wait for the sender to hang up. It stops at its next send.
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let pump_thread = std::thread::spawn(move || pump(plaintext, tx));
+    let result = read_plaintext(ChannelReader::new(rx), name, visitor);
+    if result.is_ok() {
+        let _ = pump_thread.join();
+    }
+    result
 }
 
 /// Chunks handed from the decrypting thread to the reading one, and how many may wait
@@ -174,35 +216,29 @@ fn read_inner<R: Read + Send>(
 const CHUNK: usize = 256 << 10;
 const QUEUE: usize = 8;
 
-/// Reads `from` to its end (or its first error) and sends it on in chunks. Stops as
-/// soon as the reading side has gone (it failed, or it is done).
+/// Reads `from` to its end (or its first error) and sends it on in chunks, then an empty
+/// chunk as the end marker (so that a sender that vanished without one, e.g. by a
+/// panic, reads as an error, never as a clean end). Stops as soon as the reading side
+/// has gone (it failed, or it is done).
 fn pump(mut from: impl Read, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
     loop {
+        // Whatever one read returns goes on at once: waiting to fill a chunk would hold
+        // back the tail of an archive whose sender keeps the pipe open.
         let mut buf = vec![0u8; CHUNK];
-        let mut filled = 0;
-        let res = loop {
-            match from.read(&mut buf[filled..]) {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    filled += n;
-                    if filled == CHUNK {
-                        break Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
+        let msg = match from.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Ok(Vec::new())); // the end marker
+                return;
             }
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
         };
-        buf.truncate(filled);
-        let end = filled < CHUNK;
-        if filled > 0 && tx.send(Ok(buf)).is_err() {
-            return;
-        }
-        if let Err(e) = res {
-            let _ = tx.send(Err(e));
-            return;
-        }
-        if end {
+        let stop = msg.is_err();
+        if tx.send(msg).is_err() || stop {
             return;
         }
     }
@@ -213,6 +249,7 @@ struct ChannelReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
+    ended: bool,
 }
 
 impl ChannelReader {
@@ -221,6 +258,7 @@ impl ChannelReader {
             rx,
             chunk: Vec::new(),
             pos: 0,
+            ended: false,
         }
     }
 }
@@ -228,13 +266,19 @@ impl ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.ended = true,
                 Ok(Ok(chunk)) => {
                     self.chunk = chunk;
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0), // the sender finished: end of the plaintext
+                Err(_) => {
+                    return Err(io::Error::other("the decrypting thread stopped early"));
+                }
             }
         }
         let n = buf.len().min(self.chunk.len() - self.pos);

@@ -58,22 +58,36 @@ pub fn apply(
             }
         }
     };
-    if let Err(e) = commit(st, plan) {
-        st.abort();
-        // The undo archive holds the files as they are again now; say so rather than
-        // leave an unexplained file behind.
-        return Err(match &undo {
-            Some(u) => Error::new(
-                e.exit,
-                format!(
-                    "{} (the undo archive {} was written before the failure and can be deleted)",
-                    e.what,
-                    u.display()
+    match commit(st, plan) {
+        Ok(()) => {}
+        Err(CommitError::Undone(e)) => {
+            st.abort();
+            // The undo archive holds the files as they are again now; say so rather than
+            // leave an unexplained file behind.
+            return Err(match &undo {
+                Some(u) => Error::new(
+                    e.exit,
+                    format!(
+                        "{} (the undo archive {} was written before the failure and can be deleted)",
+                        e.what,
+                        u.display()
+                    ),
                 ),
-            ),
-            None => Error::new(e.exit, e.what),
+                None => Error::new(e.exit, e.what),
+            }
+            .hint("everything already changed was put back; nothing was changed"));
         }
-        .hint("everything already changed was put back; nothing was changed"));
+        Err(CommitError::Late(e)) => {
+            let keep = undo
+                .as_ref()
+                .map(|u| format!("; keep the undo archive {}", u.display()))
+                .unwrap_or_default();
+            return Err(Error::new(
+                e.exit,
+                format!("the files are restored, but the file system did not confirm they are on disk ({}){keep}", e.what),
+            )
+            .hint("check the disk (dmesg) and run the restore again; it will report the files as unchanged once they are safe"));
+        }
     }
     Ok(undo)
 }
@@ -127,7 +141,7 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
     Ok(dir.join(name))
 }
 
-fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
+fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> {
     let plain = st.dests.plain_copies;
     // 1. The archive is proven: each temp gets its owner, then its mode (chown clears
     //    set-id bits, so a mode set first could be undone). Until now they were 0600.
@@ -170,24 +184,41 @@ fn commit(st: &mut Stager, plan: &Plan) -> Result<()> {
     if failure.is_none() {
         failure = fix_metadata(st, plan, &mut reverts).err();
     }
+    // 4. Durability of the renames and fixes: a file system that cannot confirm them
+    //    still gets everything put back.
+    if failure.is_none() {
+        failure = sync_filesystems(st).err();
+    }
     if let Some(e) = failure {
         for r in reverts.into_iter().rev() {
             r.undo();
         }
         rollback(st, done);
-        return Err(e);
+        return Err(CommitError::Undone(e));
     }
-    // 4. Durability, then the previous versions go (they are in the undo archive).
-    sync_filesystems(st)?;
+    // 5. The previous versions go (they are in the undo archive). Past this point nothing
+    //    is rolled back: the restore has happened.
+    st.created.clear();
+    st.created_root.clear();
     for s in st.staged.drain(..) {
         if s.replace {
             let _ = s.dir.unlink(&s.temp);
         }
     }
-    sync_filesystems(st)?;
-    st.created.clear();
-    st.created_root.clear();
-    Ok(())
+    sync_filesystems(st).map_err(CommitError::Late)
+}
+
+/// How a commit failed: before its changes were final (everything was put back), or
+/// after (the restore happened, but the last flush was not confirmed).
+enum CommitError {
+    Undone(Error),
+    Late(Error),
+}
+
+impl From<Error> for CommitError {
+    fn from(e: Error) -> Self {
+        CommitError::Undone(e)
+    }
 }
 
 /// One `syncfs` per file system touched. Before the renames: every temp file's content,
