@@ -49,13 +49,6 @@ pub fn sha256_hex(sum: &Sha256Sum) -> String {
     crate::fsx::hex(sum)
 }
 
-/// Hashes everything `r` yields.
-pub fn sha256_of(r: impl Read) -> io::Result<Sha256Sum> {
-    let mut h = HashingReader::new(r);
-    io::copy(&mut h, &mut io::sink())?;
-    Ok(h.finish())
-}
-
 /// One `sha256sum` line for `member` (a relative path).
 pub fn line(sum: &Sha256Sum, member: &str) -> String {
     if member.contains(['\\', '\n', '\r']) {

@@ -37,7 +37,6 @@ pub fn apply(
     plan: &Plan,
     keys: &Keyring,
     args: &RestoreArgs,
-    _name: &str,
 ) -> Result<Option<PathBuf>> {
     let replaced: Vec<&Path> = plan
         .steps

@@ -104,7 +104,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
         out.report(&report(None));
         return Ok(ExitCode::Success);
     }
-    let undo = apply::apply(&mut stager, &plan, &keys, args, &name)?;
+    let undo = apply::apply(&mut stager, &plan, &keys, args)?;
     out.say(format!("restored: {}", plan.counts_line()));
     if let Some(u) = &undo {
         // Always said, even with -q: it is where the replaced secrets now live.
