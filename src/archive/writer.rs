@@ -189,11 +189,6 @@ impl<W: Write + Send + 'static> Write for Offload<W> {
     }
 }
 
-/// Where a failure came from: the output (disk full…) or a source (changed, vanished…).
-/// Kept beside the pipeline because tar reports both as one `io::Error`.
-#[derive(Default)]
-struct SourceTrouble(Option<Error>);
-
 fn output_error(out_name: &Path, e: &io::Error) -> Error {
     Error::io("cannot write the archive", out_name, e)
 }
@@ -232,53 +227,27 @@ pub fn write_archive<W: Write + Send + 'static>(
     // 2. The entries, in manifest order.
     let mut sums_text = String::new();
     let mut summary = WriteSummary::default();
-    let mut trouble = SourceTrouble::default();
     for item in items {
         let e = &item.entry;
         let mut h = entry_header(e);
-        let res = match e.kind {
-            Kind::Dir => tar.append_data(&mut h, e.member_name(), io::empty()),
+        match e.kind {
+            Kind::Dir => tar
+                .append_data(&mut h, e.member_name(), io::empty())
+                .map_err(oe)?,
             Kind::Symlink => append_symlink(
                 &mut tar,
                 &mut h,
                 e.member_name(),
                 e.target.as_deref().unwrap_or(""),
-            ),
+            )
+            .map_err(oe)?,
             Kind::File => {
-                let file = match open_source(Path::new(&e.path), &item.stat) {
-                    Ok(f) => f,
-                    Err(err) => {
-                        trouble.0 = Some(err);
-                        break;
-                    }
-                };
-                let mut reader = HashingReader::new(TrackedRead::new(file.take(e.size)));
-                let r = tar.append_data(&mut h, e.member_name(), &mut reader);
-                let (tracked, sum, count) = reader.into_parts();
-                if let Some(read_err) = tracked.error {
-                    trouble.0 = Some(Error::io("cannot read", Path::new(&e.path), &read_err));
-                    break;
-                }
-                if r.is_ok() {
-                    if count != e.size {
-                        trouble.0 = Some(changed_while_read(&e.path));
-                        break;
-                    }
-                    if let Err(err) = still_same(tracked.inner.get_ref(), &e.path, &item.stat) {
-                        trouble.0 = Some(err);
-                        break;
-                    }
-                    sums_text.push_str(&sums::line(&sum, e.member_name()));
-                    summary.files += 1;
-                    summary.content_bytes += count;
-                }
-                r
+                let (sum, count) = append_file(&mut tar, &mut h, item, out_name)?;
+                sums_text.push_str(&sums::line(&sum, e.member_name()));
+                summary.files += 1;
+                summary.content_bytes += count;
             }
-        };
-        res.map_err(oe)?;
-    }
-    if let Some(err) = trouble.0 {
-        return Err(err);
+        }
     }
 
     // 3. The checksums, last.
@@ -326,6 +295,31 @@ pub fn write_archive_file(
         .map_err(|e| Error::io("cannot write the archive", &target, e.error()))?;
     temp.persist(name, replace)?;
     Ok(summary)
+}
+
+/// Appends one file, read through one descriptor and hashed on the way. Its error is
+/// the source's (changed, unreadable) or the output's (disk full), told apart here
+/// because tar reports both as one failed append.
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    item: &Collected,
+    out_name: &Path,
+) -> Result<(sums::Sha256Sum, u64)> {
+    let e = &item.entry;
+    let file = open_source(Path::new(&e.path), &item.stat)?;
+    let mut reader = HashingReader::new(TrackedRead::new(file.take(e.size)));
+    let appended = tar.append_data(h, e.member_name(), &mut reader);
+    let (tracked, sum, count) = reader.into_parts();
+    if let Some(read_err) = tracked.error {
+        return Err(Error::io("cannot read", Path::new(&e.path), &read_err));
+    }
+    appended.map_err(|err| output_error(out_name, &err))?;
+    if count != e.size {
+        return Err(changed_while_read(&e.path));
+    }
+    still_same(tracked.inner.get_ref(), &e.path, &item.stat)?;
+    Ok((sum, count))
 }
 
 /// Appends a symlink with its target stored byte for byte. (`Builder::append_link`

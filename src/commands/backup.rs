@@ -55,17 +55,6 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     out.findings(&collection.findings);
     let worst = worst(&collection.findings);
 
-    let unreadable = || {
-        let n = collection
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        Error::runtime(format!(
-            "{n} source(s) cannot be read; no archive was written"
-        ))
-        .hint("fix the findings above (often: run as root), then run again")
-    };
     if args.dry_run {
         for c in &collection.items {
             let e = &c.entry;
@@ -88,15 +77,21 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
             "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
             "findings": collection.findings,
         }));
-        // The same verdict the real run would give.
-        if worst == Some(Severity::Error) {
-            return Err(unreadable());
-        }
-        return Ok(exit_for(worst));
     }
-
+    // A dry run gives the same verdict as the real run.
     if worst == Some(Severity::Error) {
-        return Err(unreadable());
+        let n = collection
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        return Err(Error::runtime(format!(
+            "{n} source(s) cannot be read; no archive was written"
+        ))
+        .hint("fix the findings above (often: run as root), then run again"));
+    }
+    if args.dry_run {
+        return Ok(exit_for(worst));
     }
     if args.strict && worst >= Some(Severity::Warning) {
         return Err(Error::runtime(
@@ -128,9 +123,6 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
         }
         Output::File { dir, name } => {
             let target = dir.join(name);
-            if !args.force && std::fs::symlink_metadata(&target).is_ok() {
-                return Err(exists_error(&target));
-            }
             let summary = write_archive_file(
                 dir,
                 name,
@@ -189,11 +181,6 @@ fn summary_line(verb: &str, c: &Collection, bytes: Option<u64>) -> String {
     )
 }
 
-fn exists_error(target: &Path) -> Error {
-    Error::runtime(format!("{} already exists", target.display()))
-        .hint("choose another name or an output folder, or pass --force to replace it")
-}
-
 enum Output {
     Stdout,
     File { dir: PathBuf, name: OsString },
@@ -231,10 +218,7 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
             host_for_filename(),
             jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
         );
-        return Ok(Output::File {
-            dir: o.clone(),
-            name: name.into(),
-        });
+        return existing_refused(args, o.clone(), name.into());
     }
     let name = o
         .file_name()
@@ -250,8 +234,18 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
                 .hint("create it first"),
         );
     }
-    if !args.force && std::fs::symlink_metadata(o).is_ok() {
-        return Err(exists_error(o));
+    existing_refused(args, dir, name)
+}
+
+/// Fails fast, before any source is read, when the output exists and `--force` was
+/// not given. (The final rename refuses to replace it too, should it appear meanwhile.)
+fn existing_refused(args: &BackupArgs, dir: PathBuf, name: OsString) -> Result<Output> {
+    let target = dir.join(&name);
+    if !args.force && std::fs::symlink_metadata(&target).is_ok() {
+        return Err(
+            Error::runtime(format!("{} already exists", target.display()))
+                .hint("choose another name or an output folder, or pass --force to replace it"),
+        );
     }
     Ok(Output::File { dir, name })
 }

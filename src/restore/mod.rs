@@ -45,7 +45,6 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     for w in &plan.warnings {
         out.warn(w);
     }
-    let verb = if args.dry_run { "would" } else { "will" };
     for step in &plan.steps {
         if step.action != Action::Unchanged || !out.quiet {
             out.say(step.describe());
@@ -98,7 +97,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     }
     if args.dry_run {
         out.say(format!(
-            "dry run: {verb} {}; nothing was changed",
+            "dry run: would {}; nothing was changed",
             plan.counts_line()
         ));
         out.report(&report(None));
