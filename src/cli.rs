@@ -46,6 +46,9 @@ pub struct GlobalArgs {
     /// Say more (repeat for debug output)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Read defaults from this TOML file (default: /etc/forgekeep/config.toml when it exists); flags override it
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +61,14 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the entries of an archive
     List(ListArgs),
+    /// Compare an archive with the live files: missing, changed, extra, owner and mode drift
+    Diff(DiffArgs),
+    /// Audit the live secrets without archiving: presence, owner, mode, configuration, storage
+    Check(CheckArgs),
+    /// Show the forge installations found on this host and what each profile would collect
+    Detect(DetectArgs),
+    /// Delete old archives of a folder by retention rules (forgekeep-*.tar.zst.age only)
+    Prune(PruneArgs),
     /// Make a new age identity (private key) and print its recipient (public key)
     Keygen(KeygenArgs),
     /// Write man pages or shell completions
@@ -83,9 +94,8 @@ pub struct IdentityArgs {
   forgekeep backup ./volumes/gitea --numeric-ids -r age1... -o backup.tar.zst.age
   forgekeep backup /etc/ssh --exclude '*.pub' -r age1... --dry-run")]
 pub struct BackupArgs {
-    /// Files or folders to archive (stored under their absolute paths; symlinks are stored as links)
-    #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
-    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
     /// Encrypt to this recipient: age1..., ssh-ed25519 ... or ssh-rsa ... (repeatable)
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
@@ -101,6 +111,8 @@ pub struct BackupArgs {
     /// Replace an existing output file
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub keep: KeepArgs,
     /// List what would be archived and the findings; write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -110,12 +122,9 @@ pub struct BackupArgs {
     /// Record that owners must come back by number (container volumes)
     #[arg(long)]
     pub numeric_ids: bool,
-    /// Leave out paths matching GLOB (matched against the absolute path and the file name; repeatable)
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-    /// zstd compression level
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(crate::archive::LEVEL_RANGE))]
-    pub level: i32,
+    /// zstd compression level [default: 3]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(crate::archive::LEVEL_RANGE))]
+    pub level: Option<i32>,
     /// Write ASCII-armored age (PEM-style text) instead of binary
     #[arg(short, long)]
     pub armor: bool,
@@ -167,12 +176,125 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep verify /var/backups/forgekeep/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt
+  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json")]
 pub struct VerifyArgs {
+    /// The archive, or - for stdin
+    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath, required_unless_present = "latest")]
+    pub archive: Option<PathBuf>,
+    /// Verify the newest forgekeep-*.tar.zst.age in DIR and print its age (for monitoring)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "archive")]
+    pub latest: Option<PathBuf>,
+    /// With --latest: exit 1 when the newest archive is older than this (e.g. 26h, 2d)
+    #[arg(long, value_name = "AGE", requires = "latest")]
+    pub max_age: Option<String>,
+    #[command(flatten)]
+    pub keys: IdentityArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep diff /var/backups/forgekeep/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt
+  forgekeep diff backup.tar.zst.age -i key.txt --root /mnt/oldhost --json")]
+pub struct DiffArgs {
     /// The archive, or - for stdin
     #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: PathBuf,
     #[command(flatten)]
     pub keys: IdentityArgs,
+    /// Compare with the files under DIR instead of / (a host's root mounted elsewhere)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+    /// Rewrite a recorded path prefix FROM to TO before comparing (repeatable)
+    #[arg(long, value_name = "FROM=TO")]
+    pub relocate: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep check -p gitea
+  forgekeep check -p gitea=/etc/gitea/app.ini -p woodpecker --json
+  forgekeep check --compose /srv/forge/docker-compose.yml")]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep detect
+  forgekeep detect --compose /srv/forge/docker-compose.yml --json")]
+pub struct DetectArgs {
+    /// Also look at these compose files (docker-compose.yml / compose.yaml; repeatable)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub compose: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Rules (as restic's forget): --keep-last N keeps the N newest archives; \
+--keep-hourly/daily/weekly/monthly/yearly N keep the newest archive of each of the N newest \
+hours/days/ISO weeks/months/years that have one. An archive kept by any rule is kept. The newest \
+archive is always kept. Times come from the UTC stamp in the file name. Only files named \
+forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age are considered; nothing else in the folder is touched.
+
+Examples:
+  forgekeep prune /var/backups/forgekeep --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
+  forgekeep prune /var/backups/forgekeep --keep-last 30 --json"
+)]
+pub struct PruneArgs {
+    /// The folder of archives (default: the output folder of the configuration file)
+    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+    /// Say what would be deleted; delete nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// What to back up or check: paths, forge profiles, compose files.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SourceArgs {
+    /// Files or folders (stored under their absolute paths; symlinks are stored as links)
+    #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
+    pub paths: Vec<PathBuf>,
+    /// A forge profile, optionally with its configuration file: gitea, forgejo, woodpecker, woodpecker-agent, gitlab, gogs, drone (repeatable)
+    #[arg(short = 'p', long = "profile", value_name = "NAME[=CONFIG]")]
+    pub profiles: Vec<String>,
+    /// A docker-compose file: its forge and CI services' secrets, found through their volumes (repeatable)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub compose: Vec<PathBuf>,
+    /// Include the forge's SQLite database (taken with SQLite's online backup, consistent while the service runs)
+    #[arg(long)]
+    pub with_db: bool,
+    /// Leave out paths matching GLOB (matched against the absolute path and the file name; repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+}
+
+/// Retention rules, for `prune` and for `backup` (which prunes after a successful run).
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
+pub struct KeepArgs {
+    /// Keep the N newest archives
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest archive of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest archive of each of the last N days that have one
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest archive of each of the last N ISO weeks that have one
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest archive of each of the last N months that have one
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest archive of each of the last N years that have one
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ pub mod findings;
 pub mod fsx;
 pub mod keys;
 pub mod owners;
+pub mod profile;
 pub mod report;
 pub mod restore;
 
@@ -33,6 +34,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Restore(a) => commands::restore::run(a, &out),
         Command::Verify(a) => commands::verify::run(a, &out),
         Command::List(a) => commands::list::run(a, &out),
+        Command::Diff(a) => commands::diff::run(a, &out),
+        Command::Check(a) => commands::check::run(a, &out),
+        Command::Detect(a) => commands::detect::run(a, &out),
+        Command::Prune(a) => commands::prune::run(a, &out),
         Command::Keygen(a) => commands::keygen::run(a, &out),
         Command::Generate(a) => commands::generate::run(a),
     }

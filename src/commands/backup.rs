@@ -34,6 +34,7 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     let out = &out;
     let enc = encryption(args)?;
     let requests: Vec<SourceRequest> = args
+        .sources
         .paths
         .iter()
         .map(|p| SourceRequest {
@@ -49,7 +50,7 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     let collection = collect(
         &requests,
         &Options {
-            exclude: args.exclude.clone(),
+            exclude: args.sources.exclude.clone(),
         },
     )?;
     out.findings(&collection.findings);
@@ -102,7 +103,7 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
 
     let manifest = build_manifest(&collection);
     let opts = WriteOptions {
-        level: args.level,
+        level: args.level.unwrap_or(3),
         armor: args.armor,
         ..WriteOptions::default()
     };

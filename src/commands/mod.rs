@@ -2,9 +2,13 @@
 //! returns the exit code. Shared plumbing (opening an archive, loading keys) lives here.
 
 pub mod backup;
+pub mod check;
+pub mod detect;
+pub mod diff;
 pub mod generate;
 pub mod keygen;
 pub mod list;
+pub mod prune;
 pub mod restore;
 pub mod verify;
 

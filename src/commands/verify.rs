@@ -12,7 +12,12 @@ use serde_json::json;
 
 pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
     let keys = keyring(&args.keys)?;
-    let (input, name) = open_archive(&args.archive)?;
+    let Some(archive) = &args.archive else {
+        return Err(crate::error::Error::runtime(
+            "verify --latest is not built yet",
+        ));
+    };
+    let (input, name) = open_archive(archive)?;
     let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
     let m = &read.manifest;
     let files = m.entries.iter().filter(|e| e.kind == Kind::File).count();

@@ -1,0 +1,9 @@
+//! `forgekeep prune` (being written).
+
+use crate::cli::PruneArgs;
+use crate::error::{Error, ExitCode, Result};
+use crate::report::Out;
+
+pub fn run(_args: &PruneArgs, _out: &Out) -> Result<ExitCode> {
+    Err(Error::runtime("prune is not built yet"))
+}

@@ -1,0 +1,9 @@
+//! The drone profile (being written).
+
+use super::{Context, Resolved};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+pub fn resolve(_config: Option<&Path>, _ctx: &Context) -> Result<Resolved> {
+    Err(Error::runtime("the drone profile is not built yet"))
+}

@@ -1,0 +1,202 @@
+//! Forge profiles: where each forge keeps the secrets it cannot lose, read from the
+//! forge's OWN configuration.
+//!
+//! A user should not need to know that Gitea's OAuth2 key is `jwt/private.pem` relative
+//! to `APP_DATA_PATH`, or that Woodpecker keeps forge tokens in plain text in its SQLite
+//! database. Each forge has one module here that finds its configuration (the
+//! documented search order, or the file the user names), parses it, and turns it into
+//! [`Item`]s: a path, what it is, whether the forge silently regenerates it when lost
+//! (the real danger), and the owner and widest mode it should have. The facts and their
+//! sources are in `FORGES.md` (the project's research notes); comments cite the forge's
+//! own code where a rule comes from.
+//!
+//! Profiles work in the forge's own path space. A native install sees host paths; a
+//! container sees its paths through volumes. The [`Locate`] trait is that translation:
+//! [`HostPaths`] is the identity for native installs, `compose` provides one per service
+//! that maps container paths through the service's volumes and says which paths are on
+//! no persistent storage at all.
+
+pub mod drone;
+pub mod envfile;
+pub mod gitea;
+pub mod gitlab;
+pub mod gogs;
+pub mod ini;
+pub mod woodpecker;
+
+use crate::error::{Error, Result};
+use crate::findings::Finding;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The forges (and CI servers) forgekeep knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forge {
+    Gitea,
+    Forgejo,
+    Woodpecker,
+    WoodpeckerAgent,
+    Gitlab,
+    Gogs,
+    Drone,
+}
+
+impl Forge {
+    pub const ALL: [Forge; 7] = [
+        Forge::Gitea,
+        Forge::Forgejo,
+        Forge::Woodpecker,
+        Forge::WoodpeckerAgent,
+        Forge::Gitlab,
+        Forge::Gogs,
+        Forge::Drone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forge::Gitea => "gitea",
+            Forge::Forgejo => "forgejo",
+            Forge::Woodpecker => "woodpecker",
+            Forge::WoodpeckerAgent => "woodpecker-agent",
+            Forge::Gitlab => "gitlab",
+            Forge::Gogs => "gogs",
+            Forge::Drone => "drone",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Forge> {
+        Forge::ALL
+            .into_iter()
+            .find(|f| f.as_str() == name)
+            .ok_or_else(|| {
+                Error::usage(format!("unknown profile {name:?}")).hint(format!(
+                    "profiles: {}",
+                    Forge::ALL.map(|f| f.as_str()).join(", ")
+                ))
+            })
+    }
+}
+
+/// How the forge is deployed; it decides the default paths and the expected owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// A package or binary install on this host.
+    Native,
+    /// The official image running as root inside (Gitea/Forgejo/Gogs `/data`).
+    Docker,
+    /// The official rootless image (Gitea/Forgejo `-rootless`: `/var/lib/gitea`, `/etc/gitea`).
+    DockerRootless,
+}
+
+/// What kind of thing an item is, which decides how it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    File,
+    Dir,
+    /// An SQLite database: copied with SQLite's online backup API, so a running service's
+    /// database is consistent; its `-wal`/`-shm`/`-journal` companions are not archived.
+    Sqlite,
+}
+
+/// Who should own an item: a user name on native installs, a number in containers
+/// (the uid inside the container is what counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Owner {
+    Name(String),
+    Uid(u32),
+}
+
+/// One thing a profile wants kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Where it is on this host (after [`Locate`]).
+    pub path: PathBuf,
+    /// The path the forge itself uses, when that differs (containers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
+    /// What it is, for humans: "OAuth2 JWT signing key".
+    pub what: String,
+    pub kind: ItemKind,
+    /// Missing is a problem (a warning; an error for the configuration itself).
+    pub required: bool,
+    /// The forge silently makes a new one when it is missing.
+    pub regenerates: bool,
+    /// Tokens signed with it die when it changes (`diff` says so plainly).
+    pub signing_key: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// The widest permission bits it should have (e.g. 0o600 for a private key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_mode: Option<u32>,
+}
+
+/// A profile resolved against one installation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub forge: Forge,
+    pub layout: Layout,
+    /// The configuration file it was resolved from, if the forge has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<PathBuf>,
+    pub items: Vec<Item>,
+    /// Problems found in the configuration itself (an empty SECRET_KEY, an app.ini the
+    /// run user cannot write, a secret on no persistent storage, ...).
+    pub findings: Vec<Finding>,
+}
+
+/// Where a path the forge uses lives on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Host(PathBuf),
+    /// In the container's own layer or an anonymous volume: lost on `compose down`.
+    /// `volume_line` is the line to add to the service's `volumes:`.
+    NotPersistent {
+        volume_line: String,
+    },
+    /// On a volume whose host folder cannot be found (a named volume without docker).
+    Unknown {
+        why: String,
+    },
+}
+
+/// Translates the forge's paths to this host's.
+pub trait Locate {
+    fn locate(&self, path: &Path) -> Location;
+}
+
+/// Native installs: the forge's paths are this host's paths.
+pub struct HostPaths;
+
+impl Locate for HostPaths {
+    fn locate(&self, path: &Path) -> Location {
+        Location::Host(path.to_path_buf())
+    }
+}
+
+/// Everything a profile may look at to resolve an installation.
+pub struct Context<'a> {
+    /// The environment the forge runs with: this process's for native installs, the
+    /// service's `environment:` for compose.
+    pub env: &'a BTreeMap<String, String>,
+    pub locate: &'a dyn Locate,
+    pub layout: Layout,
+    /// `--with-db`: include the forge's own database where it is SQLite.
+    pub with_db: bool,
+}
+
+/// Resolves `forge` on this host. `config` is the file the user named (`-p gitea=PATH`);
+/// without it each profile runs its documented search.
+pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
+    match forge {
+        Forge::Gitea | Forge::Forgejo => gitea::resolve(forge, config, ctx),
+        Forge::Woodpecker | Forge::WoodpeckerAgent => woodpecker::resolve(forge, config, ctx),
+        Forge::Gitlab => gitlab::resolve(config, ctx),
+        Forge::Gogs => gogs::resolve(config, ctx),
+        Forge::Drone => drone::resolve(config, ctx),
+    }
+}
