@@ -6,6 +6,7 @@
 //! read from the terminal or a file, never from an argument.
 
 use clap::{Args, Parser, Subcommand, ValueHint};
+use serde::Deserialize;
 use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
@@ -88,7 +89,7 @@ pub struct IdentityArgs {
     pub passphrase: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[command(after_help = "Examples:
   forgekeep backup /var/lib/gitea/jwt /etc/gitea/app.ini -R /etc/forgekeep/recipients -o /var/backups/forgekeep/
   forgekeep backup ./volumes/gitea --numeric-ids -r age1... -o backup.tar.zst.age
@@ -96,18 +97,11 @@ pub struct IdentityArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
-    /// Encrypt to this recipient: age1..., ssh-ed25519 ... or ssh-rsa ... (repeatable)
-    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
-    pub recipients: Vec<String>,
-    /// Encrypt to the recipients in FILE, one per line, # comments (an authorized_keys file works; repeatable)
-    #[arg(short = 'R', long = "recipients-file", value_name = "FILE", value_hint = ValueHint::FilePath)]
-    pub recipients_files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub options: BackupOptions,
     /// Encrypt with a passphrase instead of recipients (asked twice on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
     #[arg(long, conflicts_with_all = ["recipients", "recipients_files"])]
     pub passphrase: bool,
-    /// Output: a FILE, an existing DIR (named forgekeep-<host>-<UTC stamp>.tar.zst.age), or - for stdout
-    #[arg(short = 'o', long = "output", value_name = "FILE|DIR|-", value_hint = ValueHint::AnyPath)]
-    pub output: Option<PathBuf>,
     /// Replace an existing output file
     #[arg(long)]
     pub force: bool,
@@ -116,6 +110,21 @@ pub struct BackupArgs {
     /// List what would be archived and the findings; write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+}
+
+/// How `backup` encrypts and writes; also the `[backup]` table of the configuration file.
+#[derive(Debug, Args, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupOptions {
+    /// Encrypt to this recipient: age1..., ssh-ed25519 ... or ssh-rsa ... (repeatable)
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// Encrypt to the recipients in FILE, one per line, # comments (an authorized_keys file works; repeatable)
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub recipients_files: Vec<PathBuf>,
+    /// Output: a FILE, an existing DIR (named forgekeep-<host>-<UTC stamp>.tar.zst.age), or - for stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE|DIR|-", value_hint = ValueHint::AnyPath)]
+    pub output: Option<PathBuf>,
     /// Findings of severity warning abort the backup (exit 1, no archive)
     #[arg(long)]
     pub strict: bool,
@@ -254,8 +263,10 @@ pub struct PruneArgs {
     pub dry_run: bool,
 }
 
-/// What to back up or check: paths, forge profiles, compose files.
-#[derive(Debug, Args, Clone, Default)]
+/// What to back up or check: paths, forge profiles, compose files; also the `[sources]`
+/// table of the configuration file.
+#[derive(Debug, Args, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SourceArgs {
     /// Files or folders (stored under their absolute paths; symlinks are stored as links)
     #[arg(value_name = "PATH", value_hint = ValueHint::AnyPath)]
@@ -274,8 +285,10 @@ pub struct SourceArgs {
     pub exclude: Vec<String>,
 }
 
-/// Retention rules, for `prune` and for `backup` (which prunes after a successful run).
-#[derive(Debug, Args, Clone, Default, PartialEq, Eq)]
+/// Retention rules, for `prune` and for `backup` (which prunes after a successful run);
+/// also the `[retention]` table of the configuration file.
+#[derive(Debug, Args, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KeepArgs {
     /// Keep the N newest archives
     #[arg(long, value_name = "N")]

@@ -57,6 +57,18 @@ pub enum Code {
     Unreadable,
     /// The file changed while it was being read: its copy would be torn.
     ChangedWhileRead,
+    /// A secret the forge's configuration names does not exist.
+    SecretMissing,
+    /// A secret's mode is wider than the forge needs.
+    ModeTooOpen,
+    /// A secret does not belong to the user the forge runs as.
+    OwnerUnexpected,
+    /// The forge's configuration itself is risky (an empty SECRET_KEY, a read-only app.ini, ...).
+    ConfigProblem,
+    /// A secret lives in a container layer or an anonymous volume: lost on `docker compose down`.
+    NotPersistent,
+    /// A secret lives on a named volume whose host folder cannot be found.
+    VolumeUnknown,
 }
 
 impl Code {
@@ -73,6 +85,12 @@ impl Code {
             Code::NameNotUtf8 => "name-not-utf8",
             Code::Unreadable => "unreadable",
             Code::ChangedWhileRead => "changed-while-read",
+            Code::SecretMissing => "secret-missing",
+            Code::ModeTooOpen => "mode-too-open",
+            Code::OwnerUnexpected => "owner-unexpected",
+            Code::ConfigProblem => "config-problem",
+            Code::NotPersistent => "not-persistent",
+            Code::VolumeUnknown => "volume-unknown",
         }
     }
 }

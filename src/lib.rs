@@ -14,6 +14,7 @@ pub mod archive;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod findings;
 pub mod fsx;
@@ -22,6 +23,7 @@ pub mod owners;
 pub mod profile;
 pub mod report;
 pub mod restore;
+pub mod sources;
 
 use cli::{Cli, Command};
 use error::{ExitCode, Result};
@@ -30,15 +32,21 @@ use error::{ExitCode, Result};
 pub fn run(cli: &Cli) -> Result<ExitCode> {
     let out = report::Out::new(&cli.global);
     match &cli.command {
-        Command::Backup(a) => commands::backup::run(a, &out),
+        Command::Backup(a) => commands::backup::run(a, &config(cli)?, &out),
         Command::Restore(a) => commands::restore::run(a, &out),
         Command::Verify(a) => commands::verify::run(a, &out),
         Command::List(a) => commands::list::run(a, &out),
         Command::Diff(a) => commands::diff::run(a, &out),
-        Command::Check(a) => commands::check::run(a, &out),
+        Command::Check(a) => commands::check::run(a, &config(cli)?, &out),
         Command::Detect(a) => commands::detect::run(a, &out),
-        Command::Prune(a) => commands::prune::run(a, &out),
+        Command::Prune(a) => commands::prune::run(a, &config(cli)?, &out),
         Command::Keygen(a) => commands::keygen::run(a, &out),
         Command::Generate(a) => commands::generate::run(a),
     }
+}
+
+/// The configuration file, read only by the commands that use it (backup, check, prune):
+/// a broken config file must not stand in the way of a restore.
+fn config(cli: &Cli) -> Result<config::Config> {
+    config::Config::load(cli.global.config.as_deref())
 }

@@ -53,6 +53,12 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     pub ownership: Ownership,
+    /// What the profile says it is ("OAuth2 JWT signing key").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
+    /// The path inside the container (sources found through a compose file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

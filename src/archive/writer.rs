@@ -14,7 +14,7 @@ use crate::keys::Encryption;
 use age::armor::{ArmoredWriter, Format};
 use nix::fcntl::OFlag;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -307,7 +307,18 @@ fn append_file<W: Write>(
     out_name: &Path,
 ) -> Result<(sums::Sha256Sum, u64)> {
     let e = &item.entry;
-    let file = open_source(Path::new(&e.path), &item.stat)?;
+    let file = match &item.content {
+        // A database snapshot: read from its start through a descriptor of our own.
+        Some(snapshot) => {
+            let mut f = snapshot
+                .try_clone()
+                .map_err(|err| Error::io("cannot read", Path::new(&e.path), &err))?;
+            f.seek(io::SeekFrom::Start(0))
+                .map_err(|err| Error::io("cannot read", Path::new(&e.path), &err))?;
+            f
+        }
+        None => open_source(Path::new(&e.path), &item.stat)?,
+    };
     let mut reader = HashingReader::new(TrackedRead::new(file.take(e.size)));
     let appended = tar.append_data(h, e.member_name(), &mut reader);
     let (tracked, sum, count) = reader.into_parts();

@@ -5,23 +5,31 @@
 //! readable by others, not even for a moment), fsynced, renamed without replacing
 //! anything unless `--force`, and the folder is fsynced so the rename survives a crash.
 
-use crate::archive::manifest::{Manifest, Ownership, FORMAT_NAME, FORMAT_VERSION};
+use crate::archive::manifest::{Manifest, FORMAT_NAME, FORMAT_VERSION};
 use crate::archive::writer::{write_archive, write_archive_file, WriteOptions};
 use crate::archive::SUFFIX;
 use crate::cli::BackupArgs;
-use crate::collect::{collect, Collection, Options, SourceRequest};
+use crate::collect::{collect, Collection, Options};
+use crate::config::{merge_backup, merge_keep, merge_sources, Config};
 use crate::error::{Error, ExitCode, Result};
 use crate::findings::{worst, Severity};
 use crate::keys::{parse_recipient, read_passphrase, read_recipients_file, Encryption};
 use crate::report::{human_bytes, Out};
+use crate::sources::resolve as resolve_sources;
 use serde_json::json;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let started = Instant::now();
+    let args = &BackupArgs {
+        sources: merge_sources(&args.sources, &config.sources),
+        options: merge_backup(&args.options, &config.backup, args.passphrase),
+        keep: merge_keep(&args.keep, &config.retention),
+        ..args.clone()
+    };
     let output = resolve_output(args)?;
     let mut out = *out;
     if matches!(output, Output::Stdout) && !args.dry_run {
@@ -33,28 +41,36 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     }
     let out = &out;
     let enc = encryption(args)?;
-    let requests: Vec<SourceRequest> = args
-        .sources
-        .paths
-        .iter()
-        .map(|p| SourceRequest {
-            given: p.display().to_string(),
-            profile: None,
-            ownership: if args.numeric_ids {
-                Ownership::Numeric
-            } else {
-                Ownership::Name
-            },
-        })
-        .collect();
-    let collection = collect(
-        &requests,
+    let sources = resolve_sources(&args.sources, args.options.numeric_ids)?;
+    if sources.requests.is_empty() {
+        out.findings(&sources.findings);
+        return Err(Error::runtime(
+            "the profiles found nothing to archive; no archive was written",
+        )
+        .hint("see the findings above (forgekeep check shows them too); name the configuration with -p NAME=FILE"));
+    }
+    // Collection's findings decide whether an archive can be trusted to be complete
+    // (an unreadable file: no archive). The profiles' errors (a key on no persistent
+    // storage, a missing file) do not stop the backup of everything else: they are
+    // reported and make the run exit 3, as warnings do.
+    let mut collection = collect(
+        &sources.requests,
         &Options {
             exclude: args.sources.exclude.clone(),
+            sqlite: sources.sqlite.clone(),
+            snapshot: !args.dry_run,
         },
     )?;
+    let blocking = worst(&collection.findings);
+    let mut findings = sources.findings.clone();
+    findings.extend(sources.audit());
+    findings.append(&mut collection.findings);
+    collection.findings = findings;
     out.findings(&collection.findings);
-    let worst = worst(&collection.findings);
+    let worst = worst(&collection.findings).map(|w| {
+        w.min(Severity::Warning)
+            .max(blocking.unwrap_or(Severity::Info))
+    });
 
     if args.dry_run {
         for c in &collection.items {
@@ -84,7 +100,7 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
         let n = collection
             .findings
             .iter()
-            .filter(|f| f.severity == Severity::Error)
+            .filter(|f| f.code == crate::findings::Code::Unreadable)
             .count();
         return Err(Error::runtime(format!(
             "{n} source(s) cannot be read; no archive was written"
@@ -94,7 +110,7 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
     if args.dry_run {
         return Ok(exit_for(worst));
     }
-    if args.strict && worst >= Some(Severity::Warning) {
+    if args.options.strict && worst >= Some(Severity::Warning) {
         return Err(Error::runtime(
             "--strict: the findings above abort the backup; no archive was written",
         )
@@ -103,8 +119,8 @@ pub fn run(args: &BackupArgs, out: &Out) -> Result<ExitCode> {
 
     let manifest = build_manifest(&collection);
     let opts = WriteOptions {
-        level: args.level.unwrap_or(3),
-        armor: args.armor,
+        level: args.options.level.unwrap_or(3),
+        armor: args.options.armor,
         ..WriteOptions::default()
     };
     let (written_to, size, summary) = match &output {
@@ -193,12 +209,12 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
     if args.dry_run {
         return Ok(Output::Stdout);
     }
-    let Some(o) = &args.output else {
+    let Some(o) = &args.options.output else {
         return Err(Error::usage("no output given")
             .hint("pass -o FILE, -o DIR/ (a name is generated) or -o - for stdout"));
     };
     if o.as_os_str() == "-" {
-        if std::io::stdout().is_terminal() && !args.armor {
+        if std::io::stdout().is_terminal() && !args.options.armor {
             return Err(
                 Error::usage("refusing to write a binary archive to a terminal")
                     .hint("redirect stdout to a file, or pass --armor"),
@@ -263,10 +279,10 @@ fn encryption(args: &BackupArgs) -> Result<Encryption> {
         )?));
     }
     let mut recipients = Vec::new();
-    for (i, r) in args.recipients.iter().enumerate() {
+    for (i, r) in args.options.recipients.iter().enumerate() {
         recipients.push(parse_recipient(r, &format!("-r #{}", i + 1))?);
     }
-    for f in &args.recipients_files {
+    for f in &args.options.recipients_files {
         recipients.extend(read_recipients_file(f)?);
     }
     if recipients.is_empty() {

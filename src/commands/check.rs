@@ -4,6 +4,6 @@ use crate::cli::CheckArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::Out;
 
-pub fn run(_args: &CheckArgs, _out: &Out) -> Result<ExitCode> {
+pub fn run(_args: &CheckArgs, _config: &crate::config::Config, _out: &Out) -> Result<ExitCode> {
     Err(Error::runtime("check is not built yet"))
 }

@@ -4,6 +4,6 @@ use crate::cli::PruneArgs;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::Out;
 
-pub fn run(_args: &PruneArgs, _out: &Out) -> Result<ExitCode> {
+pub fn run(_args: &PruneArgs, _config: &crate::config::Config, _out: &Out) -> Result<ExitCode> {
     Err(Error::runtime("prune is not built yet"))
 }

@@ -200,3 +200,51 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         Forge::Drone => drone::resolve(config, ctx),
     }
 }
+
+/// The forge's expectations for `item` checked against its metadata: a mode wider than
+/// it needs, an owner other than the one it runs as.
+pub fn audit(item: &Item, meta: &std::fs::Metadata) -> Vec<Finding> {
+    use crate::findings::{Code, Severity};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let path = item.path.display().to_string();
+    if let Some(max) = item.max_mode {
+        let mode = meta.mode() & 0o7777;
+        if meta.is_file() && mode & !max & 0o777 != 0 {
+            out.push(Finding {
+                code: Code::ModeTooOpen,
+                severity: Severity::Warning,
+                path: path.clone(),
+                message: format!(
+                    "{} has mode {mode:04o}; it needs at most {max:04o}",
+                    item.what
+                ),
+                fix: format!("chmod {max:04o} {path}"),
+            });
+        }
+    }
+    if let Some(owner) = &item.owner {
+        let (expected, matches) = match owner {
+            Owner::Uid(u) => (u.to_string(), meta.uid() == *u),
+            Owner::Name(n) => match nix::unistd::User::from_name(n) {
+                Ok(Some(u)) => (n.clone(), u.uid.as_raw() == meta.uid()),
+                // The run user does not exist here: nothing to compare against.
+                _ => (n.clone(), true),
+            },
+        };
+        if !matches {
+            out.push(Finding {
+                code: Code::OwnerUnexpected,
+                severity: Severity::Warning,
+                path: path.clone(),
+                message: format!(
+                    "{} belongs to uid {}; the forge runs as {expected}",
+                    item.what,
+                    meta.uid()
+                ),
+                fix: format!("chown {expected} {path}"),
+            });
+        }
+    }
+    out
+}

@@ -103,10 +103,9 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
     let requests: Vec<SourceRequest> = paths
         .iter()
         .map(|p| SourceRequest {
-            given: p.display().to_string(),
             profile: Some("undo".into()),
             // The same host takes them back: numbers are exact.
-            ownership: Ownership::Numeric,
+            ..SourceRequest::path(p.display().to_string(), Ownership::Numeric)
         })
         .collect();
     let collection = collect(&requests, &Options::default())?;

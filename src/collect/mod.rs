@@ -8,15 +8,18 @@
 //! audits permissions on the way, producing [`Finding`]s. Nothing is read here but
 //! metadata: the content is read once, through one descriptor, by the archive writer.
 
+pub mod sqlite;
+
 use crate::archive::manifest::{Entry, Kind, Ownership, Role, Source};
 use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
 use crate::owners::NameCache;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// One source as requested.
 #[derive(Debug, Clone)]
@@ -24,6 +27,23 @@ pub struct SourceRequest {
     pub given: String,
     pub profile: Option<String>,
     pub ownership: Ownership,
+    /// What the profile says it is ("OAuth2 JWT signing key").
+    pub what: Option<String>,
+    /// The path inside the container, for sources found through a compose file.
+    pub container_path: Option<String>,
+}
+
+impl SourceRequest {
+    /// A path the user named.
+    pub fn path(given: String, ownership: Ownership) -> Self {
+        SourceRequest {
+            given,
+            profile: None,
+            ownership,
+            what: None,
+            container_path: None,
+        }
+    }
 }
 
 /// What a file looked like when it was walked; the writer compares the descriptor it
@@ -53,6 +73,9 @@ impl StatSnapshot {
 pub struct Collected {
     pub entry: Entry,
     pub stat: StatSnapshot,
+    /// Where the content is read from when it is not the live file: a consistent
+    /// snapshot of an SQLite database (open, already unlinked).
+    pub content: Option<Arc<File>>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +100,11 @@ impl Collection {
 pub struct Options {
     /// Globs matched against the absolute path and against the file name.
     pub exclude: Vec<String>,
+    /// SQLite databases (absolute paths) to copy with SQLite's online backup rather than
+    /// byte by byte; their `-wal`/`-shm`/`-journal` companions are left out.
+    pub sqlite: BTreeSet<PathBuf>,
+    /// Take the snapshots (a real backup); off for dry runs and `check`, which write nothing.
+    pub snapshot: bool,
 }
 
 pub fn build_excludes(globs: &[String]) -> Result<GlobSet> {
@@ -107,6 +135,8 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
         dirs: BTreeMap::new(),
         reported: BTreeSet::new(),
         is_root: nix::unistd::geteuid().is_root(),
+        sqlite: opts.sqlite.clone(),
+        snapshot: opts.snapshot,
     };
     for (index, req) in requests.iter().enumerate() {
         let path = resolve_source(&req.given)?;
@@ -124,6 +154,8 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
             path: path_str.to_string(),
             profile: req.profile.clone(),
             ownership: req.ownership,
+            what: req.what.clone(),
+            container_path: req.container_path.clone(),
         });
         c.ancestors(&path, index)?;
         c.walk(&path, index)?;
@@ -134,7 +166,7 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
 
 /// Absolute path of a source with its parent directories resolved, but NOT its last
 /// component: a source that is itself a symlink must be stored as a link, not followed.
-fn resolve_source(given: &str) -> Result<PathBuf> {
+pub fn resolve_source(given: &str) -> Result<PathBuf> {
     // "link/" would make the OS follow the link; the source is the link itself.
     let trimmed = given.trim_end_matches('/');
     let p = Path::new(if trimmed.is_empty() { "/" } else { trimmed });
@@ -183,6 +215,8 @@ struct Collector {
     dirs: BTreeMap<PathBuf, (u32, u32)>,
     reported: BTreeSet<(&'static str, String)>,
     is_root: bool,
+    sqlite: BTreeSet<PathBuf>,
+    snapshot: bool,
 }
 
 impl Collector {
@@ -244,6 +278,7 @@ impl Collector {
         self.out.items.push(Collected {
             entry,
             stat: StatSnapshot::of(meta),
+            content: None,
         });
     }
 
@@ -343,8 +378,14 @@ impl Collector {
                 self.check_readable(&path, Kind::Dir);
                 self.push(&path, &meta, Kind::Dir, Role::Content, index, None);
             } else if ft.is_file() {
+                if sqlite::is_companion(&path, &self.sqlite) {
+                    continue; // the database's snapshot holds every committed page
+                }
                 self.check_file(&path, &meta);
                 self.push(&path, &meta, Kind::File, Role::Content, index, None);
+                if self.snapshot && self.sqlite.contains(&path) {
+                    self.use_snapshot(&path)?;
+                }
             } else {
                 let what = if ft.is_fifo() {
                     "a FIFO"
@@ -365,6 +406,23 @@ impl Collector {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Replaces the content of the database just pushed by a consistent copy: the
+    /// entry keeps the live file's owner, mode and mtime, and takes the copy's size.
+    fn use_snapshot(&mut self, path: &Path) -> Result<()> {
+        let Some(&i) = self.seen.get(path) else {
+            return Ok(());
+        };
+        if self.out.items[i].content.is_some() {
+            return Ok(());
+        }
+        let (file, meta) = sqlite::snapshot(path)?;
+        let item = &mut self.out.items[i];
+        item.entry.size = meta.size();
+        item.stat = StatSnapshot::of(&meta);
+        item.content = Some(Arc::new(file));
         Ok(())
     }
 

@@ -1,0 +1,196 @@
+//! The configuration file: what an unattended `forgekeep backup` does with no flags.
+//!
+//! A timer or cron job should not carry a long command line that drifts from the docs,
+//! so the whole job can live in one TOML file (`--config FILE`, default
+//! `/etc/forgekeep/config.toml` when it exists). Its tables are the very option structs
+//! the command line uses (`[sources]` = [`SourceArgs`], `[backup]` = [`BackupOptions`],
+//! `[retention]` = [`KeepArgs`]), as rustic does, so a flag and its key cannot drift
+//! apart. Flags override the file. Unknown keys are errors naming the key and the line:
+//! a misspelt `keep-dayly` silently ignored would mean a retention nobody asked for.
+
+use crate::cli::{BackupOptions, KeepArgs, SourceArgs};
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Read when `--config` is not given and the file exists.
+pub const DEFAULT_PATH: &str = "/etc/forgekeep/config.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub sources: SourceArgs,
+    pub backup: BackupOptions,
+    pub retention: KeepArgs,
+    /// Where it was read from (for messages); not a key.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// The file named by `--config`, else the default file when it exists, else nothing.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from(DEFAULT_PATH);
+                if !p.exists() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io("cannot read the configuration file", &path, &e))?;
+        let mut config = Config::parse(&text, &path)?;
+        config.path = Some(path);
+        Ok(config)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            Error::usage(format!(
+                "{}{}: {}",
+                path.display(),
+                line.map(|l| format!(" line {l}")).unwrap_or_default(),
+                e.message().trim_end()
+            ))
+            .hint("see the example in `man forgekeep` (CONFIGURATION) or examples/config.toml")
+        })?;
+        // Relative paths in the file mean relative to the file, not to wherever cron runs.
+        let base = path.parent().unwrap_or(Path::new("/"));
+        let mut config = config;
+        config.absolutize(base);
+        Ok(config)
+    }
+
+    fn absolutize(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && p.as_os_str() != "-" {
+                *p = base.join(&*p);
+            }
+        };
+        self.sources.paths.iter_mut().for_each(fix);
+        self.sources.compose.iter_mut().for_each(fix);
+        self.backup.recipients_files.iter_mut().for_each(fix);
+        if let Some(o) = self.backup.output.as_mut() {
+            // Keep a trailing slash: it says "a folder".
+            let slash = o.as_os_str().to_string_lossy().ends_with('/');
+            fix(o);
+            if slash && !o.as_os_str().to_string_lossy().ends_with('/') {
+                o.as_mut_os_string().push("/");
+            }
+        }
+        for p in &mut self.sources.profiles {
+            if let Some((name, file)) = p.split_once('=') {
+                let file = Path::new(file);
+                if file.is_relative() {
+                    *p = format!("{name}={}", base.join(file).display());
+                }
+            }
+        }
+    }
+}
+
+/// Command-line sources win as a whole: `forgekeep backup /tmp/x` backs up /tmp/x, not
+/// /tmp/x plus everything the file lists.
+pub fn merge_sources(cli: &SourceArgs, file: &SourceArgs) -> SourceArgs {
+    let cli_names_sources =
+        !cli.paths.is_empty() || !cli.profiles.is_empty() || !cli.compose.is_empty();
+    let base = if cli_names_sources { cli } else { file };
+    SourceArgs {
+        paths: base.paths.clone(),
+        profiles: base.profiles.clone(),
+        compose: base.compose.clone(),
+        with_db: cli.with_db || file.with_db,
+        exclude: if cli.exclude.is_empty() {
+            file.exclude.clone()
+        } else {
+            cli.exclude.clone()
+        },
+    }
+}
+
+/// Each flag given on the command line wins over the file's key.
+pub fn merge_backup(cli: &BackupOptions, file: &BackupOptions, passphrase: bool) -> BackupOptions {
+    let keys_given = !cli.recipients.is_empty() || !cli.recipients_files.is_empty() || passphrase;
+    BackupOptions {
+        recipients: if keys_given {
+            cli.recipients.clone()
+        } else {
+            file.recipients.clone()
+        },
+        recipients_files: if keys_given {
+            cli.recipients_files.clone()
+        } else {
+            file.recipients_files.clone()
+        },
+        output: cli.output.clone().or_else(|| file.output.clone()),
+        strict: cli.strict || file.strict,
+        numeric_ids: cli.numeric_ids || file.numeric_ids,
+        level: cli.level.or(file.level),
+        armor: cli.armor || file.armor,
+    }
+}
+
+/// Retention flags replace the file's rules as a whole (mixing them would keep archives
+/// by rules nobody wrote down in one place).
+pub fn merge_keep(cli: &KeepArgs, file: &KeepArgs) -> KeepArgs {
+    if *cli != KeepArgs::default() {
+        cli.clone()
+    } else {
+        file.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "[sources]\npaths = [\"/etc/gitea\"]\n\n[retention]\nkeep-dayly = 7\n";
+        let err = Config::parse(text, Path::new("/etc/forgekeep/config.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 5"), "{msg}");
+        assert!(msg.contains("keep-dayly"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let text = "[sources]\npaths = [\"jwt\"]\nprofiles = [\"gitea=app.ini\", \"woodpecker\"]\n[backup]\noutput = \"out/\"\n";
+        let c = Config::parse(text, Path::new("/srv/fk/config.toml")).unwrap();
+        assert_eq!(c.sources.paths, vec![PathBuf::from("/srv/fk/jwt")]);
+        assert_eq!(
+            c.sources.profiles,
+            vec!["gitea=/srv/fk/app.ini", "woodpecker"]
+        );
+        assert_eq!(c.backup.output, Some(PathBuf::from("/srv/fk/out/")));
+    }
+
+    #[test]
+    fn flags_win() {
+        let file = BackupOptions {
+            recipients: vec!["age1file".into()],
+            output: Some("/var/backups/".into()),
+            level: Some(9),
+            ..Default::default()
+        };
+        let cli = BackupOptions {
+            level: Some(1),
+            ..Default::default()
+        };
+        let m = merge_backup(&cli, &file, false);
+        assert_eq!(m.level, Some(1));
+        assert_eq!(m.recipients, vec!["age1file"]);
+        let m = merge_backup(&cli, &file, true);
+        assert!(
+            m.recipients.is_empty(),
+            "a passphrase replaces the file's recipients"
+        );
+    }
+}

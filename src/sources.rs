@@ -1,0 +1,117 @@
+//! From what the user asked for (paths, `-p` profiles, `--compose` files) to the list of
+//! sources collection walks, plus what the profiles found wrong on the way.
+//!
+//! `backup` and `check` share this step so that an audit and a backup can never disagree
+//! about what "the gitea profile" covers. Profiles report items that do not exist or sit
+//! on no persistent storage as findings and leave them out of the sources; what exists
+//! is walked like any path, then audited against the owner and mode the forge expects.
+
+use crate::archive::manifest::Ownership;
+use crate::cli::SourceArgs;
+use crate::collect::{resolve_source, SourceRequest};
+use crate::error::{Error, Result};
+use crate::findings::Finding;
+use crate::profile::{self, Context, Forge, HostPaths, ItemKind, Layout, Resolved};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// The sources of one run.
+#[derive(Debug, Default)]
+pub struct Sources {
+    pub requests: Vec<SourceRequest>,
+    /// Databases to copy with SQLite's online backup.
+    pub sqlite: BTreeSet<PathBuf>,
+    /// What the profiles found in the configurations.
+    pub findings: Vec<Finding>,
+    /// Every profile resolved, for reports.
+    pub resolved: Vec<Resolved>,
+}
+
+/// `-p NAME[=CONFIG]`.
+pub fn parse_profile(spec: &str) -> Result<(Forge, Option<PathBuf>)> {
+    let (name, config) = match spec.split_once('=') {
+        Some((n, c)) if !c.is_empty() => (n, Some(PathBuf::from(c))),
+        Some((n, _)) => (n, None),
+        None => (spec, None),
+    };
+    Ok((Forge::parse(name.trim())?, config))
+}
+
+/// Resolves every path, profile and compose file of `args`.
+pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
+    let ownership = if numeric_ids {
+        Ownership::Numeric
+    } else {
+        Ownership::Name
+    };
+    let mut s = Sources::default();
+    for p in &args.paths {
+        s.requests
+            .push(SourceRequest::path(p.display().to_string(), ownership));
+    }
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    for spec in &args.profiles {
+        let (forge, config) = parse_profile(spec)?;
+        let ctx = Context {
+            env: &env,
+            locate: &HostPaths,
+            layout: Layout::Native,
+            with_db: args.with_db,
+        };
+        let resolved = profile::resolve(forge, config.as_deref(), &ctx)?;
+        s.add_profile(resolved, ownership, None)?;
+    }
+    if s.requests.is_empty() && s.findings.is_empty() {
+        return Err(Error::usage("nothing to back up: no PATH, profile or compose file given")
+            .hint("name files or folders, a profile (-p gitea), a compose file (--compose FILE), or list them in the configuration file"));
+    }
+    Ok(s)
+}
+
+impl Sources {
+    /// Adds the items of a resolved profile as sources. `service` names the compose
+    /// service the items came from (its label in the manifest).
+    pub fn add_profile(
+        &mut self,
+        resolved: Resolved,
+        ownership: Ownership,
+        service: Option<&str>,
+    ) -> Result<()> {
+        let label = match service {
+            Some(svc) => format!("{} (service {svc})", resolved.forge.as_str()),
+            None => resolved.forge.as_str().to_string(),
+        };
+        for item in &resolved.items {
+            let given = item.path.display().to_string();
+            if item.kind == ItemKind::Sqlite {
+                self.sqlite.insert(resolve_source(&given)?);
+            }
+            // The same file named by two profiles (two services sharing a volume) is one
+            // source.
+            if self.requests.iter().any(|r| r.given == given) {
+                continue;
+            }
+            self.requests.push(SourceRequest {
+                given,
+                profile: Some(label.clone()),
+                ownership,
+                what: Some(item.what.clone()),
+                container_path: item.container_path.clone(),
+            });
+        }
+        self.findings.extend(resolved.findings.iter().cloned());
+        self.resolved.push(resolved);
+        Ok(())
+    }
+
+    /// The profiles' expectations (owner, widest mode) checked against what collection saw.
+    pub fn audit(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for item in self.resolved.iter().flat_map(|r| &r.items) {
+            if let Ok(meta) = std::fs::symlink_metadata(&item.path) {
+                out.extend(profile::audit(item, &meta));
+            }
+        }
+        out
+    }
+}
