@@ -139,7 +139,7 @@ pub struct BackupOptions {
     pub armor: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 #[command(after_help = "Examples:
   forgekeep restore backup.tar.zst.age -i key.txt --dry-run
   forgekeep restore backup.tar.zst.age -i key.txt

@@ -1,9 +1,284 @@
-//! `forgekeep diff` (being written).
+//! `forgekeep diff`: an archive against the live files.
+//!
+//! The question on a bad day is "what changed since the last good backup?": a key that
+//! is gone, a key that is different (every token signed with the old one is dead), a
+//! permission someone loosened. The archive is read and validated in full first (a
+//! damaged archive is never compared), then each entry is compared with where a restore
+//! would put it (same `--root`/`--relocate`, same owner mapping), so "no differences"
+//! means "a restore would change nothing".
 
-use crate::cli::DiffArgs;
+use super::{keyring, open_archive};
+use crate::archive::manifest::{Entry, Kind, Manifest, Role};
+use crate::archive::reader::{read_archive, NoVisitor};
+use crate::archive::sums::{sha256_hex, HashingReader};
+use crate::cli::{DiffArgs, RestoreArgs};
 use crate::error::{Error, ExitCode, Result};
+use crate::profile::signing::consequence;
 use crate::report::Out;
+use crate::restore::plan::{Destinations, Target};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-pub fn run(_args: &DiffArgs, _out: &Out) -> Result<ExitCode> {
-    Err(Error::runtime("diff is not built yet"))
+#[derive(Debug, Serialize, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Change {
+    Missing,
+    Changed,
+    Drift,
+    Extra,
+}
+
+#[derive(Debug, Serialize)]
+struct Difference {
+    change: Change,
+    path: String,
+    /// Where the archive recorded it, when --root/--relocate moved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<String>,
+    detail: String,
+    /// What breaks because of it (signing keys, host keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consequence: Option<&'static str>,
+}
+
+pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
+    let keys = keyring(&args.keys)?;
+    // The destinations a restore would use: same rules, same owner mapping.
+    let as_restore = RestoreArgs {
+        archive: args.archive.clone(),
+        keys: args.keys.clone(),
+        root: args.root.clone(),
+        relocate: args.relocate.clone(),
+        only: Vec::new(),
+        to: None,
+        dry_run: true,
+        force: false,
+        undo_dir: None,
+        numeric_ids: false,
+        map_user: Vec::new(),
+        map_group: Vec::new(),
+    };
+    let mut dests = Destinations::from_args(&as_restore)?;
+    let (input, name) = open_archive(&args.archive)?;
+    let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
+    let m = &read.manifest;
+    let targets = dests.targets(m, &mut Vec::new())?;
+
+    let mut diffs = Vec::new();
+    let archived: BTreeSet<PathBuf> = targets.iter().map(|t| t.dest.clone()).collect();
+    for t in &targets {
+        let e = &m.entries[t.index];
+        compare(m, e, t, read.digests[t.index].as_ref(), &mut diffs)?;
+        if e.kind == Kind::Dir && e.role == Role::Content {
+            extras(&t.dest, &archived, &mut diffs);
+        }
+    }
+
+    let archive_arg = args.archive.display().to_string();
+    for d in &diffs {
+        out.say(format!(
+            "{:<8} {}{}: {}",
+            format!("{:?}", d.change).to_lowercase(),
+            d.path,
+            d.recorded
+                .as_ref()
+                .map(|r| format!(" (recorded as {r})"))
+                .unwrap_or_default(),
+            d.detail
+        ));
+        if let Some(c) = d.consequence {
+            let only = d.recorded.as_deref().unwrap_or(&d.path);
+            out.say(format!(
+                "         {c}; restore it with: forgekeep restore {archive_arg} -i KEY --only '{only}' --force"
+            ));
+        }
+    }
+    let count = |c: Change| diffs.iter().filter(|d| d.change == c).count();
+    out.say(format!(
+        "{name} ({} from {}): {} missing, {} changed, {} with owner/mode drift, {} extra",
+        m.created,
+        m.host,
+        count(Change::Missing),
+        count(Change::Changed),
+        count(Change::Drift),
+        count(Change::Extra)
+    ));
+    out.report(&json!({
+        "command": "diff",
+        "archive": name,
+        "created": m.created,
+        "host": m.host,
+        "differences": diffs,
+        "counts": {
+            "missing": count(Change::Missing),
+            "changed": count(Change::Changed),
+            "drift": count(Change::Drift),
+            "extra": count(Change::Extra),
+        },
+        "ok": diffs.is_empty(),
+    }));
+    Ok(if diffs.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Warnings
+    })
+}
+
+fn compare(
+    m: &Manifest,
+    e: &Entry,
+    t: &Target,
+    digest: Option<&crate::archive::sums::Sha256Sum>,
+    diffs: &mut Vec<Difference>,
+) -> Result<()> {
+    let path = t.dest.display().to_string();
+    let recorded = (path != e.path).then(|| e.path.clone());
+    let what = m.sources.get(e.source).and_then(|s| s.what.as_deref());
+    let key_consequence = consequence(&e.path, what);
+    let mut push = |change: Change, detail: String, consequence: Option<&'static str>| {
+        diffs.push(Difference {
+            change,
+            path: path.clone(),
+            recorded: recorded.clone(),
+            detail,
+            consequence,
+        })
+    };
+    let live = match std::fs::symlink_metadata(&t.dest) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            push(
+                Change::Missing,
+                format!("{} in the archive, not on disk", e.kind.as_str()),
+                key_consequence.map(|_| {
+                    "this key is gone: the forge makes a new one at its next start, and everything that trusted the old one breaks"
+                }),
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(Error::io("cannot examine", &t.dest, &err)),
+    };
+    let live_kind = if live.file_type().is_symlink() {
+        Some(Kind::Symlink)
+    } else if live.is_dir() {
+        Some(Kind::Dir)
+    } else if live.is_file() {
+        Some(Kind::File)
+    } else {
+        None
+    };
+    if live_kind != Some(e.kind) {
+        push(
+            Change::Changed,
+            format!(
+                "a {} in the archive, {} on disk",
+                e.kind.as_str(),
+                live_kind.map(|k| k.as_str()).unwrap_or("something else")
+            ),
+            key_consequence,
+        );
+        return Ok(());
+    }
+    match e.kind {
+        Kind::File => {
+            let same = live.size() == e.size
+                && digest.is_some_and(|d| hash_file(&t.dest).ok().as_ref() == Some(d));
+            if !same {
+                let detail = match digest {
+                    Some(d) if live.size() == e.size => format!(
+                        "content differs (sha256 {}… in the archive)",
+                        &sha256_hex(d)[..12]
+                    ),
+                    _ => format!(
+                        "content differs ({} bytes in the archive, {} on disk)",
+                        e.size,
+                        live.size()
+                    ),
+                };
+                push(Change::Changed, detail, key_consequence);
+                return Ok(());
+            }
+        }
+        Kind::Symlink => {
+            let target = std::fs::read_link(&t.dest)
+                .map_err(|err| Error::io("cannot read link", &t.dest, &err))?;
+            if Some(target.as_os_str()) != e.target.as_deref().map(std::ffi::OsStr::new) {
+                push(
+                    Change::Changed,
+                    format!(
+                        "points to {} (the archive has {})",
+                        target.display(),
+                        e.target.as_deref().unwrap_or("")
+                    ),
+                    None,
+                );
+                return Ok(());
+            }
+        }
+        Kind::Dir => {}
+    }
+    // A folder above a source is never changed by a restore when it exists: its owner
+    // and mode are the host's business.
+    if e.role == Role::Ancestor || e.kind == Kind::Symlink {
+        return Ok(());
+    }
+    let mut drift = Vec::new();
+    if live.mode() & 0o7777 != t.mode {
+        drift.push(format!(
+            "mode {:04o} (the archive has {:04o})",
+            live.mode() & 0o7777,
+            t.mode
+        ));
+    }
+    if live.uid() != t.uid || live.gid() != t.gid {
+        drift.push(format!(
+            "owner {}:{} (a restore sets {}:{})",
+            live.uid(),
+            live.gid(),
+            t.uid,
+            t.gid
+        ));
+    }
+    if !drift.is_empty() {
+        push(Change::Drift, drift.join(", "), None);
+    }
+    Ok(())
+}
+
+/// Files in an archived folder that the archive does not have.
+fn extras(dir: &Path, archived: &BTreeSet<PathBuf>, diffs: &mut Vec<Difference>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    names.sort();
+    for p in names {
+        let is_temp = p.file_name().is_some_and(|n| {
+            n.as_encoded_bytes()
+                .starts_with(crate::fsx::TEMP_PREFIX.as_bytes())
+        });
+        if !archived.contains(&p) && !is_temp {
+            diffs.push(Difference {
+                change: Change::Extra,
+                path: p.display().to_string(),
+                recorded: None,
+                detail: "on disk, not in the archive".into(),
+                consequence: None,
+            });
+        }
+    }
+}
+
+fn hash_file(path: &Path) -> std::io::Result<crate::archive::sums::Sha256Sum> {
+    // O_NOFOLLOW | O_NONBLOCK: a link or FIFO swapped in is not followed or waited on.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let mut r = HashingReader::new(f);
+    std::io::copy(&mut r, &mut std::io::sink())?;
+    Ok(r.finish())
 }

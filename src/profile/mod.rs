@@ -22,6 +22,7 @@ pub mod gitea;
 pub mod gitlab;
 pub mod gogs;
 pub mod ini;
+pub mod signing;
 pub mod woodpecker;
 
 use crate::error::{Error, Result};
