@@ -98,6 +98,39 @@ impl Out {
     }
 }
 
+/// Below this, a run is over before a bar would be worth drawing.
+pub const PROGRESS_MIN_BYTES: u64 = 32 << 20;
+
+impl Out {
+    /// A progress bar on stderr for `total` bytes, only when a person is watching: stderr
+    /// is a terminal, the run is big enough to take a while, and neither `--quiet` nor
+    /// `--json` asked for silence. Cron and systemd never see one.
+    pub fn progress(&self, total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+        use std::io::IsTerminal;
+        if self.quiet
+            || self.json
+            || total < PROGRESS_MIN_BYTES
+            || !std::io::stderr().is_terminal()
+            || std::env::var_os("FORGEKEEP_NO_PROGRESS").is_some()
+        {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr_with_hz(4),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        Some(bar)
+    }
+}
+
 /// `1234567` → `1.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -18,12 +18,14 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriteOptions {
     pub level: i32,
     pub armor: bool,
     /// zstd worker threads (0 = compress on the calling thread).
     pub threads: u32,
+    /// Advanced by the bytes of content read (a progress bar on a terminal).
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 impl Default for WriteOptions {
@@ -32,6 +34,7 @@ impl Default for WriteOptions {
             level: 3,
             armor: false,
             threads: default_threads(),
+            progress: None,
         }
     }
 }
@@ -243,6 +246,9 @@ pub fn write_archive<W: Write + Send + 'static>(
             .map_err(oe)?,
             Kind::File => {
                 let (sum, count) = append_file(&mut tar, &mut h, item, out_name)?;
+                if let Some(p) = &opts.progress {
+                    p.inc(count);
+                }
                 sums_text.push_str(&sums::line(&sum, e.member_name()));
                 summary.files += 1;
                 summary.content_bytes += count;

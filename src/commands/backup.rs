@@ -121,38 +121,45 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let opts = WriteOptions {
         level: args.options.level.unwrap_or(3),
         armor: args.options.armor,
+        progress: out.progress(collection.content_bytes(), "backup"),
         ..WriteOptions::default()
     };
-    let (written_to, size, summary) = match &output {
-        Output::Stdout => {
-            let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-            let (mut w, summary) = write_archive(
-                stdout,
-                Path::new("stdout"),
-                &enc,
-                &manifest,
-                &collection.items,
-                &opts,
-            )?;
-            w.flush()
-                .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
-            ("-".to_string(), None, summary)
-        }
-        Output::File { dir, name } => {
-            let target = dir.join(name);
-            let summary = write_archive_file(
-                dir,
-                name,
-                args.force,
-                &enc,
-                &manifest,
-                &collection.items,
-                &opts,
-            )?;
-            let size = std::fs::metadata(&target).map(|m| m.len()).ok();
-            (target.display().to_string(), size, summary)
-        }
-    };
+    let written = (|| -> Result<_> {
+        Ok(match &output {
+            Output::Stdout => {
+                let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+                let (mut w, summary) = write_archive(
+                    stdout,
+                    Path::new("stdout"),
+                    &enc,
+                    &manifest,
+                    &collection.items,
+                    &opts,
+                )?;
+                w.flush()
+                    .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
+                ("-".to_string(), None, summary)
+            }
+            Output::File { dir, name } => {
+                let target = dir.join(name);
+                let summary = write_archive_file(
+                    dir,
+                    name,
+                    args.force,
+                    &enc,
+                    &manifest,
+                    &collection.items,
+                    &opts,
+                )?;
+                let size = std::fs::metadata(&target).map(|m| m.len()).ok();
+                (target.display().to_string(), size, summary)
+            }
+        })
+    })();
+    if let Some(p) = &opts.progress {
+        p.finish_and_clear();
+    }
+    let (written_to, size, summary) = written?;
 
     let elapsed = started.elapsed();
     out.say(format!(

@@ -33,6 +33,25 @@ pub fn open_archive(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
     Ok((Box::new(f), path.display().to_string()))
 }
 
+/// [`open_archive`] with a progress bar over the archive's bytes, when someone watches
+/// on a terminal and the archive is big (see [`Out::progress`]). Clear the bar after.
+pub fn open_archive_watched(
+    path: &Path,
+    out: &crate::report::Out,
+    what: &str,
+) -> Result<(Box<dyn Read + Send>, String, Option<indicatif::ProgressBar>)> {
+    let (input, name) = open_archive(path)?;
+    let size = if path.as_os_str() == "-" {
+        0
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    };
+    match out.progress(size, what) {
+        Some(bar) => Ok((Box::new(bar.wrap_read(input)), name, Some(bar))),
+        None => Ok((input, name, None)),
+    }
+}
+
 /// Identities from -i, or a passphrase.
 pub fn keyring(args: &IdentityArgs) -> Result<Keyring> {
     if args.passphrase {

@@ -18,7 +18,7 @@ pub mod stage;
 
 use crate::archive::reader::read_archive;
 use crate::cli::RestoreArgs;
-use crate::commands::{keyring, open_archive};
+use crate::commands::{keyring, open_archive_watched};
 use crate::error::{Error, ExitCode, Result};
 use crate::report::Out;
 use plan::{Action, Destinations};
@@ -29,9 +29,13 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     raise_fd_limit();
     let keys = keyring(&args.keys)?;
     let dests = Destinations::from_args(args)?;
-    let (input, name) = open_archive(&args.archive)?;
+    let (input, name, bar) = open_archive_watched(&args.archive, out, "restore")?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
-    if let Err(e) = read_archive(input, &name, &keys, &mut stager) {
+    let read = read_archive(input, &name, &keys, &mut stager);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Err(e) = read {
         stager.abort();
         return Err(e);
     }
