@@ -173,6 +173,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../examples/config.toml");
+        let c = Config::parse(text, Path::new("/etc/forgekeep/config.toml")).unwrap();
+        assert!(!c.sources.profiles.is_empty());
+        assert_eq!(c.retention.keep_daily, Some(7));
+    }
+
+    #[test]
     fn flags_win() {
         let file = BackupOptions {
             recipients: vec!["age1file".into()],

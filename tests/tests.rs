@@ -3,10 +3,14 @@
 mod util;
 
 mod backup;
+mod check;
 mod cli;
+mod config;
+mod diff;
 mod hostile;
 mod interop;
 mod keys;
 mod ownership;
+mod progress;
 mod proptest_roundtrip;
 mod restore;

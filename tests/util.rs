@@ -114,7 +114,10 @@ pub fn fk_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(args)
         .stdin(Stdio::null())
-        .env_remove("FORGEKEEP_PASSPHRASE_FILE");
+        .env_remove("FORGEKEEP_PASSPHRASE_FILE")
+        // Hermetic: never the host's /etc/forgekeep/config.toml (an empty file is an
+        // empty configuration); tests that use one set FORGEKEEP_CONFIG or --config.
+        .env("FORGEKEEP_CONFIG", "/dev/null");
     c
 }
 
@@ -219,4 +222,16 @@ pub fn restore(archive: &Path, identity: &Path, extra: &[&str]) -> Output {
     ];
     args.extend(extra);
     fk(&args)
+}
+
+/// Parses the one JSON object a `--json` run prints on stdout.
+#[track_caller]
+pub fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+            stdout(o),
+            stderr(o)
+        )
+    })
 }
