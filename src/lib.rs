@@ -19,6 +19,7 @@ pub mod error;
 pub mod findings;
 pub mod fsx;
 pub mod keys;
+pub mod manual;
 pub mod owners;
 pub mod profile;
 pub mod report;
