@@ -1,0 +1,3 @@
+//! Docker compose awareness (being written).
+
+pub mod interp;
