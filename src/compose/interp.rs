@@ -48,8 +48,9 @@ pub fn interpolate_with(
             out.push('$');
             i += 2;
         } else if next == '{' {
-            let close = matching_brace(&chars, i + 2)
-                .ok_or_else(|| format!("invalid interpolation format in {s:?}: no closing '}}'"))?;
+            let close = matching_brace(&chars, i + 2).ok_or_else(|| {
+                "invalid interpolation format: a `${` without its `}`".to_string()
+            })?;
             let inner: String = chars[i + 2..close].iter().collect();
             out.push_str(&braced(&inner, lookup, warnings)?);
             i = close + 1;
@@ -116,7 +117,7 @@ fn braced(
         .unwrap_or(inner.len());
     let (name, rest) = inner.split_at(name_len);
     if name.is_empty() {
-        return Err(format!("invalid interpolation format: ${{{inner}}}"));
+        return Err("invalid interpolation format: `${` not followed by a variable name".into());
     }
     let value = lookup(name);
     let set = value.is_some();
@@ -151,7 +152,8 @@ fn braced(
             if ok {
                 Ok(value.unwrap_or_default())
             } else {
-                let msg = sub(arg, warnings)?;
+                // The message as written: interpolating it could put a value in it.
+                let msg = arg;
                 Err(if msg.is_empty() {
                     format!("required variable {name} is missing a value")
                 } else {
@@ -173,7 +175,10 @@ fn braced(
                 Ok(String::new())
             }
         }
-        _ => Err(format!("invalid interpolation format: ${{{inner}}}")),
+        // The text after the operator may be a secret: only the name is shown.
+        _ => Err(format!(
+            "invalid interpolation format: ${{{name} followed by something other than :-, -, :?, ?, :+, + or }}"
+        )),
     }
 }
 
@@ -350,6 +355,11 @@ mod tests {
         assert_eq!(run("${EMPTY?}", &v).unwrap(), "");
         assert!(run("${NOPE?x}", &v).is_err());
         assert!(run("${A", &v).is_err());
+        // Errors name the variable, never the rest of the text (it may be a secret).
+        let e = run("pw-hunter2-${A:hunter2}", &v).unwrap_err();
+        assert!(e.contains("${A ") && !e.contains("hunter2"), "{e}");
+        assert!(!run("hunter2${", &v).unwrap_err().contains("hunter2"));
+        assert!(!run("hunter2${:x}", &v).unwrap_err().contains("hunter2"));
     }
 
     #[test]
