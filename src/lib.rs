@@ -14,6 +14,7 @@ pub mod archive;
 pub mod cli;
 pub mod collect;
 pub mod commands;
+pub mod compose;
 pub mod config;
 pub mod error;
 pub mod findings;

@@ -1,0 +1,701 @@
+//! Docker compose awareness: which services of a compose file run a forge or a CI server,
+//! with what environment, and where their container paths live on this host.
+//!
+//! The report that started forgekeep was a compose file that bind-mounted only some
+//! folders of `/var/lib/gitea`: Gitea's JWT signing key went to the image's anonymous
+//! volume and a `docker compose down && up` replaced it. So a compose file is read the
+//! way compose reads it (interpolation, `.env`, `env_file`, short and long volume
+//! syntax, named volumes and their real names) and each service gets a [`Mounts`] that
+//! implements [`crate::profile::Locate`]: a container path becomes a host path, or
+//! "not persistent" with the `volumes:` line that fixes it, or "unknown" (a named
+//! volume without a docker engine to ask).
+//!
+//! Not read: `include:`, `extends:`, several `-f` files merged, profiles, `!reset` /
+//! `!override` tags. A warning names the first two when the file uses them.
+//!
+//! Environment values are secrets (`GITEA__security__SECRET_KEY`, ...): they are kept
+//! for the profiles but never serialized, printed or put in a message; only their keys
+//! are.
+
+pub mod image;
+pub mod interp;
+pub mod mounts;
+
+pub use image::{app_of_image, image_volumes, ImageRef};
+pub use mounts::{Mount, Mounts, Source, VolumeResolver};
+
+use crate::error::{Error, Result};
+use crate::profile::{Forge, Layout};
+use interp::Vars;
+use serde::{Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// A compose file, read.
+#[derive(Debug, Serialize)]
+pub struct Project {
+    /// The compose file (absolute).
+    pub file: PathBuf,
+    /// Its folder: relative paths in the file are relative to it.
+    pub dir: PathBuf,
+    /// The project name: docker names the named volume `v` of project `p` `p_v`.
+    pub name: String,
+    pub services: Vec<Service>,
+    /// Files that hold this deployment's configuration and often its secrets, to archive
+    /// with it: the compose file, the `.env` next to it, and the `env_file:`s and
+    /// `secrets:`/`configs:` files of the forge and CI services. Existing files only.
+    pub extra_files: Vec<PathBuf>,
+    /// Things compose would warn about (unset variables, missing `env_file`s, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Project {
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The services that run a forge or CI server forgekeep knows.
+    pub fn apps(&self) -> impl Iterator<Item = (&Service, Forge, Layout)> {
+        self.services
+            .iter()
+            .filter_map(|s| s.app.map(|(f, l)| (s, f, l)))
+    }
+}
+
+/// One service of a compose file.
+#[derive(Serialize)]
+pub struct Service {
+    pub name: String,
+    /// The image as written (after interpolation); empty for a build-only service.
+    pub image: String,
+    /// The forge it runs, from its image ([`app_of_image`]).
+    #[serde(serialize_with = "ser_app")]
+    pub app: Option<(Forge, Layout)>,
+    /// The environment the container gets: its `env_file`s, then `environment:`.
+    /// Values are secrets: only the keys are serialized (as `env_keys`).
+    #[serde(rename = "env_keys", serialize_with = "ser_keys")]
+    pub env: BTreeMap<String, String>,
+    /// Its `env_file`s (absolute, whether they exist or not).
+    pub env_files: Vec<PathBuf>,
+    pub mounts: Mounts,
+}
+
+impl std::fmt::Debug for Service {
+    /// Never shows environment values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("app", &self.app)
+            .field("env_keys", &self.env.keys().collect::<Vec<_>>())
+            .field("env_files", &self.env_files)
+            .field("mounts", &self.mounts)
+            .finish()
+    }
+}
+
+impl Service {
+    /// One line per mount: `./gitea/git → /var/lib/gitea/git (bind)`.
+    pub fn mount_descriptions(&self) -> Vec<String> {
+        self.mounts.descriptions()
+    }
+}
+
+fn ser_app<S: Serializer>(
+    app: &Option<(Forge, Layout)>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct App {
+        forge: Forge,
+        layout: Layout,
+    }
+    app.map(|(forge, layout)| App { forge, layout })
+        .serialize(s)
+}
+
+fn ser_keys<S: Serializer>(
+    env: &BTreeMap<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_seq(env.keys())
+}
+
+/// What [`load_with`] reads besides the file.
+pub struct LoadOptions {
+    /// The process environment (interpolation, bare `KEY`s, `COMPOSE_PROJECT_NAME`, `~`).
+    pub env: Vars,
+    /// `docker compose -p NAME`: overrides every other source of the project name.
+    pub project_name: Option<String>,
+    /// Asks docker where named volumes are.
+    pub resolver: Arc<VolumeResolver>,
+}
+
+impl LoadOptions {
+    /// This process's environment and the `docker` on `PATH`.
+    pub fn from_process() -> LoadOptions {
+        LoadOptions {
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            project_name: None,
+            resolver: Arc::new(VolumeResolver::docker()),
+        }
+    }
+}
+
+/// Reads a compose file with this process's environment and docker.
+pub fn load(file: &Path) -> Result<Project> {
+    load_with(file, LoadOptions::from_process())
+}
+
+/// The declaration of a top-level named volume.
+struct VolumeDecl {
+    docker_name: String,
+    device: Option<PathBuf>,
+}
+
+/// Reads a compose file.
+pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
+    let file = if file.is_absolute() {
+        mounts::clean(file)
+    } else {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::io("find the current folder for", file, &e))?;
+        mounts::clean(&cwd.join(file))
+    };
+    let dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::io("read", &file, &e))?;
+    let bad = |what: String| {
+        Error::usage(format!("{}: {what}", file.display()))
+            .hint("check the file with `docker compose config`")
+    };
+    let mut warnings = BTreeSet::new();
+    let mut extra_files = vec![file.clone()];
+
+    // Variables: the process environment over `.env`.
+    let dotenv_path = dir.join(".env");
+    let mut vars = Vars::new();
+    if dotenv_path.is_file() {
+        let t = std::fs::read_to_string(&dotenv_path)
+            .map_err(|e| Error::io("read", &dotenv_path, &e))?;
+        vars = interp::parse_dotenv(&t, &opts.env, &mut warnings)
+            .map_err(|e| Error::usage(format!("{}: {e}", dotenv_path.display())))?;
+        extra_files.push(dotenv_path.clone());
+    }
+    vars.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let home = opts.env.get("HOME").map(PathBuf::from);
+    let host_path = |written: &str| host_path(written, &dir, home.as_deref());
+
+    // YAML: merge keys, then interpolation of every value.
+    let docs = YamlLoader::load_from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    let root = docs.into_iter().next().unwrap_or(Yaml::Null);
+    let root = interpolate_tree(merge_keys(root), &vars, &mut warnings, "").map_err(|e| {
+        bad(e).hint(format!(
+            "set the variable in the environment or in {}",
+            dotenv_path.display()
+        ))
+    })?;
+    let Yaml::Hash(top) = &root else {
+        return Err(bad("not a compose file (no mapping at the top)".into()));
+    };
+    for key in ["include", "extends"] {
+        if top.contains_key(&s(key)) {
+            warnings.insert(format!(
+                "`{key}:` is not followed: run forgekeep on the included files too"
+            ));
+        }
+    }
+
+    // The project name, by compose's precedence: -p, COMPOSE_PROJECT_NAME, name:, folder.
+    let raw_name = opts
+        .project_name
+        .clone()
+        .or_else(|| {
+            vars.get("COMPOSE_PROJECT_NAME")
+                .filter(|v| !v.is_empty())
+                .cloned()
+        })
+        .or_else(|| str_of(&root["name"]).filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    let name = normalize_project_name(&raw_name);
+    if name.is_empty() {
+        return Err(bad(format!(
+            "the project name {raw_name:?} has no usable character"
+        ))
+        .hint("set `name:` in the file or COMPOSE_PROJECT_NAME"));
+    }
+
+    // Top-level volumes, secrets and configs.
+    let mut volumes: BTreeMap<String, VolumeDecl> = BTreeMap::new();
+    for (k, v) in hash_iter(&root["volumes"]) {
+        let key = str_of(k).unwrap_or_default();
+        let external = match &v["external"] {
+            Yaml::Boolean(b) => *b,
+            Yaml::Hash(_) => true,
+            _ => false,
+        };
+        let docker_name = str_of(&v["name"])
+            .or_else(|| str_of(&v["external"]["name"]))
+            .unwrap_or_else(|| {
+                if external {
+                    key.clone()
+                } else {
+                    format!("{name}_{key}")
+                }
+            });
+        let opts_o = str_of(&v["driver_opts"]["o"]).unwrap_or_default();
+        let device = str_of(&v["driver_opts"]["device"])
+            .filter(|_| {
+                opts_o
+                    .split(',')
+                    .any(|o| matches!(o.trim(), "bind" | "rbind"))
+            })
+            .map(|d| host_path(&d));
+        volumes.insert(
+            key,
+            VolumeDecl {
+                docker_name,
+                device,
+            },
+        );
+    }
+    let files_of = |section: &str| -> BTreeMap<String, Option<PathBuf>> {
+        hash_iter(&root[section])
+            .map(|(k, v)| {
+                (
+                    str_of(k).unwrap_or_default(),
+                    str_of(&v["file"]).map(|f| host_path(&f)),
+                )
+            })
+            .collect()
+    };
+    let secrets = files_of("secrets");
+    let configs = files_of("configs");
+
+    // Services.
+    let resolver = opts.resolver.clone();
+    let mut services = Vec::new();
+    let mut volumes_from: Vec<(usize, String)> = Vec::new();
+    for (k, def) in hash_iter(&root["services"]) {
+        let svc_name = str_of(k).unwrap_or_default();
+        let at = |what: &str| format!("service {svc_name}: {what}");
+        let image = str_of(&def["image"]).unwrap_or_default();
+
+        // Environment: env_files in order, then `environment:`.
+        let mut env = BTreeMap::new();
+        let mut env_files = Vec::new();
+        for (path, required) in env_file_entries(&def["env_file"]) {
+            let p = host_path(&path);
+            match std::fs::read_to_string(&p) {
+                Ok(t) => {
+                    let parsed = interp::parse_dotenv(&t, &vars, &mut warnings)
+                        .map_err(|e| Error::usage(format!("{}: {e}", p.display())))?;
+                    env.extend(parsed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if required {
+                        warnings
+                            .insert(at(&format!("its env_file {} does not exist", p.display())));
+                    }
+                }
+                Err(e) => return Err(Error::io("read", &p, &e)),
+            }
+            env_files.push(p);
+        }
+        match &def["environment"] {
+            Yaml::Hash(h) => {
+                for (k, v) in h {
+                    let Some(key) = str_of(k) else { continue };
+                    match v {
+                        Yaml::Null => {
+                            if let Some(val) = vars.get(&key) {
+                                env.insert(key, val.clone());
+                            }
+                        }
+                        v => {
+                            env.insert(key, str_of(v).unwrap_or_default());
+                        }
+                    }
+                }
+            }
+            Yaml::Array(a) => {
+                for item in a {
+                    let Some(item) = str_of(item) else { continue };
+                    match item.split_once('=') {
+                        Some((k, v)) => {
+                            env.insert(k.to_string(), v.to_string());
+                        }
+                        None => {
+                            if let Some(val) = vars.get(&item) {
+                                env.insert(item, val.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+
+        // Mounts.
+        let mut list = Vec::new();
+        for v in array_or_one(&def["volumes"]) {
+            let m = parse_volume(v, &volumes, &name, &host_path).map_err(|e| bad(at(&e)))?;
+            if let Source::Volume { name: vname, .. } = &m.source {
+                if !volumes.contains_key(vname) {
+                    warnings.insert(at(&format!(
+                        "the volume {vname} is not declared under the top-level `volumes:`"
+                    )));
+                }
+            }
+            list.push(m);
+        }
+        for t in array_or_one(&def["tmpfs"]) {
+            if let Some(t) = str_of(t) {
+                let target = t.split(':').next().unwrap_or("");
+                list.push(Mount {
+                    target: mounts::clean(Path::new(target)),
+                    source: Source::Tmpfs,
+                    read_only: false,
+                });
+            }
+        }
+        for (section, what, default_dir, table) in [
+            ("secrets", "secret", "/run/secrets", &secrets),
+            ("configs", "config", "/", &configs),
+        ] {
+            for entry in array_or_one(&def[section]) {
+                let (src, target) = match entry {
+                    Yaml::Hash(_) => (
+                        str_of(&entry["source"]).unwrap_or_default(),
+                        str_of(&entry["target"]),
+                    ),
+                    other => (str_of(other).unwrap_or_default(), None),
+                };
+                let target = target.unwrap_or_else(|| src.clone());
+                let target = Path::new(default_dir).join(target); // an absolute target wins
+                list.push(Mount {
+                    target: mounts::clean(&target),
+                    source: Source::File {
+                        what,
+                        name: src.clone(),
+                        path: table.get(&src).cloned().flatten(),
+                    },
+                    read_only: true,
+                });
+            }
+        }
+        for vf in array_or_one(&def["volumes_from"]) {
+            if let Some(vf) = str_of(vf) {
+                if vf.starts_with("container:") {
+                    warnings.insert(at(&format!("volumes_from {vf} is not followed")));
+                } else {
+                    let other = vf.split(':').next().unwrap_or("").to_string();
+                    volumes_from.push((services.len(), other));
+                }
+            }
+        }
+
+        // The app; an image pinned by digest alone does not say whether it is rootless,
+        // the mounts do.
+        let mut app = app_of_image(&image);
+        if let Some((f @ (Forge::Gitea | Forge::Forgejo), _)) = app {
+            let r = ImageRef::parse(&image);
+            let under = |p: &str| list.iter().any(|m: &Mount| m.target.starts_with(p));
+            if r.tag.is_none()
+                && r.digest.is_some()
+                && (under("/var/lib/gitea") || under("/etc/gitea"))
+                && !under("/data")
+            {
+                app = Some((f, Layout::DockerRootless));
+            }
+        }
+        if app.is_some() {
+            for p in env_files.iter().filter(|p| p.is_file()) {
+                extra_files.push(p.clone());
+            }
+            for m in &list {
+                if let Source::File { path: Some(p), .. } = &m.source {
+                    if p.is_file() {
+                        extra_files.push(p.clone());
+                    }
+                }
+            }
+        }
+        services.push(Service {
+            mounts: Mounts {
+                service: svc_name.clone(),
+                list,
+                image_volumes: app.map(image_volumes).unwrap_or(&[]),
+                fallback_base: String::new(),
+                resolver: resolver.clone(),
+            },
+            name: svc_name,
+            image,
+            app,
+            env,
+            env_files,
+        });
+    }
+    for (i, other) in volumes_from {
+        match services.iter().position(|s| s.name == other) {
+            Some(j) if j != i => {
+                let copied = services[j].mounts.list.clone();
+                services[i].mounts.list.extend(copied);
+            }
+            _ => {
+                warnings.insert(format!(
+                    "service {}: volumes_from {other}: no such service",
+                    services[i].name
+                ));
+            }
+        }
+    }
+
+    // Where new binds go when a service has no bind to imitate: the folder other
+    // services keep theirs in (`./volumes/<service>/...` → `./volumes/<this>`).
+    let sibling_root = services.iter().find_map(|s| {
+        s.mounts.list.iter().find_map(|m| match &m.source {
+            Source::Bind { written, .. } => {
+                let parent = mounts::written_parent(written)?;
+                let (root, last) = parent.rsplit_once('/')?;
+                (last == s.name).then(|| root.to_string())
+            }
+            _ => None,
+        })
+    });
+    for s in &mut services {
+        s.mounts.fallback_base = format!("{}/{}", sibling_root.as_deref().unwrap_or("."), s.name);
+    }
+
+    let mut seen = BTreeSet::new();
+    extra_files.retain(|p| seen.insert(p.clone()));
+    Ok(Project {
+        file,
+        dir,
+        name,
+        services,
+        extra_files,
+        warnings: warnings.into_iter().collect(),
+    })
+}
+
+/// Compose's project-name normalization: lowercase, keep `[a-z0-9_-]`, no leading `_`/`-`.
+pub fn normalize_project_name(raw: &str) -> String {
+    let kept: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
+    kept.trim_start_matches(['_', '-']).to_string()
+}
+
+/// A host path as compose resolves it: `~` is `$HOME`, relative is relative to the file.
+fn host_path(written: &str, dir: &Path, home: Option<&Path>) -> PathBuf {
+    let p = if written == "~" {
+        home.map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("~"))
+    } else if let (Some(rest), Some(h)) = (written.strip_prefix("~/"), home) {
+        h.join(rest)
+    } else {
+        dir.join(written) // an absolute `written` replaces `dir`
+    };
+    mounts::clean(&p)
+}
+
+/// One entry of a service's `volumes:`, short or long syntax.
+fn parse_volume(
+    v: &Yaml,
+    volumes: &BTreeMap<String, VolumeDecl>,
+    project: &str,
+    host_path: &dyn Fn(&str) -> PathBuf,
+) -> std::result::Result<Mount, String> {
+    let named = |n: &str, subpath: Option<String>| {
+        let decl = volumes.get(n);
+        Source::Volume {
+            name: n.to_string(),
+            docker_name: decl.map_or_else(|| format!("{project}_{n}"), |d| d.docker_name.clone()),
+            device: decl.and_then(|d| d.device.clone()),
+            subpath,
+        }
+    };
+    let is_path = |s: &str| s.starts_with('.') || s.starts_with('/') || s.starts_with('~');
+    match v {
+        Yaml::Hash(_) => {
+            let kind = str_of(&v["type"]).unwrap_or_else(|| "volume".into());
+            let target = str_of(&v["target"]).ok_or("a volume without `target`")?;
+            let source = str_of(&v["source"]).filter(|s| !s.is_empty());
+            let read_only = matches!(v["read_only"], Yaml::Boolean(true));
+            let source = match (kind.as_str(), source) {
+                ("bind", Some(src)) => Source::Bind {
+                    path: host_path(&src),
+                    written: src,
+                },
+                ("bind", None) => {
+                    return Err(format!("the bind mount on {target} has no `source`"))
+                }
+                ("volume", Some(src)) => named(&src, str_of(&v["volume"]["subpath"])),
+                ("volume", None) => Source::Anonymous,
+                ("tmpfs", _) => Source::Tmpfs,
+                (other, _) => Source::Other {
+                    kind: other.to_string(),
+                },
+            };
+            Ok(Mount {
+                target: mounts::clean(Path::new(&target)),
+                source,
+                read_only,
+            })
+        }
+        other => {
+            let spec = str_of(other).ok_or("a volume that is neither a string nor a mapping")?;
+            let parts: Vec<&str> = spec.split(':').collect();
+            let (src, target, mode) = match parts.as_slice() {
+                [t] => (None, *t, ""),
+                [s, t] => (Some(*s), *t, ""),
+                [s, t, m] => (Some(*s), *t, *m),
+                _ => return Err(format!("cannot read the volume {spec:?}")),
+            };
+            if target.is_empty() {
+                return Err(format!("the volume {spec:?} has no target"));
+            }
+            let read_only = mode.split(',').any(|m| m == "ro");
+            let source = match src {
+                None => Source::Anonymous,
+                Some(s) if is_path(s) => Source::Bind {
+                    path: host_path(s),
+                    written: s.to_string(),
+                },
+                Some(s) => named(s, None),
+            };
+            Ok(Mount {
+                target: mounts::clean(Path::new(target)),
+                source,
+                read_only,
+            })
+        }
+    }
+}
+
+/// `env_file:` as a string, a list of strings, or a list of `{path, required}`.
+fn env_file_entries(v: &Yaml) -> Vec<(String, bool)> {
+    array_or_one(v)
+        .into_iter()
+        .filter_map(|e| match e {
+            Yaml::Hash(_) => Some((
+                str_of(&e["path"])?,
+                !matches!(e["required"], Yaml::Boolean(false)),
+            )),
+            other => Some((str_of(other)?, true)),
+        })
+        .collect()
+}
+
+fn s(key: &str) -> Yaml {
+    Yaml::String(key.to_string())
+}
+
+/// A scalar's text (`true`, `8080` included); `None` for null, lists and mappings.
+fn str_of(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
+    match y {
+        Yaml::Hash(h) => Box::new(h.iter()),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+/// A list's items, or a lone scalar/mapping as a list of one; nothing for null.
+fn array_or_one(y: &Yaml) -> Vec<&Yaml> {
+    match y {
+        Yaml::Array(a) => a.iter().collect(),
+        Yaml::Null | Yaml::BadValue => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// Applies YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`): the mapping's own keys win,
+/// then the merged mappings in order. yaml-rust2 resolves the anchors but not `<<`.
+fn merge_keys(y: Yaml) -> Yaml {
+    match y {
+        Yaml::Hash(h) => {
+            let merge_key = s("<<");
+            let mut out = yaml_rust2::yaml::Hash::new();
+            let mut merged = Vec::new();
+            for (k, v) in h {
+                if k == merge_key {
+                    match v {
+                        Yaml::Array(a) => merged.extend(a),
+                        v => merged.push(v),
+                    }
+                } else {
+                    out.insert(k, merge_keys(v));
+                }
+            }
+            for m in merged {
+                if let Yaml::Hash(mh) = merge_keys(m) {
+                    for (k, v) in mh {
+                        out.entry(k).or_insert(v);
+                    }
+                }
+            }
+            Yaml::Hash(out)
+        }
+        Yaml::Array(a) => Yaml::Array(a.into_iter().map(merge_keys).collect()),
+        other => other,
+    }
+}
+
+/// Interpolates every string value (not the keys), as compose does.
+fn interpolate_tree(
+    y: Yaml,
+    vars: &Vars,
+    warnings: &mut BTreeSet<String>,
+    at: &str,
+) -> std::result::Result<Yaml, String> {
+    Ok(match y {
+        Yaml::String(text) => Yaml::String(
+            interp::interpolate(&text, vars, warnings).map_err(|e| format!("{at}: {e}"))?,
+        ),
+        Yaml::Hash(h) => {
+            let mut out = yaml_rust2::yaml::Hash::new();
+            for (k, v) in h {
+                let key = str_of(&k).unwrap_or_default();
+                let here = if at.is_empty() {
+                    key
+                } else {
+                    format!("{at}.{key}")
+                };
+                let v = interpolate_tree(v, vars, warnings, &here)?;
+                out.insert(k, v);
+            }
+            Yaml::Hash(out)
+        }
+        Yaml::Array(a) => Yaml::Array(
+            a.into_iter()
+                .enumerate()
+                .map(|(i, v)| interpolate_tree(v, vars, warnings, &format!("{at}[{i}]")))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,659 @@
+//! A service's mounts, and the translation of the forge's container paths to host paths.
+//!
+//! Docker lets a deeper mount shadow a shallower one, so the mount that holds a container
+//! path is the one whose target is its longest prefix, compared component by component
+//! (`/data2` is not under `/data`). What the forge writes where no persistent mount
+//! reaches is lost on `docker compose down` (an anonymous volume) or on any recreation
+//! of the container (its own layer); [`Mounts::locate`] says so and proposes the
+//! `volumes:` line that fixes it, in the style the file already uses.
+
+use crate::profile::{Locate, Location};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where a mount's content comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Source {
+    /// A host folder or file. `written` is the source as the compose file writes it
+    /// (after interpolation), `path` the absolute host path.
+    Bind {
+        path: PathBuf,
+        written: String,
+    },
+    /// A named volume. `docker_name` is the name docker knows it by (`<project>_<name>`,
+    /// or its `name:`, or the external name). `device` is set for a `local` volume with
+    /// `driver_opts: {type: none, o: bind, device: PATH}`: a bind in disguise.
+    Volume {
+        name: String,
+        docker_name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device: Option<PathBuf>,
+        /// `volume: {subpath: ...}` of the long syntax.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subpath: Option<String>,
+    },
+    /// A volume with no name: a new one each time the container is created.
+    Anonymous,
+    Tmpfs,
+    /// A `secrets:` or `configs:` entry; `path` is its host file when it has `file:`.
+    File {
+        what: &'static str,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+    },
+    /// Anything else (`npipe`, `cluster`, `image`, ...): reported, never followed.
+    Other {
+        kind: String,
+    },
+}
+
+/// One mount of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    /// The container path, cleaned (no trailing slash, no `.`/`..`).
+    pub target: PathBuf,
+    #[serde(flatten)]
+    pub source: Source,
+    pub read_only: bool,
+}
+
+impl Mount {
+    /// A one-line description for humans: `./gitea/git → /var/lib/gitea/git (bind)`.
+    pub fn describe(&self) -> String {
+        let t = self.target.display();
+        let ro = if self.read_only { ", read-only" } else { "" };
+        match &self.source {
+            Source::Bind { written, .. } => format!("{written} → {t} (bind{ro})"),
+            Source::Volume {
+                name,
+                device: Some(d),
+                ..
+            } => format!("{name} → {t} (volume bound to {}{ro})", d.display()),
+            Source::Volume {
+                name, docker_name, ..
+            } => format!("{name} → {t} (named volume {docker_name}{ro})"),
+            Source::Anonymous => format!("{t} (anonymous volume: lost on `docker compose down`)"),
+            Source::Tmpfs => format!("tmpfs → {t} (in memory: lost on every restart)"),
+            Source::File {
+                what,
+                name,
+                path: Some(p),
+            } => format!("{} → {t} ({what} {name})", p.display()),
+            Source::File { what, name, .. } => format!("{what} {name} → {t} (not a file)"),
+            Source::Other { kind } => format!("{kind} → {t}"),
+        }
+    }
+
+    /// Whether what is written under the target survives `docker compose down && up`.
+    pub fn persistent(&self) -> bool {
+        !matches!(self.source, Source::Anonymous | Source::Tmpfs)
+    }
+}
+
+/// The mounts of one service; implements [`Locate`] for the forge profiles.
+pub struct Mounts {
+    pub(crate) service: String,
+    pub(crate) list: Vec<Mount>,
+    /// The image's `VOLUME` folders ([`super::image_volumes`]).
+    pub(crate) image_volumes: &'static [&'static str],
+    /// The host folder (as the file would write it) new binds of this service go in
+    /// when the service's own binds show no convention: `./<service>`, or the folder
+    /// other services' binds suggest (`./volumes/<service>`).
+    pub(crate) fallback_base: String,
+    pub(crate) resolver: Arc<VolumeResolver>,
+}
+
+impl std::fmt::Debug for Mounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounts")
+            .field("service", &self.service)
+            .field("list", &self.list)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Mounts {
+    /// A list of `{target, type, ..., read_only, description}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            mount: &'a Mount,
+            description: String,
+        }
+        let mut seq = s.serialize_seq(Some(self.list.len()))?;
+        for m in &self.list {
+            seq.serialize_element(&Out {
+                mount: m,
+                description: m.describe(),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+impl Mounts {
+    pub fn list(&self) -> &[Mount] {
+        &self.list
+    }
+
+    /// One line per mount, for `check`.
+    pub fn descriptions(&self) -> Vec<String> {
+        self.list.iter().map(Mount::describe).collect()
+    }
+
+    /// The mount holding `path` (longest target prefix, component-wise) and the rest of
+    /// the path below its target.
+    pub fn find(&self, path: &Path) -> Option<(&Mount, PathBuf)> {
+        let path = clean(path);
+        self.list
+            .iter()
+            .filter_map(|m| path.strip_prefix(&m.target).ok().map(|rest| (m, rest)))
+            .max_by_key(|(m, _)| m.target.components().count())
+            .map(|(m, rest)| (m, rest.to_path_buf()))
+    }
+
+    /// Where a path that [`Locate::locate`] called not persistent actually lives, for
+    /// humans: an anonymous volume, a tmpfs, or the container's own layer. `None` when
+    /// the path is on persistent storage.
+    pub fn lost_how(&self, path: &Path) -> Option<&'static str> {
+        let path = clean(path);
+        match self.find(&path).map(|(m, _)| &m.source) {
+            Some(Source::Tmpfs) => Some("a tmpfs (lost on every restart)"),
+            Some(Source::Anonymous) => Some("an anonymous volume (lost on `docker compose down`)"),
+            Some(_) => None,
+            None if self.image_volumes.iter().any(|v| path.starts_with(v)) => {
+                Some("an anonymous volume (lost on `docker compose down`)")
+            }
+            None => Some("the container's own layer (lost when the container is recreated)"),
+        }
+    }
+
+    /// The `volumes:` line that would put `path` on persistent storage.
+    pub fn suggest_line(&self, path: &Path) -> String {
+        let dir = self.suggest_target(path);
+        let base = self.suggest_base(&dir);
+        let last = volume_nickname(&dir)
+            .map(str::to_string)
+            .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "data".into());
+        let taken = |src: &str| {
+            self.list.iter().any(|m| match &m.source {
+                Source::Bind { written, .. } => written.trim_end_matches('/') == src,
+                _ => false,
+            })
+        };
+        let mut src = format!("{base}/{last}");
+        if taken(&src) {
+            // `./gitea/data` already holds another folder: name the new one after the
+            // whole container path instead.
+            let flat: Vec<String> = dir
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect();
+            src = format!("{base}/{}", flat.join("-"));
+        }
+        format!("{src}:{}", dir.display())
+    }
+
+    /// The deepest container folder worth mounting for `path`: its folder when it names
+    /// a file; the whole image `VOLUME` when nothing of that volume is mounted yet.
+    fn suggest_target(&self, path: &Path) -> PathBuf {
+        let trailing_slash = path.as_os_str().to_string_lossy().ends_with('/');
+        let path = clean(path);
+        let mut dir = if !trailing_slash && looks_like_file(&path) {
+            path.parent().map(Path::to_path_buf).unwrap_or(path.clone())
+        } else {
+            path.clone()
+        };
+        for v in self.image_volumes {
+            let v = Path::new(v);
+            if dir.starts_with(v)
+                && !self.list.iter().any(|m| {
+                    m.persistent() && (m.target.starts_with(v) || v.starts_with(&m.target))
+                })
+            {
+                dir = v.to_path_buf();
+            }
+        }
+        if dir.parent().is_none() {
+            return path; // never suggest mounting `/`
+        }
+        dir
+    }
+
+    /// The host folder new binds for `dir` go in: the folder of this service's bind
+    /// whose target is nearest to `dir`, when that is a real folder (not `.` or `/`).
+    fn suggest_base(&self, dir: &Path) -> String {
+        let shared = |t: &Path| {
+            t.components()
+                .zip(dir.components())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let best = self
+            .list
+            .iter()
+            .filter_map(|m| match &m.source {
+                Source::Bind { written, path } if !looks_like_file(path) => {
+                    Some((shared(&m.target), written))
+                }
+                _ => None,
+            })
+            .max_by_key(|(n, _)| *n); // last of the equals: fine, they share a folder or not
+        if let Some((_, written)) = best {
+            if let Some(parent) = written_parent(written) {
+                return parent;
+            }
+        }
+        self.fallback_base.clone()
+    }
+}
+
+/// The host folder names the forges' docs use for their images' volumes (Gitea rootless
+/// `./data:/var/lib/gitea`, `./config:/etc/gitea`; GitLab `$GITLAB_HOME/{config,logs,data}`).
+fn volume_nickname(dir: &Path) -> Option<&'static str> {
+    Some(match dir.to_str()? {
+        "/var/lib/gitea" | "/var/opt/gitlab" | "/data" => "data",
+        "/etc/gitea" | "/etc/gitlab" => "config",
+        "/var/log/gitlab" => "logs",
+        _ => return None,
+    })
+}
+
+/// The folder part of a bind source as written, when it is a folder worth reusing.
+pub(crate) fn written_parent(written: &str) -> Option<String> {
+    let (parent, _) = written.trim_end_matches('/').rsplit_once('/')?;
+    match parent {
+        "" | "." | ".." | "~" => None,
+        p => Some(p.to_string()),
+    }
+}
+
+/// Whether a container path most likely names a file rather than a folder: it has an
+/// extension (`app.ini`, `private.pem`, `woodpecker.sqlite`), or is one of the
+/// extension-less key files forges use (`ssh_host_rsa_key`, `authorized_keys`).
+pub fn looks_like_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+        return false;
+    };
+    path.extension().is_some()
+        || name.ends_with("_key")
+        || matches!(&*name, "authorized_keys" | "authorized_principals")
+}
+
+impl Locate for Mounts {
+    fn locate(&self, path: &Path) -> Location {
+        let path = clean(path);
+        let not_persistent = || Location::NotPersistent {
+            volume_line: self.suggest_line(&path),
+        };
+        let Some((mount, rest)) = self.find(&path) else {
+            return not_persistent();
+        };
+        let under = |base: &Path| {
+            if rest.as_os_str().is_empty() {
+                base.to_path_buf()
+            } else {
+                base.join(&rest)
+            }
+        };
+        match &mount.source {
+            Source::Bind { path, .. } => Location::Host(under(path)),
+            Source::File { path: Some(p), .. } => Location::Host(under(p)),
+            Source::File { what, name, .. } => Location::Unknown {
+                why: format!(
+                    "{what} {name} is not a file of this host (external or from the environment)"
+                ),
+            },
+            Source::Volume {
+                device: Some(d),
+                subpath,
+                ..
+            } => Location::Host(under(&join_sub(d, subpath))),
+            Source::Volume {
+                docker_name,
+                subpath,
+                ..
+            } => match self.resolver.mountpoint(docker_name) {
+                Ok(mp) => Location::Host(under(&join_sub(&mp, subpath))),
+                Err(why) => Location::Unknown { why },
+            },
+            Source::Anonymous | Source::Tmpfs => not_persistent(),
+            Source::Other { kind } => Location::Unknown {
+                why: format!(
+                    "{} is a mount of type {kind}, which forgekeep cannot follow",
+                    mount.target.display()
+                ),
+            },
+        }
+    }
+}
+
+fn join_sub(base: &Path, subpath: &Option<String>) -> PathBuf {
+    match subpath {
+        Some(s) if !s.is_empty() => base.join(s.trim_start_matches('/')),
+        _ => base.to_path_buf(),
+    }
+}
+
+/// Lexical clean-up of a path: drops `.`, resolves `..` against the previous component,
+/// removes trailing slashes. Never touches the file system (the folders may not exist).
+pub fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Finds the host folders of named volumes with `docker volume inspect`, once per
+/// volume. When docker is missing, times out or fails for any reason other than "no
+/// such volume" (no engine, no permission on its socket), it is not asked again.
+pub struct VolumeResolver {
+    program: Option<PathBuf>,
+    timeout: Duration,
+    state: Mutex<ResolverState>,
+}
+
+#[derive(Default)]
+struct ResolverState {
+    cache: HashMap<String, Result<PathBuf, String>>,
+    /// Why docker cannot answer, once that is known.
+    down: Option<String>,
+}
+
+impl VolumeResolver {
+    /// Asks the `docker` found on `PATH`, waiting at most 5 seconds per question.
+    pub fn docker() -> VolumeResolver {
+        let program = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("docker"))
+                .find(|p| p.is_file())
+        });
+        VolumeResolver::with_program(program, Duration::from_secs(5))
+    }
+
+    /// Never asks anyone: every named volume is unknown.
+    pub fn none() -> VolumeResolver {
+        VolumeResolver::with_program(None, Duration::from_secs(5))
+    }
+
+    /// Asks `program` (a docker-compatible client), waiting at most `timeout`.
+    pub fn with_program(program: Option<PathBuf>, timeout: Duration) -> VolumeResolver {
+        VolumeResolver {
+            program,
+            timeout,
+            state: Mutex::new(ResolverState::default()),
+        }
+    }
+
+    /// The host folder of the volume docker calls `name`, or why it is unknown.
+    pub fn mountpoint(&self, name: &str) -> Result<PathBuf, String> {
+        let unknown = |detail: &str| {
+            format!(
+                "named volume {name}: its host folder is unknown without docker \
+                 (docker volume inspect {name}{detail})"
+            )
+        };
+        let Some(program) = &self.program else {
+            return Err(unknown(": no docker command here"));
+        };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(done) = state.cache.get(name) {
+            return done.clone();
+        }
+        if let Some(down) = &state.down {
+            return Err(unknown(&format!(": {down}")));
+        }
+        let answer = match run_with_timeout(
+            program,
+            &["volume", "inspect", "--format", "{{.Mountpoint}}", name],
+            self.timeout,
+        ) {
+            Ok(out) => {
+                let line = out.lines().next().unwrap_or("").trim();
+                if line.is_empty() {
+                    Err(unknown(": no Mountpoint in its answer"))
+                } else {
+                    Ok(PathBuf::from(line))
+                }
+            }
+            Err(RunError::Failed(msg)) if msg.to_ascii_lowercase().contains("no such volume") => {
+                Err(format!(
+                    "named volume {name} does not exist: docker has no volume of that name \
+                     (never started, or another project name; `docker volume ls`)"
+                ))
+            }
+            Err(RunError::Failed(msg)) | Err(RunError::Unavailable(msg)) => {
+                state.down = Some(msg.clone());
+                Err(unknown(&format!(": {msg}")))
+            }
+        };
+        state.cache.insert(name.to_string(), answer.clone());
+        answer
+    }
+}
+
+enum RunError {
+    /// The command ran and failed; its first line of stderr.
+    Failed(String),
+    /// It could not be run or did not answer in time.
+    Unavailable(String),
+}
+
+/// Runs `program args`, returns its stdout; kills it after `timeout`.
+fn run_with_timeout(program: &Path, args: &[&str], timeout: Duration) -> Result<String, RunError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            RunError::Unavailable(format!(
+                "cannot run {}: {}",
+                program.display(),
+                crate::error::plain_io(&e)
+            ))
+        })?;
+    let reader = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(r) = r {
+                let _ = r.take(1 << 20).read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RunError::Unavailable(format!(
+                    "docker did not answer within {} s",
+                    timeout.as_secs()
+                )));
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if status.success() {
+        Ok(stdout)
+    } else {
+        let first = stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("it failed without a message");
+        let first: String = first.chars().take(200).collect();
+        Err(RunError::Failed(first))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(src: &str, written: &str, target: &str) -> Mount {
+        Mount {
+            target: target.into(),
+            source: Source::Bind {
+                path: src.into(),
+                written: written.into(),
+            },
+            read_only: false,
+        }
+    }
+
+    fn mounts(list: Vec<Mount>, image_volumes: &'static [&'static str]) -> Mounts {
+        Mounts {
+            service: "gitea".into(),
+            list,
+            image_volumes,
+            fallback_base: "./gitea".into(),
+            resolver: Arc::new(VolumeResolver::none()),
+        }
+    }
+
+    #[test]
+    fn component_wise_longest_prefix() {
+        let m = mounts(
+            vec![
+                bind("/h/data", "./data", "/data"),
+                bind("/h/deep", "./deep", "/data/gitea/jwt"),
+            ],
+            &["/data"],
+        );
+        assert_eq!(
+            m.locate(Path::new("/data/gitea/jwt/private.pem")),
+            Location::Host("/h/deep/private.pem".into())
+        );
+        assert_eq!(
+            m.locate(Path::new("/data/gitea/conf/app.ini")),
+            Location::Host("/h/data/gitea/conf/app.ini".into())
+        );
+        assert_eq!(
+            m.locate(Path::new("/data")),
+            Location::Host("/h/data".into())
+        );
+        assert_eq!(
+            m.locate(Path::new("/data/./x/../y/")),
+            Location::Host("/h/data/y".into())
+        );
+        // `/data2` is not under `/data`.
+        assert!(matches!(
+            m.locate(Path::new("/data2/x")),
+            Location::NotPersistent { .. }
+        ));
+        assert_eq!(
+            m.lost_how(Path::new("/data2/x")).unwrap(),
+            "the container's own layer (lost when the container is recreated)"
+        );
+        assert_eq!(m.lost_how(Path::new("/data/x")), None);
+    }
+
+    #[test]
+    fn suggestions() {
+        let m = mounts(vec![], &["/var/lib/gitea", "/etc/gitea"]);
+        // Nothing of the image volume is mounted: suggest the whole volume.
+        assert_eq!(
+            m.suggest_line(Path::new("/var/lib/gitea/jwt/private.pem")),
+            "./gitea/data:/var/lib/gitea"
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/etc/gitea/app.ini")),
+            "./gitea/config:/etc/gitea"
+        );
+        assert!(m
+            .lost_how(Path::new("/etc/gitea/app.ini"))
+            .unwrap()
+            .contains("anonymous volume"));
+        // Outside image volumes: the file's folder.
+        assert_eq!(
+            m.suggest_line(Path::new("/srv/x/key.pem")),
+            "./gitea/x:/srv/x"
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/srv/ssh_host_rsa_key")),
+            "./gitea/srv:/srv"
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/srv/ssh/")),
+            "./gitea/ssh:/srv/ssh"
+        );
+
+        let m = mounts(
+            vec![
+                bind(
+                    "/h/v/gitea/git",
+                    "./volumes/gitea/git",
+                    "/var/lib/gitea/git",
+                ),
+                bind("/opt/cfg", "/opt/cfg", "/etc/gitea"),
+            ],
+            &["/var/lib/gitea", "/etc/gitea"],
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/var/lib/gitea/jwt/private.pem")),
+            "./volumes/gitea/jwt:/var/lib/gitea/jwt"
+        );
+        // A name already used gets the whole path.
+        assert_eq!(
+            m.suggest_line(Path::new("/var/lib/gitea/x/git/a.txt")),
+            "./volumes/gitea/var-lib-gitea-x-git:/var/lib/gitea/x/git"
+        );
+    }
+
+    #[test]
+    fn resolver_without_docker() {
+        let r = VolumeResolver::none();
+        let why = r.mountpoint("p_v").unwrap_err();
+        assert!(why.starts_with("named volume p_v: its host folder is unknown without docker (docker volume inspect p_v"), "{why}");
+    }
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean(Path::new("/a/./b/../c/")), PathBuf::from("/a/c"));
+        assert_eq!(
+            clean(Path::new("/srv/compose/../data")),
+            PathBuf::from("/srv/data")
+        );
+    }
+}
