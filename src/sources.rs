@@ -61,6 +61,10 @@ pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
         let resolved = profile::resolve(forge, config.as_deref(), &ctx)?;
         s.add_profile(resolved, ownership, None)?;
     }
+    for file in &args.compose {
+        let project = crate::compose::load(file)?;
+        s.add_compose(&project, args.with_db)?;
+    }
     if s.requests.is_empty() && s.findings.is_empty() {
         return Err(Error::usage("nothing to back up: no PATH, profile or compose file given")
             .hint("name files or folders, a profile (-p gitea), a compose file (--compose FILE), or list them in the configuration file"));
@@ -101,6 +105,57 @@ impl Sources {
         }
         self.findings.extend(resolved.findings.iter().cloned());
         self.resolved.push(resolved);
+        Ok(())
+    }
+
+    /// The forge and CI services of a compose project: each resolved through its own
+    /// volumes, archived by number (the uid inside the container is what counts), plus
+    /// the files that hold the services' environment (the compose file, `.env`,
+    /// `env_file`s): `GITEA__security__SECRET_KEY` or `WOODPECKER_AGENT_SECRET` often
+    /// live there and nowhere else.
+    pub fn add_compose(&mut self, project: &crate::compose::Project, with_db: bool) -> Result<()> {
+        let mut any = false;
+        for (svc, forge, layout) in project.apps() {
+            any = true;
+            let ctx = Context {
+                env: &svc.env,
+                locate: &svc.mounts,
+                layout,
+                with_db,
+            };
+            let mut resolved = profile::resolve(forge, None, &ctx)?;
+            resolved.service = Some(svc.name.clone());
+            resolved.compose = Some(project.file.clone());
+            self.add_profile(resolved, Ownership::Numeric, Some(&svc.name))?;
+        }
+        if !any {
+            return Err(Error::usage(format!(
+                "{} has no forge or CI service forgekeep knows",
+                project.file.display()
+            ))
+            .hint("forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone"));
+        }
+        for w in &project.warnings {
+            self.findings.push(Finding {
+                code: crate::findings::Code::ConfigProblem,
+                severity: crate::findings::Severity::Info,
+                path: project.file.display().to_string(),
+                message: w.clone(),
+                fix: "check the compose file".into(),
+            });
+        }
+        for f in &project.extra_files {
+            let given = f.display().to_string();
+            if f.exists() && !self.requests.iter().any(|r| r.given == given) {
+                self.requests.push(SourceRequest {
+                    profile: Some(format!("compose {}", project.name)),
+                    what: Some(
+                        "compose configuration (may hold secrets in environment values)".into(),
+                    ),
+                    ..SourceRequest::path(given, Ownership::Name)
+                });
+            }
+        }
         Ok(())
     }
 

@@ -144,6 +144,11 @@ pub struct Resolved {
     /// The configuration file it was resolved from, if the forge has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
+    /// The compose service and file it was found in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compose: Option<PathBuf>,
     pub items: Vec<Item>,
     /// Problems found in the configuration itself (an empty SECRET_KEY, an app.ini the
     /// run user cannot write, a secret on no persistent storage, ...).
