@@ -57,6 +57,18 @@ pub enum Code {
     Unreadable,
     /// The file changed while it was being read: its copy would be torn.
     ChangedWhileRead,
+    /// A secret the forge's configuration names is not on this host.
+    SecretMissing,
+    /// A secret's permission bits are wider than the forge needs.
+    ModeTooOpen,
+    /// A secret is not owned by the user the forge runs as.
+    OwnerUnexpected,
+    /// The forge's configuration itself puts its secrets at risk.
+    ConfigProblem,
+    /// A secret lives in a container's layer or anonymous volume: lost on `compose down`.
+    NotPersistent,
+    /// A secret is on a volume whose host folder cannot be found.
+    VolumeUnknown,
 }
 
 impl Code {
@@ -73,6 +85,12 @@ impl Code {
             Code::NameNotUtf8 => "name-not-utf8",
             Code::Unreadable => "unreadable",
             Code::ChangedWhileRead => "changed-while-read",
+            Code::SecretMissing => "secret-missing",
+            Code::ModeTooOpen => "mode-too-open",
+            Code::OwnerUnexpected => "owner-unexpected",
+            Code::ConfigProblem => "config-problem",
+            Code::NotPersistent => "not-persistent",
+            Code::VolumeUnknown => "volume-unknown",
         }
     }
 }
