@@ -36,7 +36,7 @@ pub(crate) fn sqlite_path(dsn: &str) -> &str {
 }
 
 /// Reads the env file at `file` (a forge path) into `env`; findings for problems.
-/// Returns whether it was read.
+/// Returns the file's own assignments when it was read.
 pub(crate) fn merge_env_file(
     b: &mut Builder,
     file: &Path,
@@ -44,20 +44,16 @@ pub(crate) fn merge_env_file(
     what: &str,
     need: Need,
     layout: Layout,
-) -> bool {
+) -> Option<BTreeMap<String, String>> {
     let read = b.read_text(file).ok();
     b.add(
         Want::file(file, what, need)
             .owner(Some(root_owner(layout)))
             .mode(0o600),
     );
-    match read {
-        Some((_, text)) => {
-            env.extend(envfile::parse(&text));
-            true
-        }
-        None => false,
-    }
+    let vars = envfile::parse(&read?.1);
+    env.extend(vars.clone());
+    Some(vars)
 }
 
 pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
