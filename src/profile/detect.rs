@@ -309,19 +309,42 @@ mod tests {
             "/usr/local/lib/systemd/system/woodpecker-server.service",
             "[Service]\nEnvironmentFile=/etc/woodpecker/woodpecker-server.env\nExecStart=/usr/local/bin/woodpecker-server\n",
         );
-        write(root, "/etc/woodpecker/woodpecker-server.env", "WOODPECKER_HOST=x\n");
+        write(
+            root,
+            "/etc/woodpecker/woodpecker-server.env",
+            "WOODPECKER_HOST=x\n",
+        );
         write(root, "/etc/gitea/app.ini", "");
         write(root, "/etc/gitlab/gitlab-secrets.json", "{}");
         let found = detect_in(root, &BTreeMap::new());
         let want = [
-            (Forge::Forgejo, "/etc/forgejo/conf/app.ini", "systemd unit /usr/lib/systemd/system/forgejo.service"),
-            (Forge::Woodpecker, "/etc/woodpecker/woodpecker-server.env", "systemd unit /usr/local/lib/systemd/system/woodpecker-server.service"),
-            (Forge::Gitea, "/etc/gitea/app.ini", "config file /etc/gitea/app.ini"),
-            (Forge::Gitlab, "/etc/gitlab", "config file /etc/gitlab/gitlab-secrets.json"),
+            (
+                Forge::Forgejo,
+                "/etc/forgejo/conf/app.ini",
+                "systemd unit /usr/lib/systemd/system/forgejo.service",
+            ),
+            (
+                Forge::Woodpecker,
+                "/etc/woodpecker/woodpecker-server.env",
+                "systemd unit /usr/local/lib/systemd/system/woodpecker-server.service",
+            ),
+            (
+                Forge::Gitea,
+                "/etc/gitea/app.ini",
+                "config file /etc/gitea/app.ini",
+            ),
+            (
+                Forge::Gitlab,
+                "/etc/gitlab",
+                "config file /etc/gitlab/gitlab-secrets.json",
+            ),
         ];
         assert_eq!(found.len(), want.len(), "{found:?}");
         for (d, (f, c, via)) in found.iter().zip(want) {
-            assert_eq!((d.forge, d.config.as_deref(), d.via.as_str()), (f, Some(Path::new(c)), via));
+            assert_eq!(
+                (d.forge, d.config.as_deref(), d.via.as_str()),
+                (f, Some(Path::new(c)), via)
+            );
         }
     }
 }

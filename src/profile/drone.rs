@@ -108,14 +108,24 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
         fake.write("/data/database.sqlite", "db");
-        fake.write("/srv/drone.env", "DRONE_DATABASE_SECRET=abcdef0123\nDRONE_RPC_SECRET=x\n");
+        fake.write(
+            "/srv/drone.env",
+            "DRONE_DATABASE_SECRET=abcdef0123\nDRONE_RPC_SECRET=x\n",
+        );
         let env = BTreeMap::new();
-        let ctx = Context { env: &env, locate: &fake, layout: Layout::Docker, with_db: false };
+        let ctx = Context {
+            env: &env,
+            locate: &fake,
+            layout: Layout::Docker,
+            with_db: false,
+        };
 
         let r = super::resolve(None, &ctx).unwrap();
         assert_eq!(r.items.len(), 1);
         assert_eq!(r.items[0].kind, ItemKind::Sqlite);
-        assert!(r.findings.iter().any(|f| f.severity == Severity::Warning && f.message.contains("DRONE_DATABASE_SECRET")));
+        assert!(r.findings.iter().any(
+            |f| f.severity == Severity::Warning && f.message.contains("DRONE_DATABASE_SECRET")
+        ));
 
         let r = super::resolve(Some(Path::new("/srv/drone.env")), &ctx).unwrap();
         assert_eq!(r.items.len(), 2);

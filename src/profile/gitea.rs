@@ -97,7 +97,10 @@ fn find_config(
     let work = env_first(env, work_env(forge));
     if let Some(c) = env_first(env, custom_env(forge)) {
         let base = PathBuf::from(work.unwrap_or("/"));
-        return (under(&base, c).join("conf/app.ini"), "the custom path".into());
+        return (
+            under(&base, c).join("conf/app.ini"),
+            "the custom path".into(),
+        );
     }
     if let Some(w) = work {
         return (
@@ -204,7 +207,9 @@ pub(crate) fn check_writable(b: &mut Builder, host: &Path, owner: &Owner, name: 
                  JWT_SECRET) are written back there, and since 1.22 it refuses to start when \
                  it cannot (go-gitea/gitea#31169)"
             ),
-            format!("let {who} write it, e.g. chown root:git and chmod 660, or set those keys yourself"),
+            format!(
+                "let {who} write it, e.g. chown root:git and chmod 660, or set those keys yourself"
+            ),
         );
     }
 }
@@ -212,7 +217,10 @@ pub(crate) fn check_writable(b: &mut Builder, host: &Path, owner: &Owner, name: 
 /// ConfigProblem when `[security] SECRET_KEY` is empty or the built-in constant.
 pub(crate) fn check_secret_key(b: &mut Builder, ini: &Ini, at: &Path, name: &str, extra: &[&str]) {
     let from_uri = ini.non_empty("security", "SECRET_KEY_URI").is_some();
-    let value = ini.get("security", "SECRET_KEY").map(str::trim).unwrap_or("");
+    let value = ini
+        .get("security", "SECRET_KEY")
+        .map(str::trim)
+        .unwrap_or("");
     if from_uri {
         return;
     }
@@ -241,7 +249,11 @@ fn is_symmetric(alg: &str) -> bool {
 }
 
 pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
-    let name = if forge == Forge::Forgejo { "Forgejo" } else { "Gitea" };
+    let name = if forge == Forge::Forgejo {
+        "Forgejo"
+    } else {
+        "Gitea"
+    };
     let layout = ctx.layout;
     let mut b = Builder::new(ctx);
     let (ini_path, how) = find_config(forge, config, ctx, &b);
@@ -303,7 +315,11 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
     } else if let Some(w) = env_first(ctx.env, work_env(forge)).or(image_work) {
         PathBuf::from(w)
     } else if ini_path.ends_with("custom/conf/app.ini") {
-        ini_path.ancestors().nth(3).unwrap_or(Path::new("/")).to_path_buf()
+        ini_path
+            .ancestors()
+            .nth(3)
+            .unwrap_or(Path::new("/"))
+            .to_path_buf()
     } else {
         let guess = if forge == Forge::Forgejo {
             "/var/lib/forgejo"
@@ -347,7 +363,9 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
     // asymmetric (services/oauth2_provider/jwtsigningkey.go loadOrCreateAsymmetricKey);
     // only used with [oauth2] ENABLED (default true).
     if ini.bool_or("oauth2", "ENABLED", true) {
-        let alg = ini.non_empty("oauth2", "JWT_SIGNING_ALGORITHM").unwrap_or("RS256");
+        let alg = ini
+            .non_empty("oauth2", "JWT_SIGNING_ALGORITHM")
+            .unwrap_or("RS256");
         if !is_symmetric(alg) {
             let file = ini
                 .non_empty("oauth2", "JWT_SIGNING_PRIVATE_KEY_FILE")
@@ -395,11 +413,19 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         let present: Vec<&PathBuf> = keys.iter().filter(|k| b.exists(k)).collect();
         if present.is_empty() {
             if let Some(first) = keys.first() {
-                b.add(key(Want::file(first, "built-in SSH server host key", Need::Regenerates)));
+                b.add(key(Want::file(
+                    first,
+                    "built-in SSH server host key",
+                    Need::Regenerates,
+                )));
             }
         } else {
             for k in present {
-                b.add(key(Want::file(k, "built-in SSH server host key", Need::Regenerates)));
+                b.add(key(Want::file(
+                    k,
+                    "built-in SSH server host key",
+                    Need::Regenerates,
+                )));
                 let mut pubk = k.clone().into_os_string();
                 pubk.push(".pub");
                 b.add(
@@ -463,14 +489,31 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
             // ACME_DIRECTORY taken as the work path (UNCONFIRMED).
             let dir = ini.non_empty("server", "ACME_DIRECTORY").unwrap_or("https");
             b.add(
-                Want::new(under(&work, dir), "ACME account and certificates", ItemKind::Dir, Need::Optional)
-                    .owner(Some(owner.clone())),
+                Want::new(
+                    under(&work, dir),
+                    "ACME account and certificates",
+                    ItemKind::Dir,
+                    Need::Optional,
+                )
+                .owner(Some(owner.clone())),
             );
         } else {
-            let cert = ini.non_empty("server", "CERT_FILE").unwrap_or("https/cert.pem");
-            let tkey = ini.non_empty("server", "KEY_FILE").unwrap_or("https/key.pem");
-            b.add(Want::file(under(&custom, cert), "HTTPS certificate", Need::Required));
-            b.add(key(Want::file(under(&custom, tkey), "HTTPS private key", Need::Required)));
+            let cert = ini
+                .non_empty("server", "CERT_FILE")
+                .unwrap_or("https/cert.pem");
+            let tkey = ini
+                .non_empty("server", "KEY_FILE")
+                .unwrap_or("https/key.pem");
+            b.add(Want::file(
+                under(&custom, cert),
+                "HTTPS certificate",
+                Need::Required,
+            ));
+            b.add(key(Want::file(
+                under(&custom, tkey),
+                "HTTPS private key",
+                Need::Required,
+            )));
         }
     }
 
@@ -482,14 +525,24 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         let mkey = ini
             .non_empty("mailer", "CLIENT_KEY_FILE")
             .unwrap_or("custom/mailer/key.pem");
-        b.add(Want::file(under(&work, cert), "SMTP client certificate", Need::Required));
-        b.add(key(Want::file(under(&work, mkey), "SMTP client private key", Need::Required)));
+        b.add(Want::file(
+            under(&work, cert),
+            "SMTP client certificate",
+            Need::Required,
+        ));
+        b.add(key(Want::file(
+            under(&work, mkey),
+            "SMTP client private key",
+            Need::Required,
+        )));
     }
 
     // Forgejo's unified signing keys (modules/setting/security.go loadKeyCfg, PR #11194).
     if forge == Forge::Forgejo {
         if ini.bool_or("actions", "ENABLED", true) {
-            let alg = ini.non_empty("actions", "ID_TOKEN_SIGNING_ALGORITHM").unwrap_or("RS256");
+            let alg = ini
+                .non_empty("actions", "ID_TOKEN_SIGNING_ALGORITHM")
+                .unwrap_or("RS256");
             if !is_symmetric(alg) {
                 let file = ini
                     .non_empty("actions", "ID_TOKEN_SIGNING_PRIVATE_KEY_FILE")
@@ -502,13 +555,19 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
                 .signing()));
             }
         }
-        let alg = ini.non_empty("server", "LFS_JWT_SIGNING_ALGORITHM").unwrap_or("HS256");
+        let alg = ini
+            .non_empty("server", "LFS_JWT_SIGNING_ALGORITHM")
+            .unwrap_or("HS256");
         if !is_symmetric(alg) {
             let file = ini
                 .non_empty("server", "LFS_JWT_SIGNING_PRIVATE_KEY_FILE")
                 .unwrap_or("lfs/private.pem");
-            b.add(key(Want::file(under(&data, file), "LFS JWT signing key", Need::Regenerates)
-                .signing()));
+            b.add(key(Want::file(
+                under(&data, file),
+                "LFS JWT signing key",
+                Need::Regenerates,
+            )
+            .signing()));
         }
     }
 
@@ -541,9 +600,14 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         };
         if ctx.with_db {
             b.add(
-                Want::new(&db, format!("{name} SQLite database"), ItemKind::Sqlite, Need::Required)
-                    .owner(Some(owner.clone()))
-                    .mode(0o640),
+                Want::new(
+                    &db,
+                    format!("{name} SQLite database"),
+                    ItemKind::Sqlite,
+                    Need::Required,
+                )
+                .owner(Some(owner.clone()))
+                .mode(0o640),
             );
         } else {
             b.finding(
@@ -593,8 +657,10 @@ mod tests {
         config: Option<&str>,
         with_db: bool,
     ) -> Resolved {
-        let env: BTreeMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let ctx = Context {
             env: &env,
             locate: fake,
@@ -612,9 +678,11 @@ mod tests {
     }
 
     fn has(r: &Resolved, code: Code, sev: Severity, needle: &str) -> bool {
-        r.findings
-            .iter()
-            .any(|f| f.code == code && f.severity == sev && (f.message.contains(needle) || f.path.contains(needle)))
+        r.findings.iter().any(|f| {
+            f.code == code
+                && f.severity == sev
+                && (f.message.contains(needle) || f.path.contains(needle))
+        })
     }
 
     const BINARY_INI: &str = "RUN_USER = git\nWORK_PATH = /var/lib/gitea\n\
@@ -644,14 +712,28 @@ mod tests {
         ] {
             assert!(paths.contains(&PathBuf::from(want)), "{want} in {paths:?}");
         }
-        let jwt = r.items.iter().find(|i| i.path.ends_with("jwt/private.pem")).unwrap();
+        let jwt = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("jwt/private.pem"))
+            .unwrap();
         assert!(jwt.regenerates && jwt.signing_key && jwt.max_mode == Some(0o600));
-        let db = r.items.iter().find(|i| i.path.ends_with("gitea.db")).unwrap();
+        let db = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("gitea.db"))
+            .unwrap();
         assert_eq!(db.kind, ItemKind::Sqlite);
         assert!(r.config.as_ref().unwrap().ends_with("etc/gitea/app.ini"));
         // gogs.rsa is absent but gitea.rsa exists: no warning about it.
-        assert!(!r.findings.iter().any(|f| f.path.contains("gogs.rsa")), "{:?}", r.findings);
-        assert!(!r.findings.iter().any(|f| f.code == Code::ConfigProblem && f.severity == Severity::Warning && f.message.contains("SECRET_KEY")));
+        assert!(
+            !r.findings.iter().any(|f| f.path.contains("gogs.rsa")),
+            "{:?}",
+            r.findings
+        );
+        assert!(!r.findings.iter().any(|f| f.code == Code::ConfigProblem
+            && f.severity == Severity::Warning
+            && f.message.contains("SECRET_KEY")));
         // No value ever reaches a finding.
         assert!(!format!("{:?}", r).contains("s3cr3t"));
     }
@@ -667,7 +749,11 @@ mod tests {
         );
         let r = run(Forge::Gitea, &fake, Layout::Native, &[], None, false);
         assert!(r.items.iter().all(|i| !i.path.ends_with("jwt.pem")));
-        let f = r.findings.iter().find(|f| f.code == Code::SecretMissing).unwrap();
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.code == Code::SecretMissing)
+            .unwrap();
         assert_eq!(f.severity, Severity::Warning);
         assert!(f.path.ends_with("srv/keys/jwt.pem"));
         assert!(f.message.contains("make a new one at start"));
@@ -681,19 +767,35 @@ mod tests {
     fn empty_secret_key_and_install_lock() {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
-        fake.write("/etc/gitea/app.ini", "WORK_PATH = /var/lib/gitea\n[security]\nSECRET_KEY =\n");
+        fake.write(
+            "/etc/gitea/app.ini",
+            "WORK_PATH = /var/lib/gitea\n[security]\nSECRET_KEY =\n",
+        );
         let r = run(Forge::Gitea, &fake, Layout::Native, &[], None, false);
-        assert!(has(&r, Code::ConfigProblem, Severity::Warning, "SECRET_KEY"));
+        assert!(has(
+            &r,
+            Code::ConfigProblem,
+            Severity::Warning,
+            "SECRET_KEY"
+        ));
         assert!(has(&r, Code::ConfigProblem, Severity::Info, "INSTALL_LOCK"));
         // The OAuth2 key is expected (default RS256) and missing.
-        assert!(has(&r, Code::SecretMissing, Severity::Warning, "jwt/private.pem"));
+        assert!(has(
+            &r,
+            Code::SecretMissing,
+            Severity::Warning,
+            "jwt/private.pem"
+        ));
     }
 
     #[test]
     fn env_overrides_and_file_variants() {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
-        fake.write("/etc/gitea/app.ini", "WORK_PATH = /var/lib/gitea\n[security]\nINSTALL_LOCK = true\n");
+        fake.write(
+            "/etc/gitea/app.ini",
+            "WORK_PATH = /var/lib/gitea\n[security]\nINSTALL_LOCK = true\n",
+        );
         fake.write("/run/secrets/secret_key", "from-a-file\n");
         fake.write("/var/lib/gitea/data/jwt/private.pem", "k");
         let r = run(
@@ -701,7 +803,10 @@ mod tests {
             &fake,
             Layout::Native,
             &[
-                ("GITEA__security__SECRET_KEY__FILE", "/run/secrets/secret_key"),
+                (
+                    "GITEA__security__SECRET_KEY__FILE",
+                    "/run/secrets/secret_key",
+                ),
                 ("GITEA__oauth2__JWT_SIGNING_ALGORITHM", "HS256"),
                 ("GITEA__database__DB_TYPE", "sqlite3"),
                 ("GITEA__database__PATH", "/srv/db/gitea.db"),
@@ -713,8 +818,18 @@ mod tests {
         assert!(paths.contains(&PathBuf::from("/run/secrets/secret_key")));
         // HS256: no key file expected.
         assert!(!paths.iter().any(|p| p.ends_with("jwt/private.pem")));
-        assert!(!has(&r, Code::ConfigProblem, Severity::Warning, "SECRET_KEY"));
-        assert!(has(&r, Code::ConfigProblem, Severity::Info, "srv/db/gitea.db"));
+        assert!(!has(
+            &r,
+            Code::ConfigProblem,
+            Severity::Warning,
+            "SECRET_KEY"
+        ));
+        assert!(has(
+            &r,
+            Code::ConfigProblem,
+            Severity::Info,
+            "srv/db/gitea.db"
+        ));
         assert!(!format!("{:?}", r).contains("from-a-file"));
     }
 
@@ -734,13 +849,29 @@ mod tests {
         assert!(paths.contains(&PathBuf::from("/data/gitea/conf/app.ini")));
         assert!(paths.contains(&PathBuf::from("/data/gitea/jwt/private.pem")));
         assert!(paths.contains(&PathBuf::from("/data/ssh")));
-        let ssh = r.items.iter().find(|i| i.path.ends_with("data/ssh")).unwrap();
+        let ssh = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("data/ssh"))
+            .unwrap();
         assert_eq!(ssh.kind, ItemKind::Dir);
         assert_eq!(ssh.owner, Some(super::Owner::Uid(0)));
-        let jwt = r.items.iter().find(|i| i.path.ends_with("private.pem")).unwrap();
+        let jwt = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("private.pem"))
+            .unwrap();
         assert_eq!(jwt.owner, Some(super::Owner::Uid(1000)));
-        assert_eq!(jwt.container_path.as_deref(), Some("/data/gitea/jwt/private.pem"));
-        assert!(has(&r, Code::ConfigProblem, Severity::Info, "data/gitea/gitea.db"));
+        assert_eq!(
+            jwt.container_path.as_deref(),
+            Some("/data/gitea/jwt/private.pem")
+        );
+        assert!(has(
+            &r,
+            Code::ConfigProblem,
+            Severity::Info,
+            "data/gitea/gitea.db"
+        ));
     }
 
     #[test]
@@ -757,8 +888,19 @@ mod tests {
             PathBuf::from("/var/lib/gitea/jwt"),
             "./gitea/data:/var/lib/gitea".into(),
         ));
-        let r = run(Forge::Gitea, &fake, Layout::DockerRootless, &[], None, false);
-        let f = r.findings.iter().find(|f| f.code == Code::NotPersistent).unwrap();
+        let r = run(
+            Forge::Gitea,
+            &fake,
+            Layout::DockerRootless,
+            &[],
+            None,
+            false,
+        );
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.code == Code::NotPersistent)
+            .unwrap();
         assert_eq!(f.severity, Severity::Error);
         assert!(f.message.contains("docker compose down"));
         assert!(f.fix.contains("./gitea/data:/var/lib/gitea"));
@@ -783,7 +925,14 @@ mod tests {
         fake.write("/var/lib/gitea/actions_id_token/private.pem", "k");
         fake.write("/var/lib/gitea/lfs/private.pem", "k");
         fake.write("/var/lib/gitea/ssh/gitea.rsa", "k");
-        let r = run(Forge::Forgejo, &fake, Layout::DockerRootless, &[], None, false);
+        let r = run(
+            Forge::Forgejo,
+            &fake,
+            Layout::DockerRootless,
+            &[],
+            None,
+            false,
+        );
         let paths = item_paths(&r, &fake);
         for want in [
             "/var/lib/gitea/custom/conf/app.ini",
@@ -794,30 +943,54 @@ mod tests {
         ] {
             assert!(paths.contains(&PathBuf::from(want)), "{want} in {paths:?}");
         }
-        assert!(!has(&r, Code::ConfigProblem, Severity::Warning, "SECRET_KEY"));
+        assert!(!has(
+            &r,
+            Code::ConfigProblem,
+            Severity::Warning,
+            "SECRET_KEY"
+        ));
     }
 
     #[test]
     fn unreadable_app_ini_falls_back_to_defaults() {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
-        let r = run(Forge::Gitea, &fake, Layout::DockerRootless, &[], None, false);
+        let r = run(
+            Forge::Gitea,
+            &fake,
+            Layout::DockerRootless,
+            &[],
+            None,
+            false,
+        );
         assert!(has(&r, Code::SecretMissing, Severity::Error, "app.ini"));
         assert!(has(&r, Code::ConfigProblem, Severity::Warning, "defaults"));
         // defaults still name the JWT key under /var/lib/gitea
-        assert!(has(&r, Code::SecretMissing, Severity::Warning, "var/lib/gitea/jwt/private.pem"));
+        assert!(has(
+            &r,
+            Code::SecretMissing,
+            Severity::Warning,
+            "var/lib/gitea/jwt/private.pem"
+        ));
     }
 
     #[test]
     fn custom_env_names_the_config() {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
-        fake.write("/srv/forgejo/custom/conf/app.ini", "[oauth2]\nENABLED = false\n");
+        fake.write(
+            "/srv/forgejo/custom/conf/app.ini",
+            "[oauth2]\nENABLED = false\n",
+        );
         let r = run(
             Forge::Forgejo,
             &fake,
             Layout::Native,
-            &[("GITEA_CUSTOM", "/nope"), ("FORGEJO_CUSTOM", "/srv/forgejo/custom"), ("FORGEJO_WORK_DIR", "/srv/forgejo")],
+            &[
+                ("GITEA_CUSTOM", "/nope"),
+                ("FORGEJO_CUSTOM", "/srv/forgejo/custom"),
+                ("FORGEJO_WORK_DIR", "/srv/forgejo"),
+            ],
             None,
             false,
         );

@@ -61,9 +61,13 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
                 .mode(0o600),
         );
         b.add(
-            Want::file(dir.join(format!("{k}.pub")), "SSH host public key", Need::IfPresent)
-                .owner(root.clone())
-                .mode(0o644),
+            Want::file(
+                dir.join(format!("{k}.pub")),
+                "SSH host public key",
+                Need::IfPresent,
+            )
+            .owner(root.clone())
+            .mode(0o644),
         );
     }
     for (sub, what) in [
@@ -120,7 +124,12 @@ mod tests {
         fake.write("/srv/gitlab/config/ssh_host_ed25519_key.pub", "k");
         fake.mkdir("/srv/gitlab/config/trusted-certs");
         let env = BTreeMap::new();
-        let ctx = Context { env: &env, locate: &fake, layout: Layout::Docker, with_db: false };
+        let ctx = Context {
+            env: &env,
+            locate: &fake,
+            layout: Layout::Docker,
+            with_db: false,
+        };
         let r = super::resolve(Some(Path::new("/srv/gitlab/config")), &ctx).unwrap();
         let names: Vec<_> = r
             .items
@@ -129,7 +138,13 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["gitlab-secrets.json", "gitlab.rb", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "trusted-certs"]
+            [
+                "gitlab-secrets.json",
+                "gitlab.rb",
+                "ssh_host_ed25519_key",
+                "ssh_host_ed25519_key.pub",
+                "trusted-certs"
+            ]
         );
         assert!(r.items[0].regenerates && r.items[0].max_mode == Some(0o600));
         assert!(r.findings.iter().all(|f| f.severity == Severity::Info));
@@ -140,7 +155,12 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
         let env = BTreeMap::new();
-        let ctx = Context { env: &env, locate: &fake, layout: Layout::Native, with_db: false };
+        let ctx = Context {
+            env: &env,
+            locate: &fake,
+            layout: Layout::Native,
+            with_db: false,
+        };
         let r = super::resolve(None, &ctx).unwrap();
         assert!(r.items.is_empty());
         let f = &r.findings[0];

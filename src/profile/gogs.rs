@@ -97,9 +97,13 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
         _ => None,
     };
     b.add(
-        Want::file(&ini_path, "Gogs app.ini (SECRET_KEY, passwords)", Need::Config)
-            .owner(Some(owner.clone()))
-            .mode(0o640),
+        Want::file(
+            &ini_path,
+            "Gogs app.ini (SECRET_KEY, passwords)",
+            Need::Config,
+        )
+        .owner(Some(owner.clone()))
+        .mode(0o640),
     );
 
     let work = work_env
@@ -124,25 +128,36 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
         &val(&ini, "server", "APP_DATA_PATH").unwrap_or_else(|| "data".into()),
     ));
 
-    if ini.bool_or("server", "START_SSH_SERVER", false) && !ini.bool_or("server", "DISABLE_SSH", false) {
+    if ini.bool_or("server", "START_SSH_SERVER", false)
+        && !ini.bool_or("server", "DISABLE_SSH", false)
+    {
         let algos = val(&ini, "server", "SSH_SERVER_ALGORITHMS")
             .unwrap_or_else(|| "rsa, ecdsa, ed25519".into());
         for a in algos.split(',').map(str::trim).filter(|a| !a.is_empty()) {
             let a = a.strip_prefix("ssh-").unwrap_or(a);
             let k = data.join(format!("ssh/gogs.{a}"));
             b.add(
-                Want::file(&k, format!("built-in SSH server host key ({a})"), Need::Regenerates)
-                    .owner(Some(owner.clone()))
-                    .mode(0o600),
+                Want::file(
+                    &k,
+                    format!("built-in SSH server host key ({a})"),
+                    Need::Regenerates,
+                )
+                .owner(Some(owner.clone()))
+                .mode(0o600),
             );
         }
     }
     if docker {
         // docker/s6/openssh/setup: ssh-keygen into /data/ssh when missing.
         b.add(
-            Want::new("/data/ssh", "OpenSSH host keys of the image's sshd", ItemKind::Dir, Need::Regenerates)
-                .owner(Some(root_owner(layout)))
-                .mode(0o700),
+            Want::new(
+                "/data/ssh",
+                "OpenSSH host keys of the image's sshd",
+                ItemKind::Dir,
+                Need::Regenerates,
+            )
+            .owner(Some(root_owner(layout)))
+            .mode(0o700),
         );
     }
 
@@ -216,7 +231,12 @@ mod tests {
         fake.mkdir("/data/ssh");
         fake.write("/data/gogs/data/gogs.db", "db");
         let env = BTreeMap::new();
-        let ctx = Context { env: &env, locate: &fake, layout: Layout::Docker, with_db: true };
+        let ctx = Context {
+            env: &env,
+            locate: &fake,
+            layout: Layout::Docker,
+            with_db: true,
+        };
         let r = super::resolve(None, &ctx).unwrap();
         let paths: Vec<PathBuf> = r
             .items
@@ -225,19 +245,26 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            ["/data/gogs/conf/app.ini", "/data/gogs/data/ssh/gogs.ed25519", "/data/ssh", "/data/gogs/data/gogs.db"]
-                .map(PathBuf::from)
+            [
+                "/data/gogs/conf/app.ini",
+                "/data/gogs/data/ssh/gogs.ed25519",
+                "/data/ssh",
+                "/data/gogs/data/gogs.db"
+            ]
+            .map(PathBuf::from)
         );
-        assert!(r
-            .findings
-            .iter()
-            .any(|f| f.code == Code::ConfigProblem && f.severity == Severity::Warning && f.message.contains("SECRET_KEY")));
+        assert!(r.findings.iter().any(|f| f.code == Code::ConfigProblem
+            && f.severity == Severity::Warning
+            && f.message.contains("SECRET_KEY")));
     }
 
     #[test]
     fn expand_env() {
         let env = BTreeMap::from([("HOME".to_string(), "/home/git".to_string())]);
-        assert_eq!(super::expand("${HOME}/gogs-data", &env), "/home/git/gogs-data");
+        assert_eq!(
+            super::expand("${HOME}/gogs-data", &env),
+            "/home/git/gogs-data"
+        );
         assert_eq!(super::expand("a${NOPE}b${", &env), "ab${");
     }
 }

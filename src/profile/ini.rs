@@ -99,7 +99,10 @@ impl Ini {
 
     /// A boolean the way Gitea reads one (`MustBool`: strconv.ParseBool), else `default`.
     pub fn bool_or(&self, section: &str, key: &str, default: bool) -> bool {
-        match self.get(section, key).map(|v| v.trim().to_ascii_lowercase()) {
+        match self
+            .get(section, key)
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
             Some(v) if ["1", "t", "true", "on", "yes", "y"].contains(&v.as_str()) => true,
             Some(v) if ["0", "f", "false", "off", "no", "n"].contains(&v.as_str()) => false,
             _ => default,
@@ -150,7 +153,10 @@ PATH = 'data/gitea.db'\n";
         let ini = Ini::parse(APP_INI);
         assert_eq!(ini.get("", "RUN_USER"), Some("git"));
         assert_eq!(ini.get("", "work_path"), Some("/var/lib/gitea"));
-        assert_eq!(ini.get("server", "APP_DATA_PATH"), Some("/var/lib/gitea/data"));
+        assert_eq!(
+            ini.get("server", "APP_DATA_PATH"),
+            Some("/var/lib/gitea/data")
+        );
         assert_eq!(ini.get("SERVER", "START_SSH_SERVER"), Some("true"));
         assert!(ini.bool_or("server", "START_SSH_SERVER", false));
         assert_eq!(
@@ -159,7 +165,10 @@ PATH = 'data/gitea.db'\n";
         );
         assert_eq!(ini.get("database", "PATH"), Some("data/gitea.db"));
         assert_eq!(ini.get("server", "LFS_JWT_SECRET"), Some("ab#c;d"));
-        assert_eq!(ini.get("", "APP_NAME"), Some("Gitea: Git with a cup of tea"));
+        assert_eq!(
+            ini.get("", "APP_NAME"),
+            Some("Gitea: Git with a cup of tea")
+        );
     }
 
     #[test]

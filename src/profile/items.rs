@@ -39,7 +39,12 @@ pub(crate) struct Want {
 }
 
 impl Want {
-    pub fn new(path: impl Into<PathBuf>, what: impl Into<String>, kind: ItemKind, need: Need) -> Want {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        what: impl Into<String>,
+        kind: ItemKind,
+        need: Need,
+    ) -> Want {
         Want {
             path: path.into(),
             what: what.into(),
@@ -149,10 +154,9 @@ impl<'a, 'c> Builder<'a, 'c> {
                     crate::error::plain_io(&e)
                 )),
             },
-            Probe::NotPersistent(_) => Err(format!(
-                "{} is on no persistent storage",
-                path.display()
-            )),
+            Probe::NotPersistent(_) => {
+                Err(format!("{} is on no persistent storage", path.display()))
+            }
             Probe::Unknown(why) => Err(format!("{}: {why}", path.display())),
         }
     }
@@ -205,8 +209,12 @@ impl<'a, 'c> Builder<'a, 'c> {
                 let (sev, msg, fix) = match w.need {
                     Need::Config => (
                         Severity::Error,
-                        format!("{} is not at {at}: the secrets it holds cannot be kept", w.what),
-                        "name the configuration file with -p PROFILE=PATH, or check the path".to_string(),
+                        format!(
+                            "{} is not at {at}: the secrets it holds cannot be kept",
+                            w.what
+                        ),
+                        "name the configuration file with -p PROFILE=PATH, or check the path"
+                            .to_string(),
                     ),
                     Need::Required => (
                         Severity::Warning,
@@ -215,7 +223,8 @@ impl<'a, 'c> Builder<'a, 'c> {
                              to start, or that feature breaks, without it",
                             w.what
                         ),
-                        "put it back from an older backup, or correct the configuration".to_string(),
+                        "put it back from an older backup, or correct the configuration"
+                            .to_string(),
                     ),
                     Need::Regenerates => (
                         Severity::Warning,

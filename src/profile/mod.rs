@@ -245,10 +245,7 @@ pub fn audit(item: &Item, meta: &std::fs::Metadata, names: &mut NameCache) -> Ve
                 code: Code::OwnerUnexpected,
                 severity: Severity::Warning,
                 path,
-                message: format!(
-                    "{} belongs to {have}; the forge runs as {want}",
-                    item.what
-                ),
+                message: format!("{} belongs to {have}; the forge runs as {want}", item.what),
                 fix: format!(
                     "chown {} {}",
                     match owner {
@@ -294,7 +291,11 @@ mod tests {
         let ok = item(&p, Some(Owner::Uid(meta.uid())), Some(0o644));
         assert!(audit(&ok, &meta, &mut names).is_empty());
 
-        let f = audit(&item(&p, Some(Owner::Uid(meta.uid() + 1)), Some(0o600)), &meta, &mut names);
+        let f = audit(
+            &item(&p, Some(Owner::Uid(meta.uid() + 1)), Some(0o600)),
+            &meta,
+            &mut names,
+        );
         let codes: Vec<_> = f.iter().map(|f| f.code).collect();
         assert_eq!(codes, vec![Code::ModeTooOpen, Code::OwnerUnexpected]);
         assert!(f[0].message.contains("0644") && f[0].fix.starts_with("chmod 600 "));
@@ -304,6 +305,9 @@ mod tests {
             assert!(audit(&by_name, &meta, &mut names).is_empty());
         }
         let other = item(&p, Some(Owner::Name("no-such-user-forgekeep".into())), None);
-        assert_eq!(audit(&other, &meta, &mut names)[0].code, Code::OwnerUnexpected);
+        assert_eq!(
+            audit(&other, &meta, &mut names)[0].code,
+            Code::OwnerUnexpected
+        );
     }
 }

@@ -115,16 +115,28 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
             .unwrap_or_else(|| "/etc/woodpecker/agent.conf".into());
         if !conf.is_empty() {
             b.add(
-                Want::file(&conf, "Woodpecker agent ID file (agent.conf)", Need::Regenerates)
-                    .owner(owner.clone())
-                    .mode(0o644),
+                Want::file(
+                    &conf,
+                    "Woodpecker agent ID file (agent.conf)",
+                    Need::Regenerates,
+                )
+                .owner(owner.clone())
+                .mode(0o644),
             );
         }
     } else {
         // TLS served by Woodpecker itself.
         for (var, what, mode) in [
-            ("WOODPECKER_SERVER_CERT", "Woodpecker HTTPS certificate", 0o644),
-            ("WOODPECKER_SERVER_KEY", "Woodpecker HTTPS private key", 0o600),
+            (
+                "WOODPECKER_SERVER_CERT",
+                "Woodpecker HTTPS certificate",
+                0o644,
+            ),
+            (
+                "WOODPECKER_SERVER_KEY",
+                "Woodpecker HTTPS private key",
+                0o600,
+            ),
         ] {
             if let Some(p) = env.get(var).map(|s| s.trim()).filter(|s| !s.is_empty()) {
                 b.add(Want::file(p, what, Need::Required).mode(mode));
@@ -233,10 +245,23 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
-    fn run(forge: Forge, fake: &Prefixed, layout: Layout, env: &[(&str, &str)], config: Option<&str>) -> Resolved {
-        let env: BTreeMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let ctx = Context { env: &env, locate: fake, layout, with_db: false };
+    fn run(
+        forge: Forge,
+        fake: &Prefixed,
+        layout: Layout,
+        env: &[(&str, &str)],
+        config: Option<&str>,
+    ) -> Resolved {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ctx = Context {
+            env: &env,
+            locate: fake,
+            layout,
+            with_db: false,
+        };
         super::super::resolve(forge, config.map(Path::new), &ctx).unwrap()
     }
 
@@ -267,7 +292,10 @@ mod tests {
         assert!(!p.iter().any(|p| p.ends_with("woodpecker.log")));
         let db = r.items.iter().find(|i| i.kind == ItemKind::Sqlite).unwrap();
         assert!(db.path.ends_with("woodpecker.sqlite"));
-        assert!(r.findings.iter().any(|f| f.code == Code::ConfigProblem && f.message.contains("published default")));
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.code == Code::ConfigProblem && f.message.contains("published default")));
         assert!(!format!("{r:?}").contains("topsecretvalue"));
     }
 
@@ -280,22 +308,40 @@ mod tests {
             Forge::Woodpecker,
             &fake,
             Layout::Docker,
-            &[("WOODPECKER_DATABASE_DATASOURCE", "file:custom.sqlite?cache=shared"), ("WOODPECKER_GRPC_SECRET", "abc")],
+            &[
+                (
+                    "WOODPECKER_DATABASE_DATASOURCE",
+                    "file:custom.sqlite?cache=shared",
+                ),
+                ("WOODPECKER_GRPC_SECRET", "abc"),
+            ],
             None,
         );
-        assert_eq!(paths(&r, &fake), vec![PathBuf::from("/var/lib/woodpecker/custom.sqlite")]);
+        assert_eq!(
+            paths(&r, &fake),
+            vec![PathBuf::from("/var/lib/woodpecker/custom.sqlite")]
+        );
         assert!(r.findings.is_empty(), "{:?}", r.findings);
 
         let r = run(
             Forge::Woodpecker,
             &fake,
             Layout::Docker,
-            &[("WOODPECKER_DATABASE_DRIVER", "postgres"), ("WOODPECKER_DATABASE_DATASOURCE", "postgres://u:pw@db/x")],
+            &[
+                ("WOODPECKER_DATABASE_DRIVER", "postgres"),
+                ("WOODPECKER_DATABASE_DATASOURCE", "postgres://u:pw@db/x"),
+            ],
             None,
         );
         assert!(r.items.is_empty());
-        assert!(r.findings.iter().any(|f| f.severity == Severity::Info && f.message.contains("external")));
-        assert!(r.findings.iter().any(|f| f.severity == Severity::Warning && f.message.contains("not set")));
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Info && f.message.contains("external")));
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning && f.message.contains("not set")));
         assert!(!format!("{r:?}").contains("pw@db"));
     }
 
@@ -303,19 +349,42 @@ mod tests {
     fn agent_conf_regenerates() {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
-        fake.write("/srv/agent.env", "WOODPECKER_SERVER=ci:9000\nWOODPECKER_AGENT_SECRET_FILE=/run/secrets/agent\n");
+        fake.write(
+            "/srv/agent.env",
+            "WOODPECKER_SERVER=ci:9000\nWOODPECKER_AGENT_SECRET_FILE=/run/secrets/agent\n",
+        );
         fake.write("/run/secrets/agent", "x");
-        let r = run(Forge::WoodpeckerAgent, &fake, Layout::Native, &[], Some("/srv/agent.env"));
+        let r = run(
+            Forge::WoodpeckerAgent,
+            &fake,
+            Layout::Native,
+            &[],
+            Some("/srv/agent.env"),
+        );
         let p = paths(&r, &fake);
         assert!(p.contains(&PathBuf::from("/srv/agent.env")));
         assert!(p.contains(&PathBuf::from("/run/secrets/agent")));
-        let f = r.findings.iter().find(|f| f.code == Code::SecretMissing).unwrap();
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.code == Code::SecretMissing)
+            .unwrap();
         assert!(f.path.ends_with("etc/woodpecker/agent.conf"));
         assert_eq!(f.severity, Severity::Warning);
 
         fake.write("/etc/woodpecker/agent.conf", "{\"agent_id\":3}");
-        let r = run(Forge::WoodpeckerAgent, &fake, Layout::Native, &[], Some("/srv/agent.env"));
-        let conf = r.items.iter().find(|i| i.path.ends_with("agent.conf")).unwrap();
+        let r = run(
+            Forge::WoodpeckerAgent,
+            &fake,
+            Layout::Native,
+            &[],
+            Some("/srv/agent.env"),
+        );
+        let conf = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("agent.conf"))
+            .unwrap();
         assert!(conf.regenerates);
     }
 }
