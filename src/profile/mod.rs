@@ -193,7 +193,13 @@ pub struct Context<'a> {
 }
 
 /// Resolves `forge` on this host. `config` is the file the user named (`-p gitea=PATH`);
-/// without it each profile runs its documented search.
+/// without it each profile runs its documented search. `config` is in the FORGE's path
+/// space like every other path: it goes through `ctx.locate` (the identity natively).
+///
+/// Only items that exist on this host are returned in `items`; a missing one, one on no
+/// persistent storage or on an unknown volume is a finding instead (`secret-missing`,
+/// `not-persistent`, `volume-unknown`), so collection never fails on them. Findings name
+/// keys and paths, never values.
 pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     match forge {
         Forge::Gitea | Forge::Forgejo => gitea::resolve(forge, config, ctx),
