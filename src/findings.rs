@@ -57,17 +57,17 @@ pub enum Code {
     Unreadable,
     /// The file changed while it was being read: its copy would be torn.
     ChangedWhileRead,
-    /// A secret the forge's configuration names does not exist.
+    /// A secret the forge's configuration names is not on this host.
     SecretMissing,
-    /// A secret's mode is wider than the forge needs.
+    /// A secret's permission bits are wider than the forge needs.
     ModeTooOpen,
-    /// A secret does not belong to the user the forge runs as.
+    /// A secret is not owned by the user the forge runs as.
     OwnerUnexpected,
-    /// The forge's configuration itself is risky (an empty SECRET_KEY, a read-only app.ini, ...).
+    /// The forge's configuration itself puts its secrets at risk.
     ConfigProblem,
-    /// A secret lives in a container layer or an anonymous volume: lost on `docker compose down`.
+    /// A secret lives in a container's layer or anonymous volume: lost on `compose down`.
     NotPersistent,
-    /// A secret lives on a named volume whose host folder cannot be found.
+    /// A secret is on a volume whose host folder cannot be found.
     VolumeUnknown,
 }
 

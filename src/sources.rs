@@ -162,9 +162,10 @@ impl Sources {
     /// The profiles' expectations (owner, widest mode) checked against what collection saw.
     pub fn audit(&self) -> Vec<Finding> {
         let mut out = Vec::new();
+        let mut names = crate::owners::NameCache::default();
         for item in self.resolved.iter().flat_map(|r| &r.items) {
             if let Ok(meta) = std::fs::symlink_metadata(&item.path) {
-                out.extend(profile::audit(item, &meta));
+                out.extend(profile::audit(item, &meta, &mut names));
             }
         }
         out

@@ -16,17 +16,20 @@
 //! that maps container paths through the service's volumes and says which paths are on
 //! no persistent storage at all.
 
+pub mod detect;
 pub mod drone;
 pub mod envfile;
 pub mod gitea;
 pub mod gitlab;
 pub mod gogs;
 pub mod ini;
+mod items;
 pub mod signing;
 pub mod woodpecker;
 
 use crate::error::{Error, Result};
-use crate::findings::Finding;
+use crate::findings::{Code, Finding, Severity};
+use crate::owners::NameCache;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -196,7 +199,13 @@ pub struct Context<'a> {
 }
 
 /// Resolves `forge` on this host. `config` is the file the user named (`-p gitea=PATH`);
-/// without it each profile runs its documented search.
+/// without it each profile runs its documented search. `config` is in the FORGE's path
+/// space like every other path: it goes through `ctx.locate` (the identity natively).
+///
+/// Only items that exist on this host are returned in `items`; a missing one, one on no
+/// persistent storage or on an unknown volume is a finding instead (`secret-missing`,
+/// `not-persistent`, `volume-unknown`), so collection never fails on them. Findings name
+/// keys and paths, never values.
 pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     match forge {
         Forge::Gitea | Forge::Forgejo => gitea::resolve(forge, config, ctx),
@@ -207,50 +216,110 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
     }
 }
 
-/// The forge's expectations for `item` checked against its metadata: a mode wider than
-/// it needs, an owner other than the one it runs as.
-pub fn audit(item: &Item, meta: &std::fs::Metadata) -> Vec<Finding> {
-    use crate::findings::{Code, Severity};
+/// Checks an item that exists against the owner and widest mode its profile expects.
+/// `meta` is the item's own metadata (`symlink_metadata` or `metadata`, as collection
+/// reads it); `names` turns its uid into a user name for [`Owner::Name`].
+///
+/// * `mode-too-open` (warning): permission bits outside `max_mode`.
+/// * `owner-unexpected` (warning): another owner than the forge's run user.
+pub fn audit(item: &Item, meta: &std::fs::Metadata, names: &mut NameCache) -> Vec<Finding> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     let path = item.path.display().to_string();
+    let mode = meta.mode() & 0o7777;
     if let Some(max) = item.max_mode {
-        let mode = meta.mode() & 0o7777;
-        if meta.is_file() && mode & !max & 0o777 != 0 {
+        let extra = mode & !max & 0o777;
+        if extra != 0 {
             out.push(Finding {
                 code: Code::ModeTooOpen,
                 severity: Severity::Warning,
                 path: path.clone(),
                 message: format!(
-                    "{} has mode {mode:04o}; it needs at most {max:04o}",
-                    item.what
+                    "{} has mode {:04o}; it needs no more than {:04o}",
+                    item.what, mode, max
                 ),
-                fix: format!("chmod {max:04o} {path}"),
+                fix: format!("chmod {:o} {}", mode & max & 0o777, item.path.display()),
             });
         }
     }
     if let Some(owner) = &item.owner {
-        let (expected, matches) = match owner {
-            Owner::Uid(u) => (u.to_string(), meta.uid() == *u),
-            Owner::Name(n) => match nix::unistd::User::from_name(n) {
-                Ok(Some(u)) => (n.clone(), u.uid.as_raw() == meta.uid()),
-                // The run user does not exist here: nothing to compare against.
-                _ => (n.clone(), true),
-            },
+        let uid = meta.uid();
+        let (ok, want) = match owner {
+            Owner::Uid(u) => (*u == uid, format!("uid {u}")),
+            Owner::Name(n) => (names.user(uid).as_deref() == Some(n.as_str()), n.clone()),
         };
-        if !matches {
+        if !ok {
+            let have = names
+                .user(uid)
+                .map(|n| format!("{n} (uid {uid})"))
+                .unwrap_or_else(|| format!("uid {uid}"));
             out.push(Finding {
                 code: Code::OwnerUnexpected,
                 severity: Severity::Warning,
-                path: path.clone(),
-                message: format!(
-                    "{} belongs to uid {}; the forge runs as {expected}",
-                    item.what,
-                    meta.uid()
+                path,
+                message: format!("{} belongs to {have}; the forge runs as {want}", item.what),
+                fix: format!(
+                    "chown {} {}",
+                    match owner {
+                        Owner::Uid(u) => u.to_string(),
+                        Owner::Name(n) => n.clone(),
+                    },
+                    item.path.display()
                 ),
-                fix: format!("chown {expected} {path}"),
             });
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn item(path: &Path, owner: Option<Owner>, max_mode: Option<u32>) -> Item {
+        Item {
+            path: path.to_path_buf(),
+            container_path: None,
+            what: "OAuth2 JWT signing key".into(),
+            kind: ItemKind::File,
+            required: true,
+            regenerates: true,
+            signing_key: true,
+            owner,
+            max_mode,
+        }
+    }
+
+    #[test]
+    fn audit_mode_and_owner() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let p = dir.path().join("private.pem");
+        std::fs::write(&p, "x").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        let mut names = NameCache::default();
+
+        let ok = item(&p, Some(Owner::Uid(meta.uid())), Some(0o644));
+        assert!(audit(&ok, &meta, &mut names).is_empty());
+
+        let f = audit(
+            &item(&p, Some(Owner::Uid(meta.uid() + 1)), Some(0o600)),
+            &meta,
+            &mut names,
+        );
+        let codes: Vec<_> = f.iter().map(|f| f.code).collect();
+        assert_eq!(codes, vec![Code::ModeTooOpen, Code::OwnerUnexpected]);
+        assert!(f[0].message.contains("0644") && f[0].fix.starts_with("chmod 600 "));
+
+        if let Some(me) = names.user(meta.uid()) {
+            let by_name = item(&p, Some(Owner::Name(me)), None);
+            assert!(audit(&by_name, &meta, &mut names).is_empty());
+        }
+        let other = item(&p, Some(Owner::Name("no-such-user-forgekeep".into())), None);
+        assert_eq!(
+            audit(&other, &meta, &mut names)[0].code,
+            Code::OwnerUnexpected
+        );
+    }
 }

@@ -1,0 +1,361 @@
+//! What every profile does with a path it derived: locate it on this host, check it is
+//! there, and turn it into an [`Item`] or a finding.
+//!
+//! Items that are not on this host (missing, on no persistent storage, on a volume that
+//! cannot be found) are NOT returned as items, so collection never fails on them; they
+//! are reported, with a severity that says how bad losing them is.
+
+use super::{Context, Item, ItemKind, Layout, Location, Owner};
+use crate::findings::{Code, Finding, Severity};
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How much a missing item matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// The forge's configuration itself (app.ini, gitlab-secrets.json): missing is an error.
+    Config,
+    /// Named by the configuration and not regenerated: missing is a warning.
+    Required,
+    /// Regenerated silently by the forge when missing: a warning that says so.
+    Regenerates,
+    /// An extra worth keeping: missing is an info.
+    Optional,
+    /// Kept when there; nothing to say when not.
+    IfPresent,
+}
+
+/// An item a profile wants, in the forge's own path space.
+#[derive(Debug, Clone)]
+pub(crate) struct Want {
+    pub path: PathBuf,
+    pub what: String,
+    pub kind: ItemKind,
+    pub need: Need,
+    pub signing_key: bool,
+    pub owner: Option<Owner>,
+    pub max_mode: Option<u32>,
+}
+
+impl Want {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        what: impl Into<String>,
+        kind: ItemKind,
+        need: Need,
+    ) -> Want {
+        Want {
+            path: path.into(),
+            what: what.into(),
+            kind,
+            need,
+            signing_key: false,
+            owner: None,
+            max_mode: None,
+        }
+    }
+
+    pub fn file(path: impl Into<PathBuf>, what: impl Into<String>, need: Need) -> Want {
+        Want::new(path, what, ItemKind::File, need)
+    }
+
+    pub fn signing(mut self) -> Want {
+        self.signing_key = true;
+        self
+    }
+
+    pub fn owner(mut self, owner: Option<Owner>) -> Want {
+        self.owner = owner;
+        self
+    }
+
+    pub fn mode(mut self, max_mode: u32) -> Want {
+        self.max_mode = Some(max_mode);
+        self
+    }
+}
+
+/// Where a forge path is on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Probe {
+    Found(PathBuf),
+    Missing(PathBuf),
+    NotPersistent(String),
+    Unknown(String),
+}
+
+/// `p` made absolute against `base` when relative (the forges' `filepath.Join` rule).
+pub(crate) fn under(base: &Path, p: &str) -> PathBuf {
+    let p = p.trim();
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p.strip_prefix("./").unwrap_or(p))
+    }
+}
+
+/// The owner a container item should have: the uid inside the image, or the run user
+/// by name on a native install.
+pub(crate) fn run_owner(layout: Layout, native_user: &str, container_uid: u32) -> Owner {
+    match layout {
+        Layout::Native => Owner::Name(native_user.to_string()),
+        Layout::Docker | Layout::DockerRootless => Owner::Uid(container_uid),
+    }
+}
+
+/// `root` by name natively, uid 0 in a container.
+pub(crate) fn root_owner(layout: Layout) -> Owner {
+    run_owner(layout, "root", 0)
+}
+
+pub(crate) struct Builder<'a, 'c> {
+    pub ctx: &'a Context<'c>,
+    pub items: Vec<Item>,
+    pub findings: Vec<Finding>,
+    seen: BTreeSet<PathBuf>,
+}
+
+impl<'a, 'c> Builder<'a, 'c> {
+    pub fn new(ctx: &'a Context<'c>) -> Self {
+        Builder {
+            ctx,
+            items: Vec::new(),
+            findings: Vec::new(),
+            seen: BTreeSet::new(),
+        }
+    }
+
+    pub fn probe(&self, path: &Path) -> Probe {
+        match self.ctx.locate.locate(path) {
+            Location::Host(p) => match std::fs::symlink_metadata(&p) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing(p),
+                // Present but perhaps not stat-able by us: collection reports that.
+                _ => Probe::Found(p),
+            },
+            Location::NotPersistent { volume_line } => Probe::NotPersistent(volume_line),
+            Location::Unknown { why } => Probe::Unknown(why),
+        }
+    }
+
+    pub fn exists(&self, path: &Path) -> bool {
+        matches!(self.probe(path), Probe::Found(_))
+    }
+
+    /// Reads a (non-secret-bearing for messages) text file at a forge path.
+    pub fn read_text(&self, path: &Path) -> Result<(PathBuf, String), String> {
+        match self.probe(path) {
+            Probe::Found(p) | Probe::Missing(p) => match std::fs::read(&p) {
+                Ok(b) => Ok((p, String::from_utf8_lossy(&b).into_owned())),
+                Err(e) => Err(format!(
+                    "cannot read {}: {}",
+                    p.display(),
+                    crate::error::plain_io(&e)
+                )),
+            },
+            Probe::NotPersistent(_) => {
+                Err(format!("{} is on no persistent storage", path.display()))
+            }
+            Probe::Unknown(why) => Err(format!("{}: {why}", path.display())),
+        }
+    }
+
+    pub fn finding(
+        &mut self,
+        code: Code,
+        severity: Severity,
+        path: &Path,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.findings.push(Finding {
+            code,
+            severity,
+            path: path.display().to_string(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+
+    /// Locates `w`, checks it is there, and keeps it as an item or reports it.
+    /// Returns whether it became an item.
+    pub fn add(&mut self, w: Want) -> bool {
+        match self.probe(&w.path) {
+            Probe::Found(host) => {
+                if !self.seen.insert(host.clone()) {
+                    return false;
+                }
+                let container_path = (host != w.path).then(|| w.path.display().to_string());
+                self.items.push(Item {
+                    path: host,
+                    container_path,
+                    what: w.what,
+                    kind: w.kind,
+                    required: matches!(w.need, Need::Config | Need::Required | Need::Regenerates),
+                    regenerates: w.need == Need::Regenerates,
+                    signing_key: w.signing_key,
+                    owner: w.owner,
+                    max_mode: w.max_mode,
+                });
+                true
+            }
+            Probe::Missing(host) => {
+                let at = if host == w.path {
+                    host.display().to_string()
+                } else {
+                    format!("{} ({} on this host)", w.path.display(), host.display())
+                };
+                let (sev, msg, fix) = match w.need {
+                    Need::Config => (
+                        Severity::Error,
+                        format!(
+                            "{} is not at {at}: the secrets it holds cannot be kept",
+                            w.what
+                        ),
+                        "name the configuration file with -p PROFILE=PATH, or check the path"
+                            .to_string(),
+                    ),
+                    Need::Required => (
+                        Severity::Warning,
+                        format!(
+                            "{} is not at {at}, yet the configuration names it: the forge fails \
+                             to start, or that feature breaks, without it",
+                            w.what
+                        ),
+                        "put it back from an older backup, or correct the configuration"
+                            .to_string(),
+                    ),
+                    Need::Regenerates => (
+                        Severity::Warning,
+                        format!(
+                            "{} is not at {at}: the forge will make a new one at start; \
+                             everything that trusted the old one breaks",
+                            w.what
+                        ),
+                        "if the forge already made one, find where it went (an unmounted \
+                         volume, an old location) and put it there before the next start"
+                            .to_string(),
+                    ),
+                    Need::Optional => (
+                        Severity::Info,
+                        format!("{} is not at {at}: nothing to keep", w.what),
+                        "nothing to do unless you expected one".to_string(),
+                    ),
+                    Need::IfPresent => return false,
+                };
+                self.finding(Code::SecretMissing, sev, &host, msg, fix);
+                false
+            }
+            Probe::NotPersistent(volume_line) => {
+                if w.need == Need::IfPresent {
+                    return false;
+                }
+                let sev = if w.need == Need::Optional {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                self.finding(
+                    Code::NotPersistent,
+                    sev,
+                    &w.path,
+                    format!(
+                        "{} ({}) is in the container's own layer or an anonymous volume: it is \
+                         lost on `docker compose down`{}",
+                        w.what,
+                        w.path.display(),
+                        if w.need == Need::Regenerates {
+                            ", and the forge silently makes a new one"
+                        } else {
+                            ""
+                        }
+                    ),
+                    format!(
+                        "add `{volume_line}` to the service's volumes (copy the file out of the \
+                         running container first: docker compose cp)"
+                    ),
+                );
+                false
+            }
+            Probe::Unknown(why) => {
+                if w.need == Need::IfPresent {
+                    return false;
+                }
+                self.finding(
+                    Code::VolumeUnknown,
+                    Severity::Warning,
+                    &w.path,
+                    format!(
+                        "{} ({}) is on a volume whose host folder cannot be found: {why}",
+                        w.what,
+                        w.path.display()
+                    ),
+                    "run forgekeep where the container engine can be asked, or bind-mount \
+                     that volume to a host folder",
+                );
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A fake host: forge paths `/x` live at `<tmp>/x`; some prefixes can be declared
+    //! not persistent or unknown.
+    use super::super::{Locate, Location};
+    use std::path::{Path, PathBuf};
+
+    pub struct Prefixed {
+        pub root: PathBuf,
+        pub not_persistent: Vec<(PathBuf, String)>,
+        pub unknown: Vec<PathBuf>,
+    }
+
+    impl Prefixed {
+        pub fn new(root: &Path) -> Self {
+            Prefixed {
+                root: root.to_path_buf(),
+                not_persistent: Vec::new(),
+                unknown: Vec::new(),
+            }
+        }
+
+        /// Writes `content` at forge path `p` (creating folders).
+        pub fn write(&self, p: &str, content: &str) -> PathBuf {
+            let host = self.host(Path::new(p));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(&host, content).unwrap();
+            host
+        }
+
+        pub fn mkdir(&self, p: &str) -> PathBuf {
+            let host = self.host(Path::new(p));
+            std::fs::create_dir_all(&host).unwrap();
+            host
+        }
+
+        pub fn host(&self, p: &Path) -> PathBuf {
+            self.root.join(p.strip_prefix("/").unwrap_or(p))
+        }
+    }
+
+    impl Locate for Prefixed {
+        fn locate(&self, path: &Path) -> Location {
+            for (pfx, line) in &self.not_persistent {
+                if path.starts_with(pfx) {
+                    return Location::NotPersistent {
+                        volume_line: line.clone(),
+                    };
+                }
+            }
+            if self.unknown.iter().any(|u| path.starts_with(u)) {
+                return Location::Unknown {
+                    why: "named volume".into(),
+                };
+            }
+            Location::Host(self.host(path))
+        }
+    }
+}
