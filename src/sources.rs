@@ -124,6 +124,11 @@ impl Sources {
                 with_db,
             };
             let mut resolved = profile::resolve(forge, None, &ctx)?;
+            for f in &mut resolved.findings {
+                if f.code == crate::findings::Code::NotPersistent {
+                    f.fix = with_copy_command(&f.fix, &svc.name);
+                }
+            }
             resolved.service = Some(svc.name.clone());
             resolved.compose = Some(project.file.clone());
             self.add_profile(resolved, Ownership::Numeric, Some(&svc.name))?;
@@ -169,5 +174,20 @@ impl Sources {
             }
         }
         out
+    }
+}
+
+/// A new bind mount hides what the container has at that path, and Gitea then makes a
+/// new key: the fix must say to copy the live one out first, with the exact command.
+fn with_copy_command(fix: &str, service: &str) -> String {
+    let line = fix.split('`').nth(1).unwrap_or("");
+    match line.split_once(':') {
+        Some((host, container)) if !host.is_empty() && container.starts_with('/') => {
+            let container = container.split(':').next().unwrap_or(container);
+            format!(
+                "docker compose cp {service}:{container} {host}, then add `{line}` to the service's volumes, then docker compose up -d (adding the volume without copying first makes the forge create a new key)"
+            )
+        }
+        _ => fix.to_string(),
     }
 }
