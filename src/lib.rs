@@ -22,6 +22,7 @@ pub mod owners;
 pub mod profile;
 pub mod report;
 pub mod restore;
+pub mod retention;
 
 use cli::{Cli, Command};
 use error::{ExitCode, Result};
