@@ -18,6 +18,7 @@ pub mod error;
 pub mod findings;
 pub mod fsx;
 pub mod keys;
+pub mod lock;
 pub mod owners;
 pub mod profile;
 pub mod report;
