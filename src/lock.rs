@@ -91,6 +91,12 @@ pub fn acquire(dir: &Path, command: &str) -> Result<Lock> {
                 .hint("the folder's file system must support flock (local disks and NFSv4 do)"))
         }
     }
+    // Made by something else (flock(1), a copy): made private again. The content is not
+    // secret, but nothing in an archive folder needs to be readable by others.
+    if meta.mode() & 0o077 != 0 && meta.uid() == nix::unistd::geteuid().as_raw() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
     let mut file = file;
     let info = format!(
         "pid {}\nstarted {}\ncommand {}\n",

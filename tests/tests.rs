@@ -9,4 +9,5 @@ mod interop;
 mod keys;
 mod ownership;
 mod proptest_roundtrip;
+mod prune;
 mod restore;
