@@ -4,6 +4,7 @@ mod util;
 
 mod backup;
 mod cli;
+mod contrib;
 mod hostile;
 mod interop;
 mod keys;
