@@ -20,11 +20,13 @@ pub mod error;
 pub mod findings;
 pub mod fsx;
 pub mod keys;
+pub mod lock;
 pub mod manual;
 pub mod owners;
 pub mod profile;
 pub mod report;
 pub mod restore;
+pub mod retention;
 pub mod sources;
 
 use cli::{Cli, Command};

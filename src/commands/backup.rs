@@ -40,6 +40,20 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         out.stdout_is_data = true;
     }
     let out = &out;
+    // One run per output folder at a time, taken before anything is read so that a
+    // second run (a timer firing while a slow one still runs) exits 6 at once.
+    let lock = match &output {
+        Output::File { dir, .. } if !args.dry_run => Some(crate::lock::acquire(dir, "backup")?),
+        _ => None,
+    };
+    let pruning = !crate::retention::no_rule(&args.keep);
+    if pruning && lock.is_none() && !args.dry_run {
+        return Err(
+            Error::usage("--keep-* needs an output folder or file, not stdout").hint(
+                "write the archive with -o DIR/, or prune separately with forgekeep prune DIR",
+            ),
+        );
+    }
     let enc = encryption(args)?;
     let sources = resolve_sources(&args.sources, args.options.numeric_ids)?;
     if sources.requests.is_empty() {
@@ -161,6 +175,20 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     }
     let (written_to, size, summary) = written?;
 
+    // Retention only after a complete archive is safely in place.
+    let pruned = match (&lock, &output) {
+        (Some(lock), Output::File { name, .. }) if pruning => Some(
+            crate::commands::prune::prune_dir(lock, &args.keep, false, name.to_str(), out)
+                .map_err(|e| Error {
+                    what: format!(
+                        "the archive {written_to} was written, but pruning failed: {}",
+                        e.what
+                    ),
+                    ..e
+                })?,
+        ),
+        _ => None,
+    };
     let elapsed = started.elapsed();
     out.say(format!(
         "{} {}{}",
@@ -182,6 +210,11 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         "content_bytes": summary.content_bytes,
         "findings": collection.findings,
         "duration_ms": elapsed.as_millis() as u64,
+        "prune": pruned.as_ref().map(|p| {
+            let mut v = p.to_json();
+            v.as_object_mut().map(|o| o.remove("command"));
+            v
+        }),
     }));
     Ok(exit_for(worst))
 }

@@ -1,0 +1,248 @@
+//! One forgekeep run at a time per archive folder: `DIR/.forgekeep.lock`.
+//!
+//! The lock is an `flock(2)` (std's `File::try_lock`) on that file, not the file's
+//! existence: the kernel drops it when the holding process exits, however it exits
+//! (crash, `kill -9`, OOM killer, power cut), so a lock left by a dead run never blocks
+//! the next one, and there is nothing to "break" by hand. A second run does not wait: it
+//! stops at once with exit 6, naming the holder (cron and systemd start the next run
+//! anyway; a pile of waiting runs would help nobody).
+//!
+//! The holder writes `pid N`, `started <RFC 3339 UTC>` and `command <name>` into the file,
+//! for the message of whoever finds it locked and for a human with `cat`. That text is
+//! information only: the lock is the flock, never the content.
+//!
+//! The file is never removed, not even on release: between a loser's open and its flock,
+//! an unlink by the winner would let the loser lock a file that no longer has a name while
+//! a third run creates and locks a new one, and two runs would hold "the" lock at once.
+//! An empty-ish `0600` file is the price.
+//!
+//! flock locks belong to the open file description: a second `acquire` in the same process
+//! conflicts with the first like one from another process would, and the lock is not
+//! inherited by programs forgekeep starts (the descriptor is `O_CLOEXEC`).
+
+use crate::error::{plain_io, Error, ExitCode, Result};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The lock file's name inside the archive folder.
+pub const LOCK_NAME: &str = ".forgekeep.lock";
+
+/// A held lock; released when dropped (the descriptor closes). The file stays.
+#[derive(Debug)]
+pub struct Lock {
+    /// Held open for its flock; never read.
+    _file: File,
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// The folder this lock guards.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `DIR/.forgekeep.lock`
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Does this lock guard `dir` (the same folder, whatever path names it)?
+    pub fn guards(&self, dir: &Path) -> bool {
+        match (std::fs::metadata(&self.dir), std::fs::metadata(dir)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+}
+
+/// Takes the lock on the archive folder `dir` for `command` (`backup`, `prune`, ...), or
+/// fails at once with exit 6 when another run holds it.
+pub fn acquire(dir: &Path, command: &str) -> Result<Lock> {
+    let path = dir.join(LOCK_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        // A symlink planted as the lock file must not make us create or truncate its
+        // target (the folder may be writable by others than root).
+        .custom_flags(libc_flags())
+        .open(&path)
+        .map_err(|e| open_error(dir, &path, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot inspect the lock file", &path, &e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::runtime(format!(
+            "the lock file {} is not a regular file",
+            path.display()
+        ))
+        .hint("remove it (forgekeep creates it again)"));
+    }
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(held_error(dir, &path)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::io("cannot lock", &path, &e)
+                .hint("the folder's file system must support flock (local disks and NFSv4 do)"))
+        }
+    }
+    // Made by something else (flock(1), a copy): made private again. The content is not
+    // secret, but nothing in an archive folder needs to be readable by others.
+    if meta.mode() & 0o077 != 0 && meta.uid() == nix::unistd::geteuid().as_raw() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+    let mut file = file;
+    let info = format!(
+        "pid {}\nstarted {}\ncommand {}\n",
+        std::process::id(),
+        jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        command
+    );
+    // Information only: a failure to write it does not make the lock less held.
+    let written = file
+        .set_len(0)
+        .and_then(|()| {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))
+        })
+        .and_then(|_| file.write_all(info.as_bytes()));
+    if let Err(e) = written {
+        log::warn!("cannot write {}: {}", path.display(), plain_io(&e));
+    }
+    Ok(Lock {
+        _file: file,
+        dir: dir.to_path_buf(),
+        path,
+    })
+}
+
+fn libc_flags() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits()
+}
+
+fn open_error(dir: &Path, path: &Path, e: &std::io::Error) -> Error {
+    use std::io::ErrorKind as K;
+    let msg = plain_io(e);
+    match e.kind() {
+        K::ReadOnlyFilesystem | K::PermissionDenied => Error::runtime(format!(
+            "cannot create the lock file {}: {msg}",
+            path.display()
+        ))
+        .hint(format!(
+            "the archive folder {} must be writable by this user (it is where archives \
+             are written and deleted)",
+            dir.display()
+        )),
+        K::NotFound => Error::runtime(format!("folder {} does not exist", dir.display()))
+            .hint("check the path, or create the folder (mode 0700 is a good choice)"),
+        K::NotADirectory => Error::runtime(format!("{} is not a folder", dir.display()))
+            .hint("name the folder that holds the archives"),
+        // ELOOP from O_NOFOLLOW
+        _ if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+            Error::runtime(format!("the lock file {} is a symlink", path.display()))
+                .hint("remove it (forgekeep creates a regular file again)")
+        }
+        _ => Error::io("cannot open the lock file", path, e),
+    }
+}
+
+/// The exit-6 error, with what the holder wrote about itself.
+fn held_error(dir: &Path, path: &Path) -> Error {
+    let mut text = String::new();
+    if let Ok(f) = File::open(path) {
+        let _ = f.take(4096).read_to_string(&mut text);
+    }
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .map(|v| crate::report::printable(v.trim()).into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let holder = match (field("pid"), field("started"), field("command")) {
+        (Some(pid), Some(started), command) => format!(
+            " (pid {pid}, started {started}{})",
+            command.map(|c| format!(", {c}")).unwrap_or_default()
+        ),
+        (Some(pid), None, _) => format!(" (pid {pid})"),
+        _ => String::new(),
+    };
+    Error::new(
+        ExitCode::Locked,
+        format!(
+            "another forgekeep run holds the lock on {}{holder}",
+            dir.display()
+        ),
+    )
+    .hint("wait for it to finish; the lock goes away when that process exits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_acquire_fails_with_exit_6_and_names_the_holder() {
+        let td = tempfile::tempdir().unwrap();
+        let first = acquire(td.path(), "backup").unwrap();
+        let text = std::fs::read_to_string(first.path()).unwrap();
+        assert!(text.starts_with(&format!("pid {}\nstarted ", std::process::id())));
+        assert!(text.ends_with("\ncommand backup\n"), "{text}");
+        let e = acquire(td.path(), "prune").unwrap_err();
+        assert_eq!(e.exit, ExitCode::Locked);
+        assert!(
+            e.what
+                .contains(&format!("(pid {}, started ", std::process::id())),
+            "{}",
+            e.what
+        );
+        assert!(e.what.contains(", backup)"), "{}", e.what);
+        assert!(e.hint.unwrap().contains("wait for it"));
+        assert!(first.guards(td.path()));
+        drop(first);
+        // Released on drop; the file stays.
+        let again = acquire(td.path(), "prune").unwrap();
+        assert!(again.path().exists());
+        let text = std::fs::read_to_string(again.path()).unwrap();
+        assert!(text.ends_with("\ncommand prune\n"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(again.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_lock_file_left_behind_does_not_block() {
+        let td = tempfile::tempdir().unwrap();
+        std::fs::write(
+            td.path().join(LOCK_NAME),
+            "pid 999999999\nstarted 2020-01-01T00:00:00Z\ncommand backup\n",
+        )
+        .unwrap();
+        let l = acquire(td.path(), "prune").unwrap();
+        let text = std::fs::read_to_string(l.path()).unwrap();
+        assert!(
+            !text.contains("999999999"),
+            "old holder text replaced: {text}"
+        );
+    }
+
+    #[test]
+    fn a_symlink_or_a_missing_folder_is_refused() {
+        let td = tempfile::tempdir().unwrap();
+        let target = td.path().join("target");
+        std::os::unix::fs::symlink(&target, td.path().join(LOCK_NAME)).unwrap();
+        let e = acquire(td.path(), "prune").unwrap_err();
+        assert!(e.what.contains("is a symlink"), "{}", e.what);
+        assert!(!target.exists());
+        let e = acquire(&td.path().join("missing"), "prune").unwrap_err();
+        assert!(e.what.contains("does not exist"), "{}", e.what);
+    }
+}

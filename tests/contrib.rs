@@ -1,0 +1,361 @@
+//! `contrib/`: the systemd units, the cron file and the compose sidecar say what they
+//! claim (hardening present), and every forgekeep command line in them is one the real
+//! binary accepts (prune lines are even run, on a temp folder). `systemd-analyze verify`
+//! checks the units when it is installed (Debian package `systemd`).
+
+use crate::util::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn contrib(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(rel)
+}
+
+const INSTALLED: &str = "/usr/local/bin/forgekeep";
+const UNITS: [&str; 4] = [
+    "systemd/forgekeep-backup.service",
+    "systemd/forgekeep-backup.timer",
+    "systemd/forgekeep-verify.service",
+    "systemd/forgekeep-verify.timer",
+];
+
+/// A unit file as (section, key, value) triples; comments and blank lines skipped.
+fn unit(rel: &str) -> Vec<(String, String, String)> {
+    let text = fs::read_to_string(contrib(rel)).unwrap();
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.to_string();
+            continue;
+        }
+        assert!(!line.ends_with('\\'), "{rel}: keep directives on one line");
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{rel}: not key=value: {line}"));
+        out.push((section.clone(), k.trim().to_string(), v.trim().to_string()));
+    }
+    out
+}
+
+fn values<'a>(u: &'a [(String, String, String)], section: &str, key: &str) -> Vec<&'a str> {
+    u.iter()
+        .filter(|(s, k, _)| s == section && k == key)
+        .map(|(_, _, v)| v.as_str())
+        .collect()
+}
+
+#[track_caller]
+fn has(u: &[(String, String, String)], section: &str, key: &str, want: &str) {
+    assert!(
+        values(u, section, key).contains(&want),
+        "[{section}] {key}={want} missing; have {:?}",
+        values(u, section, key)
+    );
+}
+
+/// Runs the forgekeep command line `cmd` (starting with the program) with the real
+/// binary: `prune` for real with DIR swapped for a temp folder of synthetic archives,
+/// anything else with `--help` appended (clap rejects an unknown flag or a bad value
+/// before it gets to `--help`, so exit 0 means every flag and value parsed).
+fn accepts(cmd: &str, origin: &str) {
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    assert!(
+        words[0] == INSTALLED || words[0] == "forgekeep",
+        "{origin}: runs {}",
+        words[0]
+    );
+    let args = &words[1..];
+    if args.first() == Some(&"prune") {
+        let td = TestDir::new();
+        let dir = td.mkdir("archives", 0o700);
+        for s in ["20261125T030000Z", "20261124T030000Z", "20251124T030000Z"] {
+            fs::write(dir.join(format!("forgekeep-h-{s}.tar.zst.age")), b"").unwrap();
+        }
+        let swapped: Vec<&str> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| if i == 1 { dir.to_str().unwrap() } else { a })
+            .collect();
+        let o = fk(&swapped);
+        expect_code(&o, 0);
+        assert!(dir
+            .join("forgekeep-h-20261125T030000Z.tar.zst.age")
+            .exists());
+        assert!(stdout(&o).is_empty(), "{origin}: --quiet prune printed");
+        return;
+    }
+    let mut with_help: Vec<&str> = args.to_vec();
+    with_help.push("--help");
+    let o = fk(&with_help);
+    assert_eq!(
+        code(&o),
+        0,
+        "{origin}: forgekeep does not accept `{cmd}`: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn systemd_units_are_hardened_and_their_commands_are_accepted() {
+    let backup = unit("systemd/forgekeep-backup.service");
+    for (k, v) in [
+        ("Type", "oneshot"),
+        (
+            "ExecStart",
+            "/usr/local/bin/forgekeep backup --config /etc/forgekeep/config.toml --quiet",
+        ),
+        ("ProtectSystem", "strict"),
+        ("ReadWritePaths", "/var/backups/forgekeep"),
+        ("PrivateTmp", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectHome", "read-only"),
+        ("PrivateDevices", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("RestrictAddressFamilies", "AF_UNIX"),
+        ("CapabilityBoundingSet", "CAP_DAC_READ_SEARCH"),
+        ("UMask", "0077"),
+        ("Nice", "10"),
+        ("IOSchedulingClass", "idle"),
+    ] {
+        has(&backup, "Service", k, v);
+    }
+    // Exactly one writable path: the archive folder the prune works on.
+    assert_eq!(values(&backup, "Service", "ReadWritePaths").len(), 1);
+    let post = values(&backup, "Service", "ExecStartPost");
+    assert_eq!(post.len(), 1);
+    assert!(
+        post[0].contains(" prune /var/backups/forgekeep "),
+        "{post:?}"
+    );
+
+    let verify = unit("systemd/forgekeep-verify.service");
+    for (k, v) in [
+        ("Type", "oneshot"),
+        ("ProtectSystem", "strict"),
+        ("PrivateNetwork", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("RestrictAddressFamilies", "AF_UNIX"),
+    ] {
+        has(&verify, "Service", k, v);
+    }
+    let exec = values(&verify, "Service", "ExecStart");
+    assert!(
+        exec[0].contains("verify --latest /var/backups/forgekeep")
+            && exec[0].contains("--max-age 2d"),
+        "{exec:?}"
+    );
+    assert!(values(&verify, "Service", "ReadWritePaths").is_empty());
+
+    for t in [
+        "systemd/forgekeep-backup.timer",
+        "systemd/forgekeep-verify.timer",
+    ] {
+        let timer = unit(t);
+        assert_eq!(values(&timer, "Timer", "OnCalendar").len(), 1, "{t}");
+        assert_eq!(
+            values(&timer, "Timer", "RandomizedDelaySec").len(),
+            1,
+            "{t}"
+        );
+        has(&timer, "Timer", "Persistent", "true");
+        has(&timer, "Install", "WantedBy", "timers.target");
+    }
+
+    for (rel, u) in [
+        ("systemd/forgekeep-backup.service", &backup),
+        ("systemd/forgekeep-verify.service", &verify),
+    ] {
+        for key in ["ExecStart", "ExecStartPost"] {
+            for cmd in values(u, "Service", key) {
+                accepts(cmd, rel);
+            }
+        }
+    }
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_units() {
+    let found = sh("command -v systemd-analyze");
+    if !found.status.success() {
+        eprintln!(
+            "NOTICE: systemd-analyze not installed (Debian package `systemd`): \
+             only the static checks of the units ran"
+        );
+        return;
+    }
+    // systemd-analyze wants the ExecStart binary to exist: a copy of the test binary at a
+    // temp path, and the units rewritten to use it.
+    let td = TestDir::new();
+    let bin = td.join("bin/forgekeep");
+    fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    fs::copy(BIN, &bin).unwrap();
+    let units = td.mkdir("units", 0o755);
+    let mut paths = Vec::new();
+    for rel in UNITS {
+        let text = fs::read_to_string(contrib(rel))
+            .unwrap()
+            .replace(INSTALLED, bin.to_str().unwrap());
+        let p = units.join(Path::new(rel).file_name().unwrap());
+        fs::write(&p, text).unwrap();
+        paths.push(p);
+    }
+    let analyze = |files: &[PathBuf]| {
+        let o = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .args(files)
+            .current_dir(&units)
+            .output()
+            .unwrap();
+        // verify exits 0 on mere warnings (unknown key, bad value): read them too.
+        let complaints: Vec<String> = stderr(&o)
+            .lines()
+            .filter(|l| l.contains(units.to_str().unwrap()) || l.contains("forgekeep-"))
+            .map(str::to_string)
+            .collect();
+        (o.status.success(), complaints)
+    };
+    let (ok, complaints) = analyze(&paths);
+    assert!(ok && complaints.is_empty(), "{complaints:#?}");
+
+    // The check itself works: a broken copy is caught.
+    let broken = units.join("forgekeep-broken.service");
+    let text = fs::read_to_string(&paths[0])
+        .unwrap()
+        .replace("IOSchedulingClass=idle", "IOSchedulingClass=sometimes");
+    fs::write(&broken, text).unwrap();
+    let (_, complaints) = analyze(&[broken]);
+    assert!(
+        complaints.iter().any(|l| l.contains("IO scheduling class")),
+        "{complaints:#?}"
+    );
+}
+
+#[test]
+fn cron_file_lines_are_valid_and_their_commands_are_accepted() {
+    let path = contrib("cron/forgekeep");
+    assert!(
+        !path.file_name().unwrap().to_str().unwrap().contains('.'),
+        "cron ignores /etc/cron.d files with a dot in the name"
+    );
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'), "cron needs a final newline");
+    let mut jobs = 0;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap();
+        if first.contains('=') {
+            continue; // SHELL=, PATH=, MAILTO=
+        }
+        // Six whitespace-separated fields (m h dom mon dow user), then the command.
+        let mut rest = line;
+        let mut fields: Vec<&str> = Vec::new();
+        for _ in 0..6 {
+            let (f, r) = rest.split_once(char::is_whitespace).unwrap();
+            fields.push(f);
+            rest = r.trim_start();
+        }
+        fields.push(rest);
+        for f in &fields[..5] {
+            assert!(
+                f.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '*' | ',' | '-' | '/')),
+                "time field {f:?} in {line}"
+            );
+        }
+        assert_eq!(fields[5], "root", "user field in {line}");
+        let command = fields[6];
+        assert!(
+            !command.contains('%'),
+            "cron turns % into a newline: {line}"
+        );
+        assert!(command.contains("--quiet"), "cron mails any output: {line}");
+        for part in command.split("&&") {
+            accepts(part.trim(), "cron/forgekeep");
+        }
+        jobs += 1;
+    }
+    assert_eq!(jobs, 2, "a backup (+prune) line and a verify line");
+    assert!(text.contains("MAILTO="));
+}
+
+#[test]
+fn compose_sidecar_is_read_only_and_its_commands_are_accepted() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let text = fs::read_to_string(contrib("compose/docker-compose.yml")).unwrap();
+    let docs = YamlLoader::load_from_str(&text).expect("valid YAML");
+    let fk_svc = &docs[0]["services"]["forgekeep"];
+    assert!(!fk_svc.is_badvalue(), "a forgekeep service");
+    assert_eq!(fk_svc["network_mode"].as_str(), Some("none"));
+    assert_eq!(fk_svc["read_only"].as_bool(), Some(true));
+    assert_eq!(fk_svc["cap_drop"][0].as_str(), Some("ALL"));
+    assert!(fk_svc["hostname"].as_str().is_some(), "a fixed host name");
+    let volumes: Vec<&str> = fk_svc["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let writable: Vec<&&str> = volumes.iter().filter(|v| !v.ends_with(":ro")).collect();
+    assert_eq!(
+        writable,
+        vec![&"./forgekeep/backups:/backups"],
+        "only the output is writable"
+    );
+    // The forge's volumes at the same paths as in the forge's containers.
+    let gitea: Vec<&str> = docs[0]["services"]["gitea"]["volumes"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for v in gitea {
+        assert!(
+            volumes.contains(&format!("{v}:ro").as_str()),
+            "{v} mounted :ro"
+        );
+    }
+    // The loop is valid sh (compose turns $$ into $), and its forgekeep commands parse.
+    let script = match &fk_svc["command"] {
+        Yaml::Array(a) => a[0].as_str().unwrap().replace("$$", "$"),
+        other => panic!("command: {other:?}"),
+    };
+    let o = Command::new("sh")
+        .args(["-n", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sh -n: {}", stderr(&o));
+    let joined = script.replace("\\\n", " ");
+    let mut seen = Vec::new();
+    for line in joined.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        for part in line.split("&&").flat_map(|p| p.split("||")) {
+            let part = part.trim();
+            if part.starts_with("forgekeep ") {
+                let sub = part.split_whitespace().nth(1).unwrap().to_string();
+                // prune's folder is /backups here; accepts() swaps it for a temp one.
+                accepts(part, "compose/docker-compose.yml");
+                seen.push(sub);
+            }
+        }
+    }
+    assert_eq!(seen, vec!["backup", "prune"]);
+    let dockerfile = fs::read_to_string(contrib("compose/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("COPY forgekeep /usr/local/bin/forgekeep"));
+}
