@@ -29,7 +29,7 @@ backup --dry-run: {"command": "backup", "dry_run": true, "entries": [entry], "fi
 
 restore: {"command": "restore", "archive", "dry_run", "steps": [{"action": "create" | "replace" | "fix-metadata" | "unchanged" | "conflict", "path", "dest", "type", "mode", "uid", "gid", "reason"?}], "mappings": [{"kind": "user" | "group", "recorded", "to", "how"}], "counts": {"create", "replace", "fix_metadata", "unchanged", "conflict"}, "undo_archive": path | null, "warnings": [text]}
 
-verify: {"command": "verify", "archive", "host", "created": RFC 3339, "entries", "files", "content_bytes", "age_seconds"? and "max_age_seconds"? (with --latest)}
+verify: {"command": "verify", "archive", "host", "created": RFC 3339, "entries", "files", "content_bytes", "age_seconds"? and "max_age_seconds"? (with --latest); when the newest archive is older than --max-age: "ok": false, "stale": true, "exit_code": 1, "error", "hint"}
 
 list: {"command": "list", "archive", "format", "version", "tool", "host", "created", "sources": [{"given", "path", "profile"?, "ownership": "name" | "numeric", "what"?, "container_path"?}], "findings": [finding], "entries": [entry]}
 

@@ -1,24 +1,38 @@
 //! `forgekeep verify`: the whole read path of a restore (decrypt, decompress, validate
 //! every member and checksum) without writing anything. Run it on a timer to know that
 //! backups open before the day they are needed.
+//!
+//! `--latest DIR` verifies the newest archive of a folder and says how old it is, so a
+//! second, weekly timer proves the backups open AND that they are still being made;
+//! `--max-age` turns a stale newest archive into a failure monitoring sees. It takes no
+//! lock: archives appear by atomic rename, prune never deletes the newest one, and an
+//! archive already open stays readable even if unlinked.
 
-use super::{keyring, open_archive};
+use super::{keyring, open_archive_watched};
 use crate::archive::manifest::Kind;
 use crate::archive::reader::{read_archive, NoVisitor};
 use crate::cli::VerifyArgs;
-use crate::error::{ExitCode, Result};
+use crate::error::{Error, ExitCode, Result};
 use crate::report::{human_bytes, Out};
 use serde_json::json;
+use std::path::PathBuf;
 
 pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
-    let keys = keyring(&args.keys)?;
-    let Some(archive) = &args.archive else {
-        return Err(crate::error::Error::runtime(
-            "verify --latest is not built yet",
-        ));
+    let max_age = args.max_age.as_deref().map(parse_age).transpose()?;
+    let archive: PathBuf = match (&args.archive, &args.latest) {
+        (Some(a), _) => a.clone(),
+        (None, Some(dir)) => newest(dir)?,
+        (None, None) => {
+            return Err(Error::usage("no archive given").hint("name an archive, or --latest DIR"))
+        }
     };
-    let (input, name) = open_archive(archive)?;
-    let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
+    let keys = keyring(&args.keys)?;
+    let (input, name, bar) = open_archive_watched(&archive, out, "verify")?;
+    let read = read_archive(input, &name, &keys, &mut NoVisitor);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let read = read?;
     let m = &read.manifest;
     let files = m.entries.iter().filter(|e| e.kind == Kind::File).count();
     out.say(format!(
@@ -28,15 +42,106 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
         m.host,
         m.created
     ));
-    out.report(&json!({
+    let mut report = json!({
         "command": "verify",
         "archive": name,
-        "ok": true,
         "host": m.host,
         "created": m.created,
         "entries": m.entries.len(),
         "files": files,
         "content_bytes": read.content_bytes,
-    }));
+    });
+    if args.latest.is_none() {
+        out.report(&report);
+        return Ok(ExitCode::Success);
+    }
+    let created: jiff::Timestamp = m.created.parse().map_err(|_| {
+        Error::integrity(format!(
+            "{name}: the manifest's creation time {:?} is not a time",
+            m.created
+        ))
+    })?;
+    let age = jiff::Timestamp::now().as_second() - created.as_second();
+    out.say(format!("newest archive is {} old", human_age(age)));
+    report["age_seconds"] = json!(age);
+    if let Some(max) = max_age {
+        report["max_age_seconds"] = json!(max);
+        if age > max {
+            let e = Error::runtime(format!(
+                "the newest archive {name} is {} old, more than --max-age {}",
+                human_age(age),
+                args.max_age.as_deref().unwrap_or("")
+            ))
+            .hint("backups have stopped: check the backup timer or cron job (systemctl status forgekeep-backup.timer, journalctl -u forgekeep-backup)");
+            // One JSON object: the verification report, marked failed (monitoring reads
+            // the age from it), not a second error object.
+            report["ok"] = json!(false);
+            report["stale"] = json!(true);
+            report["exit_code"] = json!(ExitCode::Runtime.code());
+            report["error"] = json!(e.what);
+            report["hint"] = json!(e.hint);
+            out.report(&report);
+            crate::report::error(&e, false);
+            return Ok(ExitCode::Runtime);
+        }
+    }
+    out.report(&report);
     Ok(ExitCode::Success)
+}
+
+/// The newest `forgekeep-*.tar.zst.age` of `dir`, by the time in its name.
+fn newest(dir: &std::path::Path) -> Result<PathBuf> {
+    let archives = crate::retention::list(dir)?;
+    archives.into_iter().next().map(|a| a.path).ok_or_else(|| {
+        Error::runtime(format!("no forgekeep archive in {}", dir.display())).hint(
+            "archives are named forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; check the backup job's output folder",
+        )
+    })
+}
+
+/// `90m`, `26h`, `2d`, `1w`, or plain seconds.
+fn parse_age(s: &str) -> Result<i64> {
+    let bad = || {
+        Error::usage(format!("--max-age {s:?} is not a duration"))
+            .hint("use a number with s, m, h, d or w, e.g. --max-age 26h")
+    };
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+fn human_age(secs: i64) -> String {
+    if secs < 0 {
+        return "from the future (check the clock)".into();
+    }
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("26h").unwrap(), 93_600);
+        assert_eq!(parse_age("2d").unwrap(), 172_800);
+        assert_eq!(parse_age("90").unwrap(), 90);
+        assert!(parse_age("2 days").is_err());
+        assert!(parse_age("h").is_err());
+        assert_eq!(human_age(90_061), "1d 1h");
+    }
 }
