@@ -231,13 +231,28 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "Looks at systemd units (gitea, forgejo, woodpecker-server/agent, gitlab-runsvdir, \
+gogs, drone) and their --config and Environment=, the forges' configuration files at their \
+documented places, and compose files (compose.yaml, docker-compose.yml, ...) up to three folders \
+deep under /srv, /opt, /home, /root and /etc. Prints what each profile would collect and the \
+backup command line that covers it all. Exit 0 whether or not anything is found.
+
+Examples:
   forgekeep detect
-  forgekeep detect --compose /srv/forge/docker-compose.yml --json")]
+  forgekeep detect --compose /srv/forge/docker-compose.yml --json
+  forgekeep detect --root /mnt/oldhost"
+)]
 pub struct DetectArgs {
     /// Also look at these compose files (docker-compose.yml / compose.yaml; repeatable)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub compose: Vec<PathBuf>,
+    /// Look at a host's root mounted at DIR (the disk of a dead host) instead of /
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+    /// Include the forges' SQLite databases in what would be collected
+    #[arg(long)]
+    pub with_db: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod config;
 mod contrib;
+mod detect;
 mod diff;
 mod hostile;
 mod interop;

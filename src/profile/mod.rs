@@ -187,6 +187,16 @@ impl Locate for HostPaths {
     }
 }
 
+/// A host's root mounted elsewhere (`detect --root`): `/etc/gitea/app.ini` is
+/// `ROOT/etc/gitea/app.ini`.
+pub struct RootedPaths(pub PathBuf);
+
+impl Locate for RootedPaths {
+    fn locate(&self, path: &Path) -> Location {
+        Location::Host(self.0.join(path.strip_prefix("/").unwrap_or(path)))
+    }
+}
+
 /// Everything a profile may look at to resolve an installation.
 pub struct Context<'a> {
     /// The environment the forge runs with: this process's for native installs, the

@@ -1,0 +1,85 @@
+//! `detect`: the forges on a host (here a host's root mounted elsewhere, `--root`) and
+//! what each profile would collect.
+
+use crate::util::*;
+use std::process::Command;
+
+#[test]
+fn finds_a_systemd_gitea_and_a_compose_project_on_a_mounted_root() {
+    let t = TestDir::new();
+    t.write(
+        "host/etc/systemd/system/gitea.service",
+        b"[Service]\nUser=git\nExecStart=/usr/local/bin/gitea web --config /etc/gitea/app.ini\nEnvironment=GITEA_WORK_DIR=/var/lib/gitea\n",
+        0o644,
+    );
+    t.write(
+        "host/etc/gitea/app.ini",
+        b"WORK_PATH = /var/lib/gitea\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = s\n",
+        0o640,
+    );
+    t.mkdir("host/var/lib/gitea/data/jwt", 0o700);
+    let pem = t.join("host/var/lib/gitea/data/jwt/private.pem");
+    run_ok(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        pem.to_str().unwrap(),
+    ]));
+    t.write(
+        "host/srv/forge/docker-compose.yml",
+        b"services:\n  ci:\n    image: woodpeckerci/woodpecker-server:v3\n    volumes:\n      - ./wp:/var/lib/woodpecker\n  db:\n    image: postgres:16\n",
+        0o600,
+    );
+    let root = t.join("host");
+    let o = fk(&["detect", "--root", root.to_str().unwrap()]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "gitea: /etc/gitea/app.ini (found via systemd unit /etc/systemd/system/gitea.service)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("would collect {}", pem.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("ci: woodpeckerci/woodpecker-server:v3 (woodpecker, docker)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("db: postgres:16 (not a forge or CI service)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("forgekeep backup -p gitea=/etc/gitea/app.ini --compose"),
+        "{text}"
+    );
+
+    let o = fk(&["detect", "--root", root.to_str().unwrap(), "--json"]);
+    expect_code(&o, 0);
+    let v = json_of(&o);
+    assert_eq!(v["installations"][0]["forge"], "gitea");
+    let items = v["installations"][0]["profile"]["items"]
+        .as_array()
+        .unwrap();
+    assert!(items.iter().any(|i| i["signing_key"] == true), "{v}");
+    assert_eq!(v["compose"][0]["services"][0]["forge"], "woodpecker");
+    // The SECRET_KEY value never appears, only its name.
+    assert!(!stdout(&o).contains("SECRET_KEY = s"));
+}
+
+#[test]
+fn nothing_found_is_said_and_exits_0() {
+    let t = TestDir::new();
+    let root = t.mkdir("empty", 0o755);
+    let o = fk(&["detect", "--root", root.to_str().unwrap()]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("no forge installation found"),
+        "{}",
+        stdout(&o)
+    );
+}
