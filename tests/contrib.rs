@@ -129,14 +129,10 @@ fn systemd_units_are_hardened_and_their_commands_are_accepted() {
     ] {
         has(&backup, "Service", k, v);
     }
-    // Exactly one writable path: the archive folder the prune works on.
+    // Exactly one writable path: the archive folder (retention runs inside the backup,
+    // from the configuration's [retention], under the same lock: no second rule set).
     assert_eq!(values(&backup, "Service", "ReadWritePaths").len(), 1);
-    let post = values(&backup, "Service", "ExecStartPost");
-    assert_eq!(post.len(), 1);
-    assert!(
-        post[0].contains(" prune /var/backups/forgekeep "),
-        "{post:?}"
-    );
+    assert!(values(&backup, "Service", "ExecStartPost").is_empty());
 
     let verify = unit("systemd/forgekeep-verify.service");
     for (k, v) in [
@@ -288,7 +284,7 @@ fn cron_file_lines_are_valid_and_their_commands_are_accepted() {
         }
         jobs += 1;
     }
-    assert_eq!(jobs, 2, "a backup (+prune) line and a verify line");
+    assert_eq!(jobs, 2, "a backup line and a verify line");
     assert!(text.contains("MAILTO="));
 }
 
@@ -349,13 +345,16 @@ fn compose_sidecar_is_read_only_and_its_commands_are_accepted() {
             let part = part.trim();
             if part.starts_with("forgekeep ") {
                 let sub = part.split_whitespace().nth(1).unwrap().to_string();
-                // prune's folder is /backups here; accepts() swaps it for a temp one.
                 accepts(part, "compose/docker-compose.yml");
                 seen.push(sub);
             }
         }
     }
-    assert_eq!(seen, vec!["backup", "prune"]);
+    assert_eq!(seen, vec!["backup"]);
+    assert!(
+        joined.contains("--keep-daily"),
+        "the sidecar prunes after each backup"
+    );
     let dockerfile = fs::read_to_string(contrib("compose/Dockerfile")).unwrap();
     assert!(dockerfile.contains("COPY forgekeep /usr/local/bin/forgekeep"));
 }
