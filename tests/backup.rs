@@ -33,7 +33,11 @@ fn output_dir_gets_a_generated_0600_name_and_nothing_else() {
         .unwrap();
     assert_eq!(stamp.len(), 16, "YYYYmmddTHHMMSSZ: {stamp}");
     assert_eq!(mode_of(&a), 0o600);
-    assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(
+        names_in(&out).len(),
+        1,
+        "the archive and nothing else (but the lock)"
+    );
 }
 
 #[test]
@@ -296,10 +300,7 @@ fn disk_full_leaves_no_partial_archive_and_the_earlier_one_intact() {
     ]);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("space"), "{}", stderr(&o));
-    let names: Vec<_> = fs::read_dir(&mnt)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names = names_in(&mnt);
     assert_eq!(
         names,
         vec![std::ffi::OsString::from("earlier.tar.zst.age")],

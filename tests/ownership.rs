@@ -271,9 +271,5 @@ fn unreadable_secret_is_an_error_finding_and_no_archive() {
     ));
     expect_code(&o, 1);
     assert!(stderr(&o).contains("[unreadable]"), "{}", stderr(&o));
-    assert_eq!(
-        fs::read_dir(&out).unwrap().count(),
-        0,
-        "no archive, no temp file"
-    );
+    assert_eq!(names_in(&out).len(), 0, "no archive, no temp file");
 }
