@@ -11,10 +11,14 @@
 //! for the message of whoever finds it locked and for a human with `cat`. That text is
 //! information only: the lock is the flock, never the content.
 //!
-//! The file is never removed, not even on release: between a loser's open and its flock,
-//! an unlink by the winner would let the loser lock a file that no longer has a name while
-//! a third run creates and locks a new one, and two runs would hold "the" lock at once.
-//! An empty-ish `0600` file is the price.
+//! The file is removed on release, while still locked, so a finished run leaves the folder
+//! as it found it (monitoring that counts files, a `ls` during recovery, see nothing but
+//! archives). Removing a lock file is only safe with a check on the other side: between a
+//! loser's open and its flock, the winner may unlink the file, and the loser would then
+//! hold a lock on a file with no name while a third run creates and locks a new one. So
+//! after taking the flock, `acquire` checks that the name still leads to the very file it
+//! locked, and starts over when it does not. A run killed with `kill -9` leaves the file
+//! behind; the next run locks it (the kernel released the flock), rewrites it, removes it.
 //!
 //! flock locks belong to the open file description: a second `acquire` in the same process
 //! conflicts with the first like one from another process would, and the lock is not
@@ -29,13 +33,27 @@ use std::path::{Path, PathBuf};
 /// The lock file's name inside the archive folder.
 pub const LOCK_NAME: &str = ".forgekeep.lock";
 
-/// A held lock; released when dropped (the descriptor closes). The file stays.
+/// A held lock; released when dropped (the file is removed, then the descriptor closes).
 #[derive(Debug)]
 pub struct Lock {
     /// Held open for its flock; never read.
-    _file: File,
+    file: File,
     dir: PathBuf,
     path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Remove the name only if it still leads to our file, and while the flock is held
+        // (the descriptor closes after this): see the module comment for why that order
+        // and check make removal safe. A failure leaves a file the next run reuses.
+        if let (Ok(ours), Ok(named)) = (self.file.metadata(), std::fs::symlink_metadata(&self.path))
+        {
+            if ours.dev() == named.dev() && ours.ino() == named.ino() {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
 }
 
 impl Lock {
@@ -61,6 +79,22 @@ impl Lock {
 /// Takes the lock on the archive folder `dir` for `command` (`backup`, `prune`, ...), or
 /// fails at once with exit 6 when another run holds it.
 pub fn acquire(dir: &Path, command: &str) -> Result<Lock> {
+    // A lost race with a releasing holder (see the module comment) is retried; more than a
+    // few in a row means something else keeps replacing the file.
+    for _ in 0..8 {
+        if let Some(lock) = try_acquire(dir, command)? {
+            return Ok(lock);
+        }
+    }
+    Err(Error::runtime(format!(
+        "the lock file {} keeps being replaced while forgekeep takes it",
+        dir.join(LOCK_NAME).display()
+    ))
+    .hint("something other than forgekeep is creating or removing it; stop that, then run again"))
+}
+
+/// One attempt: `None` when the file was unlinked between our open and our flock.
+fn try_acquire(dir: &Path, command: &str) -> Result<Option<Lock>> {
     let path = dir.join(LOCK_NAME);
     let file = OpenOptions::new()
         .read(true)
@@ -84,7 +118,13 @@ pub fn acquire(dir: &Path, command: &str) -> Result<Lock> {
         .hint("remove it (forgekeep creates it again)"));
     }
     match file.try_lock() {
-        Ok(()) => {}
+        Ok(()) => {
+            // Still the file the name leads to? (Not unlinked by a releasing holder.)
+            match std::fs::symlink_metadata(&path) {
+                Ok(named) if named.dev() == meta.dev() && named.ino() == meta.ino() => {}
+                _ => return Ok(None),
+            }
+        }
         Err(std::fs::TryLockError::WouldBlock) => return Err(held_error(dir, &path)),
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(Error::io("cannot lock", &path, &e)
@@ -115,11 +155,11 @@ pub fn acquire(dir: &Path, command: &str) -> Result<Lock> {
     if let Err(e) = written {
         log::warn!("cannot write {}: {}", path.display(), plain_io(&e));
     }
-    Ok(Lock {
-        _file: file,
+    Ok(Some(Lock {
+        file,
         dir: dir.to_path_buf(),
         path,
-    })
+    }))
 }
 
 fn libc_flags() -> i32 {

@@ -236,13 +236,12 @@ pub fn json_of(o: &Output) -> serde_json::Value {
     })
 }
 
-/// The names in `dir`, without the run lock `.forgekeep.lock` (it stays after a run by
-/// design: removing it would race with the next run).
+/// Every name in `dir`, sorted (a finished run leaves nothing but its archive: no temp
+/// file, no lock file).
 pub fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
-        .filter(|n| n != ".forgekeep.lock")
         .collect();
     v.sort();
     v
