@@ -12,6 +12,7 @@ mod hostile;
 mod interop;
 mod keys;
 mod ownership;
+mod profiles;
 mod progress;
 mod proptest_roundtrip;
 mod prune;
