@@ -5,6 +5,7 @@ mod util;
 mod backup;
 mod check;
 mod cli;
+mod compose;
 mod config;
 mod contrib;
 mod diff;
