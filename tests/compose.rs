@@ -129,7 +129,7 @@ fn rootful_data_volume_archives_host_paths_numeric_with_container_paths() {
         .starts_with("compose"));
 
     let mnt = t.mkdir("mnt", 0o755);
-    let r = restore(&archive, &key, &["--root", mnt.to_str().unwrap()]);
+    let r = restore_under(&archive, &key, &mnt);
     expect_code(&r, 0);
     for p in [&ini, &jwt, &hostkey] {
         let back = mnt.join(p.strip_prefix("/").unwrap());

@@ -133,7 +133,7 @@ fn gitea_binary_install_backs_up_app_ini_jwt_and_ssh_keys_and_restores_them_byte
     .contains("test-only-value"));
 
     let mnt = t.mkdir("mnt", 0o755);
-    let r = restore(&archive, &key, &["--root", mnt.to_str().unwrap()]);
+    let r = restore_under(&archive, &key, &mnt);
     expect_code(&r, 0);
     for p in [&ini, &jwt, &ssh, &ssh_pub] {
         assert_eq!(
@@ -483,7 +483,7 @@ fn woodpecker_sqlite_with_a_live_writer_is_archived_consistent() {
     );
 
     let mnt = t.mkdir("mnt", 0o755);
-    let r = restore(&archive, &key, &["--root", mnt.to_str().unwrap()]);
+    let r = restore_under(&archive, &key, &mnt);
     expect_code(&r, 0);
     let restored = under_root(&mnt, &db);
     let ok = run_ok(

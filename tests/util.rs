@@ -292,3 +292,11 @@ pub fn item_paths(v: &serde_json::Value) -> Vec<String> {
         .map(|i| i["path"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Restores all of `archive` under `dir` (the recorded absolute paths below it): with
+/// `--root` as root (owners set), with `--to` otherwise (a non-root user cannot give the
+/// recorded owners, e.g. root's of `/tmp`, and restore refuses rather than half-do it).
+pub fn restore_under(archive: &Path, identity: &Path, dir: &Path) -> Output {
+    let flag = if is_root() { "--root" } else { "--to" };
+    restore(archive, identity, &[flag, dir.to_str().unwrap()])
+}
