@@ -505,3 +505,30 @@ fn woodpecker_sqlite_with_a_live_writer_is_archived_consistent() {
     );
     assert_eq!(stdout(&s).trim(), "test-only-plain-text");
 }
+
+#[test]
+fn relative_config_gives_absolute_items_and_findings() {
+    let t = TestDir::new();
+    let ini = gitea_ini(&t, "gitea", SECURITY);
+    fs::set_permissions(&ini, fs::Permissions::from_mode(0o644)).unwrap();
+    let jwt = t.join("var/lib/gitea/data/jwt/private.pem");
+    openssl_rsa(&jwt);
+    let o = fk_cmd(&["check", "--json", "-p", "gitea=etc/gitea/app.ini"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    expect_code(&o, 3);
+    let v = json_of(&o);
+    let paths = item_paths(&v);
+    assert!(paths.contains(&ini.display().to_string()), "{paths:?}");
+    assert!(paths.contains(&jwt.display().to_string()), "{paths:?}");
+    // The profile's audit and collection's name the same file the same way.
+    for code in ["mode-too-open", "world-readable"] {
+        let f = findings_with(&v, code);
+        assert!(
+            f.iter()
+                .any(|f| f["path"] == ini.display().to_string().as_str()),
+            "{code}: {v}"
+        );
+    }
+}
