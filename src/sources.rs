@@ -27,10 +27,14 @@ pub struct Sources {
     pub resolved: Vec<Resolved>,
 }
 
-/// `-p NAME[=CONFIG]`.
+/// `-p NAME[=CONFIG]`. A relative CONFIG is made absolute against the current folder,
+/// so the items derived from it are absolute like every other source path.
 pub fn parse_profile(spec: &str) -> Result<(Forge, Option<PathBuf>)> {
     let (name, config) = match spec.split_once('=') {
-        Some((n, c)) if !c.is_empty() => (n, Some(PathBuf::from(c))),
+        Some((n, c)) if !c.is_empty() => (
+            n,
+            Some(std::path::absolute(c).unwrap_or_else(|_| PathBuf::from(c))),
+        ),
         Some((n, _)) => (n, None),
         None => (spec, None),
     };

@@ -246,3 +246,68 @@ pub fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
     v.sort();
     v
 }
+
+/// A real RSA private key in PKCS#8 PEM (what Gitea writes as jwt/private.pem), 0600.
+pub fn openssl_rsa(path: &Path) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    run_ok(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path.to_str().unwrap(),
+    ]));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A real Ed25519 private key in PKCS#8 PEM (an EdDSA signing key), 0600.
+pub fn openssl_ed25519(path: &Path) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    run_ok(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        path.to_str().unwrap(),
+    ]));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A real OpenSSH host key pair without passphrase at `path` (+ `.pub`); `extra` e.g.
+/// `["-b", "2048", "-m", "PEM"]` for an RSA key in Gitea's format.
+pub fn ssh_host_key(path: &Path, kind: &str, extra: &[&str]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut args = vec!["-q", "-t", kind, "-N", "", "-C", "host", "-f"];
+    args.push(path.to_str().unwrap());
+    args.extend(extra);
+    run_ok(Command::new("ssh-keygen").args(&args));
+}
+
+/// The findings of a `--json` report with this code.
+pub fn findings_with<'a>(v: &'a serde_json::Value, code: &str) -> Vec<&'a serde_json::Value> {
+    v["findings"]
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["code"] == code).collect())
+        .unwrap_or_default()
+}
+
+/// Every item path of every profile in a `check --json` report.
+pub fn item_paths(v: &serde_json::Value) -> Vec<String> {
+    v["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().iter())
+        .map(|i| i["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Restores all of `archive` under `dir` (the recorded absolute paths below it): with
+/// `--root` as root (owners set), with `--to` otherwise (a non-root user cannot give the
+/// recorded owners, e.g. root's of `/tmp`, and restore refuses rather than half-do it).
+pub fn restore_under(archive: &Path, identity: &Path, dir: &Path) -> Output {
+    let flag = if is_root() { "--root" } else { "--to" };
+    restore(archive, identity, &[flag, dir.to_str().unwrap()])
+}

@@ -58,9 +58,29 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         // All pages in one step: a multi-step copy restarts whenever the service writes,
         // and a busy service could keep it from ever finishing. One step holds a read
         // transaction for the duration, which does not block a WAL-mode writer.
-        backup
-            .run_to_completion(-1, Duration::from_millis(100), None)
-            .map_err(|e| fail("the online backup failed", e))?;
+        // (Not `run_to_completion`: it asserts a positive page count and panics on -1.)
+        let mut tries = 0;
+        loop {
+            use rusqlite::backup::StepResult;
+            match backup
+                .step(-1)
+                .map_err(|e| fail("the online backup failed", e))?
+            {
+                StepResult::Done => break,
+                // Busy/Locked: a writer holds a lock SQLite needs; try again shortly.
+                _ if tries < 300 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                _ => {
+                    return Err(Error::runtime(format!(
+                        "cannot copy the SQLite database {}: it stayed locked for 30 seconds",
+                        path.display()
+                    ))
+                    .hint("run the backup again when the service is less busy"))
+                }
+            }
+        }
     }
     // Not fsynced: the copy is only read back by this process. The connections above
     // are closed, so every page is in the file.
