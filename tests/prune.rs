@@ -3,9 +3,7 @@
 
 use crate::util::*;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 fn name(host: &str, stamp: &str) -> String {
     format!("forgekeep-{host}-{stamp}.tar.zst.age")
@@ -244,39 +242,6 @@ fn no_rule_or_no_folder_is_a_usage_error() {
     let o = prune(&missing, &["--keep-last", "1"]);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
-}
-
-/// Holds an flock on `lock` in a child process (bash exec'ing into sleep, so the one
-/// process holding the descriptor is the one we kill) until the guard is dropped.
-struct Holder(std::process::Child);
-
-impl Holder {
-    fn hold(lock: &Path) -> Holder {
-        require("flock");
-        let mut child = Command::new("bash")
-            .args([
-                "-c",
-                r#"exec 9<>"$1" && flock -n 9 && echo locked && exec sleep 60"#,
-                "holder",
-                lock.to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
-        Holder(child)
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

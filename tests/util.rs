@@ -235,3 +235,38 @@ pub fn json_of(o: &Output) -> serde_json::Value {
         )
     })
 }
+
+/// Holds an flock on `lock` in a child process (bash exec'ing into sleep, so the one
+/// process holding the descriptor is the one we kill) until the guard is dropped.
+pub struct Holder(std::process::Child);
+
+impl Holder {
+    pub fn hold(lock: &Path) -> Holder {
+        require("flock");
+        let mut child = Command::new("bash")
+            .args([
+                "-c",
+                r#"exec 9<>"$1" && flock -n 9 && echo locked && exec sleep 60"#,
+                "holder",
+                lock.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
