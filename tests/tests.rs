@@ -16,3 +16,4 @@ mod progress;
 mod proptest_roundtrip;
 mod prune;
 mod restore;
+mod unattended;
