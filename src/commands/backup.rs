@@ -201,7 +201,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         size.map(|s| format!(" ({})", human_bytes(s)))
             .unwrap_or_default()
     ));
-    out.report(&json!({
+    let mut report = json!({
         "command": "backup",
         "archive": written_to,
         "size": size,
@@ -210,12 +210,14 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         "content_bytes": summary.content_bytes,
         "findings": collection.findings,
         "duration_ms": elapsed.as_millis() as u64,
-        "prune": pruned.as_ref().map(|p| {
-            let mut v = p.to_json();
-            v.as_object_mut().map(|o| o.remove("command"));
-            v
-        }),
-    }));
+    });
+    // Only when pruning ran (documented as `"prune"?`: absent, not null, otherwise).
+    if let Some(p) = &pruned {
+        let mut v = p.to_json();
+        v.as_object_mut().map(|o| o.remove("command"));
+        report["prune"] = v;
+    }
+    out.report(&report);
     Ok(exit_for(worst))
 }
 
