@@ -10,6 +10,7 @@ mod contrib;
 mod diff;
 mod hostile;
 mod interop;
+mod json;
 mod keys;
 mod ownership;
 mod progress;
