@@ -33,7 +33,13 @@ fn output_dir_gets_a_generated_0600_name_and_nothing_else() {
         .unwrap();
     assert_eq!(stamp.len(), 16, "YYYYmmddTHHMMSSZ: {stamp}");
     assert_eq!(mode_of(&a), 0o600);
-    assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
+    // The archive and the folder's run lock, nothing else.
+    let mut names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![".forgekeep.lock".to_string(), name.to_string()]);
 }
 
 #[test]
@@ -299,6 +305,7 @@ fn disk_full_leaves_no_partial_archive_and_the_earlier_one_intact() {
     let names: Vec<_> = fs::read_dir(&mnt)
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".forgekeep.lock")
         .collect();
     assert_eq!(
         names,
