@@ -176,7 +176,8 @@ fn open_error(dir: &Path, path: &Path, e: &std::io::Error) -> Error {
         ))
         .hint(format!(
             "the archive folder {} must be writable by this user (it is where archives \
-             are written and deleted)",
+             are written and deleted); a lock file left by another user's killed run can \
+             be removed",
             dir.display()
         )),
         K::NotFound => Error::runtime(format!("folder {} does not exist", dir.display()))

@@ -16,6 +16,11 @@ fn main() {
                 0
             };
             let _ = e.print();
+            // `--json` promises one JSON object on stdout, usage errors included: the
+            // scripts that pass it parse stdout, not clap's text.
+            if code != 0 && json_requested() {
+                forgekeep::report::error_json(&parse_error(&e));
+            }
             std::process::exit(code);
         }
     };
@@ -42,4 +47,20 @@ fn main() {
         }
     };
     std::process::exit(code.code());
+}
+
+/// `--json` among the arguments (before a `--`), for errors found before it is parsed.
+fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// clap's error as forgekeep's one-line error: its first line, without "error: ".
+fn parse_error(e: &clap::Error) -> forgekeep::error::Error {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let what = first.strip_prefix("error: ").unwrap_or(first).trim();
+    forgekeep::error::Error::usage(what).hint("see forgekeep --help, or forgekeep COMMAND --help")
 }

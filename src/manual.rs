@@ -40,6 +40,6 @@ profile: {"forge": "gitea" | "forgejo" | "woodpecker" | "woodpecker-agent" | "gi
 
 detect: {"command": "detect", "installations": [{"forge", "config"?, "via", "profile"?: profile}], "compose": [{"file", "services": [{"name", "image", "forge"?, "layout"?}]}]}
 
-prune: {"command": "prune", "dir", "dry_run", "kept": [{"name", "reasons": [text]}], "deleted": [name]}
+prune: {"command": "prune", "dir", "dry_run", "kept": [{"name", "host", "time": RFC 3339, "reasons": [text]}], "to_delete": [name] (the plan), "deleted": [name] (what was deleted: the plan, or [] with --dry-run)}
 
 keygen: {"command": "keygen", "identity_file", "recipient"}"#;

@@ -175,16 +175,21 @@ pub fn mode_string(kind: char, mode: u32) -> String {
 pub fn error(e: &crate::error::Error, json: bool) {
     eprintln!("forgekeep: error: {}", printable(&e.to_string()));
     if json {
-        let v = serde_json::json!({
-            "ok": false,
-            "exit_code": e.exit.code(),
-            "error": e.what,
-            "hint": e.hint,
-        });
-        let mut o = std::io::stdout().lock();
-        let _ = serde_json::to_writer(&mut o, &v);
-        let _ = writeln!(o);
+        error_json(e);
     }
+}
+
+/// The JSON error object alone, on stdout (for errors whose text is already on stderr).
+pub fn error_json(e: &crate::error::Error) {
+    let v = serde_json::json!({
+        "ok": false,
+        "exit_code": e.exit.code(),
+        "error": e.what,
+        "hint": e.hint,
+    });
+    let mut o = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut o, &v);
+    let _ = writeln!(o);
 }
 
 /// A path (or any archive-supplied text) made safe for a terminal line: control

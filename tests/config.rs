@@ -134,3 +134,46 @@ fn missing_config_file_is_a_clear_error() {
         .unwrap()
         .any(|e| e.unwrap().file_name() == "nope.toml"));
 }
+
+#[test]
+fn config_retention_does_not_refuse_an_archive_to_stdout() {
+    // Regression: [retention] in the file made `backup -o - | ssh ...` a usage error, as
+    // if --keep-* had been given for stdout.
+    let t = TestDir::new();
+    let tree = t.gitea_tree();
+    let (key, recipient) = t.age_key("key.txt");
+    let config = write_config(&t, "[retention]\nkeep-daily = 7\n");
+    let archive = t.join("piped.age");
+    let o = fk_cmd(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &recipient,
+        "-o",
+        "-",
+    ])
+    .env("FORGEKEEP_CONFIG", &config)
+    .stdout(fs::File::create(&archive).unwrap())
+    .output()
+    .unwrap();
+    expect_code(&o, 0);
+    let v = fk(&[
+        "verify",
+        archive.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+    ]);
+    expect_code(&v, 0);
+    // A --keep-* flag with stdout is still refused: there is no folder to prune.
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &recipient,
+        "-o",
+        "-",
+        "--keep-daily",
+        "1",
+    ]);
+    expect_code(&o, 2);
+}

@@ -3,9 +3,7 @@
 
 use crate::util::*;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 fn name(host: &str, stamp: &str) -> String {
     format!("forgekeep-{host}-{stamp}.tar.zst.age")
@@ -63,10 +61,7 @@ fn dry_run_deletes_nothing_and_says_what_it_would() {
     );
     assert!(text.contains(&format!("delete {}", name("git", MONTHS[7]))));
     assert!(text.contains("would delete 6 of 8"), "{text}");
-    let after: Vec<String> = names_in(&dir)
-        .into_iter()
-        .filter(|n| n != ".forgekeep.lock")
-        .collect();
+    let after: Vec<String> = names_in(&dir);
     assert_eq!(after, before);
 }
 
@@ -107,8 +102,7 @@ fn monthly_rules_delete_the_rest_and_json_tells_it() {
         .collect();
     assert_eq!(deleted.len(), 5);
     assert_eq!(v["to_delete"], v["deleted"]);
-    let mut left = names_in(&dir);
-    left.retain(|n| n != ".forgekeep.lock");
+    let left = names_in(&dir);
     let mut want: Vec<String> = want_kept.to_vec();
     want.sort();
     assert_eq!(left, want);
@@ -172,8 +166,7 @@ fn the_newest_survives_and_hosts_are_independent() {
     }
     let o = prune(&dir, &["--keep-last", "1"]);
     expect_code(&o, 0);
-    let mut left = names_in(&dir);
-    left.retain(|n| n != ".forgekeep.lock");
+    let left = names_in(&dir);
     assert_eq!(
         left,
         vec![
@@ -244,39 +237,6 @@ fn no_rule_or_no_folder_is_a_usage_error() {
     let o = prune(&missing, &["--keep-last", "1"]);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
-}
-
-/// Holds an flock on `lock` in a child process (bash exec'ing into sleep, so the one
-/// process holding the descriptor is the one we kill) until the guard is dropped.
-struct Holder(std::process::Child);
-
-impl Holder {
-    fn hold(lock: &Path) -> Holder {
-        require("flock");
-        let mut child = Command::new("bash")
-            .args([
-                "-c",
-                r#"exec 9<>"$1" && flock -n 9 && echo locked && exec sleep 60"#,
-                "holder",
-                lock.to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "locked");
-        Holder(child)
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -311,3 +311,38 @@ pub fn restore_under(archive: &Path, identity: &Path, dir: &Path) -> Output {
     let flag = if is_root() { "--root" } else { "--to" };
     restore(archive, identity, &[flag, dir.to_str().unwrap()])
 }
+
+/// Holds an flock on `lock` in a child process (bash exec'ing into sleep, so the one
+/// process holding the descriptor is the one we kill) until the guard is dropped.
+pub struct Holder(std::process::Child);
+
+impl Holder {
+    pub fn hold(lock: &Path) -> Holder {
+        require("flock");
+        let mut child = Command::new("bash")
+            .args([
+                "-c",
+                r#"exec 9<>"$1" && flock -n 9 && echo locked && exec sleep 60"#,
+                "holder",
+                lock.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "locked");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

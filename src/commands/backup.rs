@@ -27,7 +27,13 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let args = &BackupArgs {
         sources: merge_sources(&args.sources, &config.sources),
         options: merge_backup(&args.options, &config.backup, args.passphrase),
-        keep: merge_keep(&args.keep, &config.retention),
+        // The file's [retention] is for its output folder; an archive sent to stdout
+        // (`-o - | ssh ...`) has no folder to prune, and that is no reason to refuse it.
+        keep: if args.options.output.as_deref() == Some(std::path::Path::new("-")) {
+            args.keep.clone()
+        } else {
+            merge_keep(&args.keep, &config.retention)
+        },
         ..args.clone()
     };
     let output = resolve_output(args)?;
@@ -201,7 +207,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         size.map(|s| format!(" ({})", human_bytes(s)))
             .unwrap_or_default()
     ));
-    out.report(&json!({
+    let mut report = json!({
         "command": "backup",
         "archive": written_to,
         "size": size,
@@ -210,12 +216,14 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         "content_bytes": summary.content_bytes,
         "findings": collection.findings,
         "duration_ms": elapsed.as_millis() as u64,
-        "prune": pruned.as_ref().map(|p| {
-            let mut v = p.to_json();
-            v.as_object_mut().map(|o| o.remove("command"));
-            v
-        }),
-    }));
+    });
+    // Only when pruning ran (documented as `"prune"?`: absent, not null, otherwise).
+    if let Some(p) = &pruned {
+        let mut v = p.to_json();
+        v.as_object_mut().map(|o| o.remove("command"));
+        report["prune"] = v;
+    }
+    out.report(&report);
     Ok(exit_for(worst))
 }
 
