@@ -9,11 +9,19 @@
 //! and is unlinked at once: the archive writer reads it through the open descriptor, and
 //! nothing is left behind even if the run is killed later. The `-wal`/`-shm`/`-journal`
 //! companions are not archived: the snapshot already contains every committed page.
+//!
+//! That folder usually belongs to the forge's user, who may rename or replace entries in
+//! it while we run as root. So SQLite opens the copy with `SQLITE_OPEN_NOFOLLOW` and
+//! without `CREATE` (a symlink swapped in for the temp name is refused, not followed:
+//! root must not be made to create or overwrite a file elsewhere), the name must still
+//! lead to the very inode we created once the copy is done, and the copy is read back
+//! through that inode (`/proc/self/fd`), never by name.
 
 use crate::error::{Error, Result};
 use crate::fsx::DirFd;
 use rusqlite::{Connection, OpenFlags};
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,7 +33,9 @@ pub const COMPANION_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
 pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
     let dir_path = path.parent().unwrap_or(Path::new("/"));
     let dir = DirFd::open(dir_path)?;
-    let temp = dir.create_temp().map_err(|e| {
+    // Copies of runs killed mid-copy (their pid is gone) are removed first.
+    dir.sweep_stale_temps();
+    let mut temp = dir.create_temp().map_err(|e| {
         e.hint(format!(
             "the database copy is made in its own folder {}; run forgekeep as a user that can write there (often root)",
             dir_path.display()
@@ -44,12 +54,21 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         // empty database where the service expects its own.
         let src = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(|e| fail("cannot open it", e))?;
         src.busy_timeout(Duration::from_secs(30))
             .map_err(|e| fail("cannot set a busy timeout", e))?;
-        let mut dst = Connection::open(&temp_path).map_err(|e| fail("cannot open the copy", e))?;
+        // The file exists (we made it, 0600): no CREATE, and no symlink followed.
+        let mut dst = Connection::open_with_flags(
+            &temp_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| fail("cannot open the copy", e))?;
         // The copy needs no journal: it is either complete or thrown away.
         dst.pragma_update(None, "journal_mode", "OFF")
             .map_err(|e| fail("cannot prepare the copy", e))?;
@@ -83,8 +102,34 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         }
     }
     // Not fsynced: the copy is only read back by this process. The connections above
-    // are closed, so every page is in the file.
-    let file = File::open(&temp_path).map_err(|e| Error::io("cannot read", &temp_path, &e))?;
+    // are closed, so every page is in the file. Read back through OUR inode (the magic
+    // link of our own descriptor, not the name), after checking that the name SQLite
+    // wrote through still leads to it: otherwise someone swapped the name meanwhile and
+    // what SQLite wrote is not what we would read.
+    let ours = temp
+        .file()
+        .metadata()
+        .map_err(|e| Error::io("cannot read", &temp_path, &e))?;
+    let named = nix::sys::stat::fstatat(
+        &dir,
+        temp.name.as_str(),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    let same =
+        named.is_ok_and(|st| st.st_dev as u64 == ours.dev() && st.st_ino as u64 == ours.ino());
+    if !same || ours.len() == 0 {
+        return Err(Error::runtime(format!(
+            "the copy of the SQLite database {} was replaced while it was written; nothing was archived",
+            path.display()
+        ))
+        .hint(format!(
+            "something renames files in {} while forgekeep runs; find out what, then run again",
+            dir_path.display()
+        )));
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(temp.file());
+    let proc_path = format!("/proc/self/fd/{fd}");
+    let file = File::open(&proc_path).map_err(|e| Error::io("cannot read", &temp_path, &e))?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io("cannot read", &temp_path, &e))?;
