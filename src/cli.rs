@@ -275,6 +275,9 @@ pub struct PruneArgs {
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// Only the archives of this host (the <host> in forgekeep-<host>-<stamp>.tar.zst.age); default: every host, each by the same rules
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Say what would be deleted; delete nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,

@@ -216,6 +216,23 @@ pub fn plan(archives: &[Archive], keep: &KeepArgs) -> Vec<Decision> {
                 }
             }
         }
+        // restic (0.17+): when a period rule has periods left over (fewer periods with an
+        // archive than it asks for), the oldest archive is kept too, so a young
+        // installation with --keep-monthly 12 keeps its first archive.
+        if let Some(&oldest) = idx.last() {
+            for (r, (rule, _)) in rules.iter().enumerate() {
+                if left[r] > 0 && !matches!(rule, Rule::Last) {
+                    let what = bucket(*rule, decisions[oldest].archive.time);
+                    let kind = what.split(' ').next().unwrap_or("").to_string();
+                    let d = &mut decisions[oldest];
+                    // Only an archive no rule keeps yet needs the extra reason.
+                    if !d.keep || d.reasons.iter().any(|x| x.starts_with("oldest")) {
+                        d.keep = true;
+                        d.reasons.push(format!("oldest ({kind})"));
+                    }
+                }
+            }
+        }
         if let Some(&newest) = idx.first() {
             let d = &mut decisions[newest];
             if !d.keep {
@@ -399,8 +416,8 @@ mod tests {
                 "20261227T030000Z del",
                 "20261130T030000Z del",
                 "20261101T030000Z del",
-                "20251231T030000Z keep yearly 2025", // only 3 years have one
-                "20250101T030000Z del",
+                "20251231T030000Z keep yearly 2025", // only 3 years have one:
+                "20250101T030000Z keep oldest (yearly)", // restic keeps the oldest too
             ]),
             (keep(none, Some(2), none, none, none, none), vec![
                 "20270104T030000Z keep hourly 2027-01-04T03",
@@ -490,11 +507,21 @@ mod tests {
         // 23:59:59 and 00:00:00 are different days; the later one wins its day.
         let s = series(&["20261126T000000Z", "20261125T235959Z", "20261125T000000Z"]);
         assert_eq!(
-            run(&s, &keep(None, None, Some(5), None, None, None)),
+            run(&s, &keep(None, None, Some(2), None, None, None)),
             vec![
                 "20261126T000000Z keep daily 2026-11-26",
                 "20261125T235959Z keep daily 2026-11-25",
                 "20261125T000000Z del",
+            ]
+        );
+        // Fewer days with an archive than the rule asks for: the oldest is kept as well,
+        // as restic does.
+        assert_eq!(
+            run(&s, &keep(None, None, Some(5), None, None, None)),
+            vec![
+                "20261126T000000Z keep daily 2026-11-26",
+                "20261125T235959Z keep daily 2026-11-25",
+                "20261125T000000Z keep oldest (daily)",
             ]
         );
     }

@@ -325,7 +325,8 @@ fn backup_with_keep_last_prunes_the_folder_after_writing_and_reports_it_in_json(
         "{kept:?}"
     );
     // The plan went to stderr with the other human text.
-    assert!(stderr(&o).contains("deleted 4 of 7"), "{}", stderr(&o));
+    // Only this host's archives were considered: the other host's is not counted.
+    assert!(stderr(&o).contains("deleted 4 of 6"), "{}", stderr(&o));
 }
 
 #[test]
@@ -334,7 +335,16 @@ fn retention_in_the_config_file_prunes_after_a_backup_without_flags() {
     let (_key, r) = td.age_key("key.txt");
     let src = private_src(&td, "src");
     let dir = folder_with_old_archives(&td);
-    let config = td.write("etc/config.toml", b"[retention]\nkeep-last = 2\n", 0o600);
+    // The file's rules are for the file's output folder.
+    let config = td.write(
+        "etc/config.toml",
+        format!(
+            "[backup]\noutput = \"{}/\"\n[retention]\nkeep-last = 2\n",
+            dir.display()
+        )
+        .as_bytes(),
+        0o600,
+    );
     let o = run_backup(
         &src,
         &r,
@@ -344,7 +354,7 @@ fn retention_in_the_config_file_prunes_after_a_backup_without_flags() {
     expect_code(&o, 0);
     let new = the_new_archive(&dir);
     assert_kept_two(&dir, &new);
-    assert!(stdout(&o).contains("deleted 4 of 7"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("deleted 4 of 6"), "{}", stdout(&o));
 }
 
 #[test]
@@ -353,7 +363,15 @@ fn a_failed_backup_never_prunes() {
     let (_key, r) = td.age_key("key.txt");
     let dir = folder_with_old_archives(&td);
     let before = names_in(&dir);
-    let config = td.write("etc/config.toml", b"[retention]\nkeep-last = 1\n", 0o600);
+    let config = td.write(
+        "etc/config.toml",
+        format!(
+            "[backup]\noutput = \"{}/\"\n[retention]\nkeep-last = 1\n",
+            dir.display()
+        )
+        .as_bytes(),
+        0o600,
+    );
     let missing = td.join("no-such-source");
     // A source that does not exist: exit 1, with the flag and with the config file.
     let o = run_backup(&missing, &r, &slash(&dir), &["--keep-last", "1", "--json"]);
@@ -603,4 +621,128 @@ fn quiet_prints_nothing_for_a_clean_run_and_only_the_findings_otherwise() {
             .any(|l| l.contains("[world-readable]") && l.contains(open.to_str().unwrap())),
         "{err}"
     );
+}
+
+#[test]
+fn backup_prunes_only_its_own_hosts_archives() {
+    // Regression: a backup's --keep-last 1 cut another host's archives in a shared folder.
+    let td = TestDir::new();
+    let (_key, r) = td.age_key("key.txt");
+    let src = private_src(&td, "src");
+    let dir = td.mkdir("backups", 0o700);
+    let others: Vec<String> = ["20261120T030000Z", "20261121T030000Z", "20261122T030000Z"]
+        .iter()
+        .map(|s| archive_name("otherhost", s))
+        .collect();
+    for n in &others {
+        fs::write(dir.join(n), b"").unwrap();
+    }
+    let mine = archive_name(&host(), "20260101T030000Z");
+    fs::write(dir.join(&mine), b"").unwrap();
+    let o = run_backup(&src, &r, &slash(&dir), &["--keep-last", "1", "--json"]);
+    expect_code(&o, 0);
+    let names = names_in(&dir);
+    for n in &others {
+        assert!(names.contains(n), "{n} was deleted: {names:?}");
+    }
+    assert!(
+        !names.contains(&mine),
+        "this host's old archive is pruned: {names:?}"
+    );
+    assert_eq!(json_of(&o)["prune"]["deleted"], serde_json::json!([mine]));
+
+    // prune --host does the same by hand; without it every host is pruned.
+    let o = fk(&[
+        "prune",
+        dir.to_str().unwrap(),
+        "--keep-last",
+        "1",
+        "--host",
+        "otherhost",
+        "--dry-run",
+        "--json",
+    ]);
+    expect_code(&o, 0);
+    assert_eq!(json_of(&o)["to_delete"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn config_retention_applies_to_the_config_folder_only() {
+    // Regression: an ad-hoc `backup -o other/` on a configured host pruned that folder.
+    let td = TestDir::new();
+    let (_key, r) = td.age_key("key.txt");
+    let src = private_src(&td, "src");
+    let configured = td.mkdir("backups", 0o700);
+    let adhoc = td.mkdir("before-upgrade", 0o700);
+    let old = archive_name(&host(), "20250101T030000Z");
+    fs::write(adhoc.join(&old), b"").unwrap();
+    fs::write(configured.join(&old), b"").unwrap();
+    let config = td.write(
+        "config.toml",
+        format!(
+            "[backup]\noutput = \"{}/\"\n[retention]\nkeep-last = 1\n",
+            configured.display()
+        )
+        .as_bytes(),
+        0o600,
+    );
+    let c = config.to_str().unwrap();
+    let o = run_backup(&src, &r, &slash(&adhoc), &["--config", c]);
+    expect_code(&o, 0);
+    assert!(
+        adhoc.join(&old).exists(),
+        "the ad-hoc folder is not pruned by the file's rules"
+    );
+    let o = run_backup(&src, &r, &slash(&configured), &["--config", c]);
+    expect_code(&o, 0);
+    assert!(!configured.join(&old).exists(), "the configured folder is");
+}
+
+#[test]
+fn a_backup_missing_a_secret_does_not_prune_the_archives_that_have_it() {
+    let td = TestDir::new();
+    let (_key, r) = td.age_key("key.txt");
+    let dir = td.mkdir("backups", 0o700);
+    let old = archive_name(&host(), "20250101T030000Z");
+    fs::write(dir.join(&old), b"").unwrap();
+    // A Gitea whose JWT key is gone (the forge will make a new one): secret-missing.
+    let work = td.mkdir("gitea", 0o700);
+    let ini = td.write(
+        "gitea/app.ini",
+        format!(
+            "WORK_PATH = {w}\n[server]\nAPP_DATA_PATH = {w}/data\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = a-long-enough-secret\n",
+            w = work.display()
+        )
+        .as_bytes(),
+        0o600,
+    );
+    let o = fk(&[
+        "backup",
+        "-p",
+        &format!("gitea={}", ini.display()),
+        "-r",
+        &r,
+        "-o",
+        &slash(&dir),
+        "--keep-last",
+        "1",
+        "--json",
+    ]);
+    expect_code(&o, 3);
+    let v = json_of(&o);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "secret-missing"),
+        "{v}"
+    );
+    assert!(v["prune_skipped"].is_string(), "{v}");
+    assert!(v.get("prune").is_none(), "{v}");
+    assert!(
+        dir.join(&old).exists(),
+        "the archive that still has the key is kept"
+    );
+    assert!(stderr(&o).contains("not pruning"), "{}", stderr(&o));
 }

@@ -12,7 +12,7 @@ use crate::cli::BackupArgs;
 use crate::collect::{collect, Collection, Options};
 use crate::config::{merge_backup, merge_keep, merge_sources, Config};
 use crate::error::{Error, ExitCode, Result};
-use crate::findings::{worst, Severity};
+use crate::findings::{worst, Code, Severity};
 use crate::keys::{parse_recipient, read_passphrase, read_recipients_file, Encryption};
 use crate::report::{human_bytes, Out};
 use crate::sources::resolve as resolve_sources;
@@ -27,16 +27,18 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let args = &BackupArgs {
         sources: merge_sources(&args.sources, &config.sources),
         options: merge_backup(&args.options, &config.backup, args.passphrase),
-        // The file's [retention] is for its output folder; an archive sent to stdout
-        // (`-o - | ssh ...`) has no folder to prune, and that is no reason to refuse it.
-        keep: if args.options.output.as_deref() == Some(std::path::Path::new("-")) {
-            args.keep.clone()
-        } else {
-            merge_keep(&args.keep, &config.retention)
-        },
         ..args.clone()
     };
     let output = resolve_output(args)?;
+    // The file's [retention] is for the file's output folder only: an ad-hoc
+    // `backup -o /root/before-upgrade/` on a configured host must not prune that folder,
+    // and an archive sent to stdout has no folder at all. --keep-* flags apply anywhere.
+    let keep = match &output {
+        Output::File { dir, .. } if is_config_folder(dir, config) => {
+            merge_keep(&args.keep, &config.retention)
+        }
+        _ => args.keep.clone(),
+    };
     let mut out = *out;
     if matches!(output, Output::Stdout) && !args.dry_run {
         if out.json {
@@ -52,7 +54,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         Output::File { dir, .. } if !args.dry_run => Some(crate::lock::acquire(dir, "backup")?),
         _ => None,
     };
-    let pruning = !crate::retention::no_rule(&args.keep);
+    let pruning = !crate::retention::no_rule(&keep);
     if pruning && lock.is_none() && !args.dry_run {
         return Err(
             Error::usage("--keep-* needs an output folder or file, not stdout").hint(
@@ -181,10 +183,25 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     }
     let (written_to, size, summary) = written?;
 
-    // Retention only after a complete archive is safely in place.
+    // Retention only after a complete archive is safely in place, and only when it holds
+    // everything the older ones do: a run that found a secret missing or lost must not
+    // delete the archives that still have it.
+    let incomplete = collection.findings.iter().any(|f| {
+        f.severity == Severity::Error
+            || (f.severity >= Severity::Warning
+                && matches!(
+                    f.code,
+                    Code::SecretMissing | Code::NotPersistent | Code::VolumeUnknown
+                ))
+    });
+    if pruning && incomplete {
+        out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
+    }
+    // Only this host's archives: others sharing the folder keep their own rules.
+    let host = host_for_filename();
     let pruned = match (&lock, &output) {
-        (Some(lock), Output::File { name, .. }) if pruning => Some(
-            crate::commands::prune::prune_dir(lock, &args.keep, false, name.to_str(), out)
+        (Some(lock), Output::File { name, .. }) if pruning && !incomplete => Some(
+            crate::commands::prune::prune_dir(lock, &keep, false, name.to_str(), Some(&host), out)
                 .map_err(|e| Error {
                     what: format!(
                         "the archive {written_to} was written, but pruning failed: {}",
@@ -222,6 +239,10 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         let mut v = p.to_json();
         v.as_object_mut().map(|o| o.remove("command"));
         report["prune"] = v;
+    }
+    if pruning && incomplete {
+        report["prune_skipped"] =
+            serde_json::json!("the archive lacks secrets that older archives may hold");
     }
     out.report(&report);
     Ok(exit_for(worst))
@@ -300,6 +321,26 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
         );
     }
     existing_refused(args, dir, name)
+}
+
+/// Is `dir` the configuration file's output folder (the same folder, however named)?
+fn is_config_folder(dir: &Path, config: &Config) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(o) = &config.backup.output else {
+        return false;
+    };
+    let folder = if o.is_dir() {
+        o.as_path()
+    } else {
+        match o.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    };
+    match (std::fs::metadata(dir), std::fs::metadata(folder)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Fails fast, before any source is read, when the output exists and `--force` was

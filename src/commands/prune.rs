@@ -32,7 +32,7 @@ pub fn run(args: &PruneArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let keep = merge_keep(&args.keep, &config.retention);
     check_rules(&keep)?;
     let lock = crate::lock::acquire(dir, "prune")?;
-    let outcome = prune_dir(&lock, &keep, args.dry_run, None, out)?;
+    let outcome = prune_dir(&lock, &keep, args.dry_run, None, args.host.as_deref(), out)?;
     out.report(&outcome.to_json());
     Ok(ExitCode::Success)
 }
@@ -100,10 +100,14 @@ pub fn prune_dir(
     keep: &KeepArgs,
     dry_run: bool,
     protect: Option<&str>,
+    host: Option<&str>,
     out: &Out,
 ) -> Result<PruneOutcome> {
     let dir = lock.dir();
-    let archives = retention::list(dir)?;
+    let mut archives = retention::list(dir)?;
+    if let Some(h) = host {
+        archives.retain(|a| a.host == h);
+    }
     let mut decisions = retention::plan(&archives, keep);
     for d in &mut decisions {
         if Some(d.archive.name.as_str()) == protect {
