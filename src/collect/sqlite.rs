@@ -115,8 +115,7 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         temp.name.as_str(),
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     );
-    let same =
-        named.is_ok_and(|st| st.st_dev as u64 == ours.dev() && st.st_ino as u64 == ours.ino());
+    let same = named.is_ok_and(|st| st.st_dev == ours.dev() && st.st_ino == ours.ino());
     if !same || ours.len() == 0 {
         return Err(Error::runtime(format!(
             "the copy of the SQLite database {} was replaced while it was written; nothing was archived",
