@@ -259,8 +259,10 @@ pub struct DetectArgs {
 #[command(
     after_help = "Rules (as restic's forget): --keep-last N keeps the N newest archives; \
 --keep-hourly/daily/weekly/monthly/yearly N keep the newest archive of each of the N newest \
-hours/days/ISO weeks/months/years that have one. An archive kept by any rule is kept. The newest \
-archive is always kept. Rules apply to each host's archives separately. At least one rule with \
+hours/days/ISO weeks/months/years that have one; when fewer periods have an archive than a rule \
+asks for, the oldest archive is kept as well (as restic 0.17 does). An archive kept by any rule is \
+kept. The newest archive is always kept. Rules apply to each host's archives separately (--host \
+limits the run to one). At least one rule with \
 N > 0 is required. Times come from the UTC stamp in the file name. Only regular files named \
 forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age are considered; nothing else in the folder is touched. \
 Runs under the folder's lock (exit 6 while a backup or prune of it runs).

@@ -60,6 +60,22 @@ impl Config {
             ))
             .hint("see the example in `man forgekeep` (CONFIGURATION) or examples/config.toml")
         })?;
+        // The command line's range, checked here too: a level the reader refuses would
+        // make archives forgekeep itself cannot open.
+        if let Some(level) = config.backup.level {
+            if !crate::archive::LEVEL_RANGE.contains(&i64::from(level)) {
+                let line = text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("level"))
+                    .map(|i| format!(" line {}", i + 1))
+                    .unwrap_or_default();
+                return Err(Error::usage(format!(
+                    "{}{line}: level = {level} is out of range 1..=19",
+                    path.display()
+                ))
+                .hint("zstd levels above 19 need more memory to read than forgekeep allows; 3 is the default"));
+            }
+        }
         // Relative paths in the file mean relative to the file, not to wherever cron runs.
         let base = path.parent().unwrap_or(Path::new("/"));
         let mut config = config;
@@ -158,6 +174,13 @@ mod tests {
         assert!(msg.contains("line 5"), "{msg}");
         assert!(msg.contains("keep-dayly"), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn level_out_of_range_is_refused_with_its_line() {
+        let err = Config::parse("[backup]\nlevel = 22\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        assert!(Config::parse("[backup]\nlevel = 19\n", Path::new("c.toml")).is_ok());
     }
 
     #[test]

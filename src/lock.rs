@@ -110,6 +110,16 @@ fn try_acquire(dir: &Path, command: &str) -> Result<Option<Lock>> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io("cannot inspect the lock file", &path, &e))?;
+    // A hard link to some other file would have that file truncated and rewritten below.
+    if meta.file_type().is_file() && meta.nlink() != 1 {
+        return Err(Error::runtime(format!(
+            "the lock file {} has other names (hard links)",
+            path.display()
+        ))
+        .hint(
+            "remove it (forgekeep creates a fresh one); something made it a link to another file",
+        ));
+    }
     if !meta.file_type().is_file() {
         return Err(Error::runtime(format!(
             "the lock file {} is not a regular file",
@@ -226,6 +236,17 @@ fn held_error(dir: &Path, path: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hard_linked_lock_file_is_refused_and_the_other_file_untouched() {
+        let td = tempfile::tempdir().unwrap();
+        let precious = td.path().join("precious");
+        std::fs::write(&precious, "keep me").unwrap();
+        std::fs::hard_link(&precious, td.path().join(LOCK_NAME)).unwrap();
+        let e = acquire(td.path(), "prune").unwrap_err();
+        assert!(e.what.contains("hard links"), "{}", e.what);
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    }
 
     #[test]
     fn a_second_acquire_fails_with_exit_6_and_names_the_holder() {

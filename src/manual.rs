@@ -25,7 +25,7 @@ finding (in backup, check, list): {"code": "world-readable" | "group-readable" |
 entry (in backup --dry-run, list): {"path", "type": "file" | "dir" | "symlink", "role": "content" | "ancestor", "source": index into sources, "size", "mode": "0600", "uid", "gid", "user"?, "group"?, "mtime": seconds, "target"? (symlinks), "sha256"? (list: files)}
 
 backup: {"command": "backup", "archive": path | "-", "size": bytes | null, "entries", "files", "content_bytes", "findings": [finding], "duration_ms", "prune"?: prune object without "command" (with --keep-*, or [retention] for the configured output folder; this host's archives only), "prune_skipped"?: why no pruning was done (the archive lacks secrets older ones may hold)}
-backup --dry-run: {"command": "backup", "dry_run": true, "entries": [entry], "findings": [finding]}
+backup --dry-run: {"command": "backup", "dry_run": true, "entries": [entry], "findings": [finding]}; when the real run would be refused (an unreadable source, strict): "ok": false, "exit_code", "error", "hint" in the same object
 
 restore: {"command": "restore", "archive", "dry_run", "steps": [{"action": "create" | "replace" | "fix-metadata" | "unchanged" | "conflict", "path", "dest", "type", "mode", "uid", "gid", "reason"?}], "mappings": [{"kind": "user" | "group", "recorded", "to", "how"}], "counts": {"create", "replace", "fix_metadata", "unchanged", "conflict"}, "undo_archive": path | null, "warnings": [text]}
 

@@ -592,3 +592,35 @@ fn secret_values_never_reach_json_reports_or_stderr() {
     let o = fk(&args(&["diff"], &[&archive], &["-i", k, "-v"]));
     assert_no_secret("diff (text)", &o);
 }
+
+#[test]
+fn a_refused_dry_run_is_one_object_with_the_real_runs_verdict() {
+    // Regression: `backup --dry-run --json` printed its report (ok true) and then an error
+    // object; and --strict was not applied to dry runs.
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    td.write("srv/gitea/open.key", b"k", 0o644);
+    let (_key, r) = td.age_key("key.txt");
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "--dry-run",
+        "--strict",
+        "--json",
+    ]);
+    expect_code(&o, 1);
+    let v = one_object(&o);
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["dry_run"], true);
+    assert!(v["error"].as_str().unwrap().contains("strict"), "{v}");
+    let doc = forgekeep::manual::JSON_OUTPUT
+        .lines()
+        .find(|l| l.starts_with("backup --dry-run:"))
+        .unwrap();
+    for key in v.as_object().unwrap().keys() {
+        assert!(doc.contains(&format!("\"{key}\"")), "{key} not in: {doc}");
+    }
+}

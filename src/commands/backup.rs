@@ -24,6 +24,7 @@ use std::time::Instant;
 
 pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let started = Instant::now();
+    let config_strict = config.backup.strict && !args.options.strict;
     let args = &BackupArgs {
         sources: merge_sources(&args.sources, &config.sources),
         options: merge_backup(&args.options, &config.backup, args.passphrase),
@@ -94,6 +95,32 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             .max(blocking.unwrap_or(Severity::Info))
     });
 
+    // The verdict, the same for a dry run as for the real run.
+    let refusal = if worst == Some(Severity::Error) {
+        let n = collection
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::Unreadable)
+            .count();
+        Some(
+            Error::runtime(format!(
+                "{n} source(s) cannot be read; no archive was written"
+            ))
+            .hint("fix the findings above (often: run as root), then run again"),
+        )
+    } else if args.options.strict && worst >= Some(Severity::Warning) {
+        Some(
+            Error::runtime("strict: the findings above abort the backup; no archive was written")
+                .hint(if config_strict {
+                    "fix the permissions the findings name, or set strict = false in the configuration file"
+                } else {
+                    "fix the permissions the findings name, or run without --strict"
+                }),
+        )
+    } else {
+        None
+    };
+
     if args.dry_run {
         for c in &collection.items {
             let e = &c.entry;
@@ -110,33 +137,27 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             ));
         }
         out.say(summary_line("would archive", &collection, None));
-        out.report(&json!({
+        let mut report = json!({
             "command": "backup",
             "dry_run": true,
             "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
             "findings": collection.findings,
-        }));
-    }
-    // A dry run gives the same verdict as the real run.
-    if worst == Some(Severity::Error) {
-        let n = collection
-            .findings
-            .iter()
-            .filter(|f| f.code == crate::findings::Code::Unreadable)
-            .count();
-        return Err(Error::runtime(format!(
-            "{n} source(s) cannot be read; no archive was written"
-        ))
-        .hint("fix the findings above (often: run as root), then run again"));
-    }
-    if args.dry_run {
+        });
+        // One JSON object either way: a refused dry run is this report, marked failed.
+        if let Some(e) = &refusal {
+            report["ok"] = json!(false);
+            report["exit_code"] = json!(e.exit.code());
+            report["error"] = json!(e.what);
+            report["hint"] = json!(e.hint);
+            out.report(&report);
+            crate::report::error(e, false);
+            return Ok(e.exit);
+        }
+        out.report(&report);
         return Ok(exit_for(worst));
     }
-    if args.options.strict && worst >= Some(Severity::Warning) {
-        return Err(Error::runtime(
-            "--strict: the findings above abort the backup; no archive was written",
-        )
-        .hint("fix the permissions the findings name, or run without --strict"));
+    if let Some(e) = refusal {
+        return Err(e);
     }
 
     let manifest = build_manifest(&collection);
