@@ -198,6 +198,9 @@ pub struct VerifyArgs {
     /// With --latest: exit 1 when the newest archive is older than this (e.g. 26h, 2d)
     #[arg(long, value_name = "AGE", requires = "latest")]
     pub max_age: Option<String>,
+    /// With --latest: the newest archive of this host (the <host> in the archive name); default: of any host
+    #[arg(long, value_name = "HOST", requires = "latest")]
+    pub host: Option<String>,
     #[command(flatten)]
     pub keys: IdentityArgs,
 }

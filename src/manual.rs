@@ -31,9 +31,9 @@ restore: {"command": "restore", "archive", "dry_run", "steps": [{"action": "crea
 
 verify: {"command": "verify", "archive", "host", "created": RFC 3339, "entries", "files", "content_bytes", "age_seconds"? and "max_age_seconds"? (with --latest); when the newest archive is older than --max-age: "ok": false, "stale": true, "exit_code": 1, "error", "hint"}
 
-list: {"command": "list", "archive", "format", "version", "tool", "host", "created", "sources": [{"given", "path", "profile"?, "ownership": "name" | "numeric", "what"?, "container_path"?}], "findings": [finding], "entries": [entry]}
+list: {"command": "list", "archive", "format", "version", "tool", "host", "created", "exclude"? (the backup's --exclude globs), "sources": [{"given", "path", "profile"?, "ownership": "name" | "numeric", "what"?, "container_path"?}], "findings": [finding], "entries": [entry]}
 
-diff: {"command": "diff", "archive", "created", "host", "differences": [{"change": "missing" | "changed" | "drift" | "extra", "path", "recorded"?, "detail", "consequence"?}], "counts": {"missing", "changed", "drift", "extra"}}
+diff: {"command": "diff", "archive", "created", "host", "differences": [{"change": "missing" | "changed" | "drift" | "extra" | "unreadable", "path", "recorded"?, "detail", "consequence"?}], "counts": {"missing", "changed", "drift", "extra", "unreadable"}}
 
 check: {"command": "check", "profiles": [profile], "entries", "findings": [finding], "errors", "warnings"}
 profile: {"forge": "gitea" | "forgejo" | "woodpecker" | "woodpecker-agent" | "gitlab" | "gogs" | "drone", "layout": "native" | "docker" | "docker-rootless", "config"?, "service"?, "compose"?, "items": [{"path", "container_path"?, "what", "kind": "file" | "dir" | "sqlite", "required", "regenerates", "signing_key", "owner"?, "max_mode"?}], "findings": [finding]}

@@ -153,3 +153,68 @@ fn root_compares_a_tree_mounted_elsewhere() {
     ]);
     expect_code(&o, 0);
 }
+
+#[test]
+fn files_left_out_by_exclude_are_not_extra() {
+    // Regression: a backup with --exclude '*.log' made every later diff exit 3 for the
+    // log files it had left out on purpose.
+    let t = TestDir::new();
+    let tree = t.gitea_tree();
+    t.write("srv/gitea/conf/gitea.log", b"log", 0o600);
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("a.age");
+    backup(&[&tree], &recipient, &archive, &["--exclude", "*.log"]);
+    let o = fk(&[
+        "diff",
+        archive.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    t.write("srv/gitea/conf/new.ini", b"x", 0o600);
+    let o = fk(&[
+        "diff",
+        archive.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    expect_code(&o, 3);
+    assert_eq!(json_of(&o)["counts"]["extra"], 1);
+}
+
+#[test]
+fn an_unreadable_live_file_is_not_called_changed() {
+    // Regression: a user who could not read a live key was told it had changed (and that
+    // every token it signed was dead).
+    if !is_root() {
+        return; // needs setpriv to another user; CI runs as root
+    }
+    require("setpriv");
+    let t = TestDir::new();
+    let tree = t.gitea_tree();
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("a.age");
+    backup(&[&tree], &recipient, &archive, &[]);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    // The key's folder is open to others, the key itself (0600) is not; conf/ stays closed.
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(tree.join("jwt"), fs::Permissions::from_mode(0o755)).unwrap();
+    let o = sh(&format!(
+        "setpriv --reuid=daemon --regid=daemon --clear-groups env FORGEKEEP_CONFIG=/dev/null {BIN} diff {} -i {} --json",
+        archive.display(),
+        key.display()
+    ));
+    let v = json_of(&o);
+    let pem = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with("jwt/private.pem"))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(pem["change"], "unreadable", "{pem}");
+    assert!(pem.get("consequence").is_none(), "{pem}");
+    assert_eq!(v["counts"]["changed"], 0, "{v}");
+}

@@ -30,6 +30,10 @@ pub struct Manifest {
     pub sources: Vec<Source>,
     #[serde(default)]
     pub findings: Vec<Finding>,
+    /// The `--exclude` globs of the backup (so `diff` does not call what they left out
+    /// "extra").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     pub entries: Vec<Entry>,
 }
 

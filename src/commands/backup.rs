@@ -160,7 +160,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         return Err(e);
     }
 
-    let manifest = build_manifest(&collection);
+    let manifest = build_manifest(&collection, &args.sources.exclude);
     let opts = WriteOptions {
         level: args.options.level.unwrap_or(3),
         armor: args.options.armor,
@@ -424,7 +424,7 @@ pub fn host_for_filename() -> String {
         .collect()
 }
 
-pub fn build_manifest(c: &Collection) -> Manifest {
+pub fn build_manifest(c: &Collection, exclude: &[String]) -> Manifest {
     Manifest {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
@@ -435,6 +435,7 @@ pub fn build_manifest(c: &Collection) -> Manifest {
         host: host_name(),
         sources: c.sources.clone(),
         findings: c.findings.clone(),
+        exclude: exclude.to_vec(),
         entries: c.items.iter().map(|i| i.entry.clone()).collect(),
     }
 }

@@ -29,6 +29,8 @@ enum Change {
     Changed,
     Drift,
     Extra,
+    /// The live file or folder cannot be read by this user: not compared.
+    Unreadable,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,11 +71,12 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
 
     let mut diffs = Vec::new();
     let archived: BTreeSet<PathBuf> = targets.iter().map(|t| t.dest.clone()).collect();
+    let excluded = crate::collect::build_excludes(&m.exclude)?;
     for t in &targets {
         let e = &m.entries[t.index];
         compare(m, e, t, read.digests[t.index].as_ref(), &mut diffs)?;
         if e.kind == Kind::Dir && e.role == Role::Content {
-            extras(&t.dest, &archived, &mut diffs);
+            extras(t, &e.path, &archived, &excluded, &mut diffs);
         }
     }
 
@@ -98,13 +101,14 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     }
     let count = |c: Change| diffs.iter().filter(|d| d.change == c).count();
     out.say(format!(
-        "{name} ({} from {}): {} missing, {} changed, {} with owner/mode drift, {} extra",
+        "{name} ({} from {}): {} missing, {} changed, {} with owner/mode drift, {} extra, {} not readable",
         m.created,
         m.host,
         count(Change::Missing),
         count(Change::Changed),
         count(Change::Drift),
-        count(Change::Extra)
+        count(Change::Extra),
+        count(Change::Unreadable)
     ));
     out.report(&json!({
         "command": "diff",
@@ -117,6 +121,7 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
             "changed": count(Change::Changed),
             "drift": count(Change::Drift),
             "extra": count(Change::Extra),
+            "unreadable": count(Change::Unreadable),
         },
         "ok": diffs.is_empty(),
     }));
@@ -159,6 +164,15 @@ fn compare(
             );
             return Ok(());
         }
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            push(
+                Change::Unreadable,
+                "cannot be examined (a folder above it is closed to this user): not compared"
+                    .into(),
+                None,
+            );
+            return Ok(());
+        }
         Err(err) => return Err(Error::io("cannot examine", &t.dest, &err)),
     };
     let live_kind = if live.file_type().is_symlink() {
@@ -184,8 +198,27 @@ fn compare(
     }
     match e.kind {
         Kind::File => {
-            let same = live.size() == e.size
-                && digest.is_some_and(|d| hash_file(&t.dest).ok().as_ref() == Some(d));
+            let live_digest = if live.size() == e.size {
+                match hash_file(&t.dest) {
+                    Ok(d) => Some(d),
+                    // Not "changed": this user cannot tell (and a signing key's "tokens
+                    // are dead" would be a false alarm).
+                    Err(err) => {
+                        push(
+                            Change::Unreadable,
+                            format!(
+                                "cannot be read ({}): not compared; run diff as a user that can read it",
+                                crate::error::plain_io(&err)
+                            ),
+                            None,
+                        );
+                        return Ok(());
+                    }
+                }
+            } else {
+                None
+            };
+            let same = live_digest.is_some() && digest == live_digest.as_ref();
             if !same {
                 let detail = match digest {
                     Some(d) if live.size() == e.size => format!(
@@ -248,19 +281,42 @@ fn compare(
     Ok(())
 }
 
-/// Files in an archived folder that the archive does not have.
-fn extras(dir: &Path, archived: &BTreeSet<PathBuf>, diffs: &mut Vec<Difference>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
+/// Files in an archived folder that the archive does not have (but not those the
+/// backup's `--exclude` left out, nor forgekeep's own temp files).
+fn extras(
+    t: &Target,
+    recorded_dir: &str,
+    archived: &BTreeSet<PathBuf>,
+    excluded: &globset::GlobSet,
+    diffs: &mut Vec<Difference>,
+) {
+    let rd = match std::fs::read_dir(&t.dest) {
+        Ok(rd) => rd,
+        Err(err) => {
+            diffs.push(Difference {
+                change: Change::Unreadable,
+                path: t.dest.display().to_string(),
+                recorded: None,
+                detail: format!(
+                    "cannot be listed ({}): files added to it are not seen",
+                    crate::error::plain_io(&err)
+                ),
+                consequence: None,
+            });
+            return;
+        }
     };
     let mut names: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
     names.sort();
     for p in names {
-        let is_temp = p.file_name().is_some_and(|n| {
-            n.as_encoded_bytes()
-                .starts_with(crate::fsx::TEMP_PREFIX.as_bytes())
-        });
-        if !archived.contains(&p) && !is_temp {
+        let name = p.file_name().unwrap_or_default();
+        let is_temp = name
+            .as_encoded_bytes()
+            .starts_with(crate::fsx::TEMP_PREFIX.as_bytes());
+        let recorded = Path::new(recorded_dir).join(name);
+        let is_excluded =
+            !excluded.is_empty() && (excluded.is_match(&recorded) || excluded.is_match(name));
+        if !archived.contains(&p) && !is_temp && !is_excluded {
             diffs.push(Difference {
                 change: Change::Extra,
                 path: p.display().to_string(),

@@ -64,7 +64,7 @@ pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
             v
         })
         .collect();
-    out.report(&json!({
+    let mut report = json!({
         "command": "list",
         "archive": name,
         "format": m.format,
@@ -75,6 +75,10 @@ pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
         "sources": m.sources,
         "findings": m.findings,
         "entries": entries,
-    }));
+    });
+    if !m.exclude.is_empty() {
+        report["exclude"] = json!(m.exclude);
+    }
+    out.report(&report);
     Ok(ExitCode::Success)
 }

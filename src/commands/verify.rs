@@ -21,7 +21,7 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
     let max_age = args.max_age.as_deref().map(parse_age).transpose()?;
     let archive: PathBuf = match (&args.archive, &args.latest) {
         (Some(a), _) => a.clone(),
-        (None, Some(dir)) => newest(dir)?,
+        (None, Some(dir)) => newest(dir, args.host.as_deref())?,
         (None, None) => {
             return Err(Error::usage("no archive given").hint("name an archive, or --latest DIR"))
         }
@@ -89,14 +89,25 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// The newest `forgekeep-*.tar.zst.age` of `dir`, by the time in its name.
-fn newest(dir: &std::path::Path) -> Result<PathBuf> {
+/// The newest `forgekeep-*.tar.zst.age` of `dir` (of `host` only, if given), by the
+/// time in its name. In a folder several hosts share, `--host` keeps a fresh archive of
+/// another host from hiding that this one stopped.
+fn newest(dir: &std::path::Path, host: Option<&str>) -> Result<PathBuf> {
     let archives = crate::retention::list(dir)?;
-    archives.into_iter().next().map(|a| a.path).ok_or_else(|| {
-        Error::runtime(format!("no forgekeep archive in {}", dir.display())).hint(
-            "archives are named forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; check the backup job's output folder",
-        )
-    })
+    archives
+        .into_iter()
+        .find(|a| host.is_none_or(|h| a.host == h))
+        .map(|a| a.path)
+        .ok_or_else(|| {
+            Error::runtime(format!(
+                "no forgekeep archive{} in {}",
+                host.map(|h| format!(" of host {h}")).unwrap_or_default(),
+                dir.display()
+            ))
+            .hint(
+                "archives are named forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; check the backup job's output folder",
+            )
+        })
 }
 
 /// `90m`, `26h`, `2d`, `1w`, or plain seconds.

@@ -109,7 +109,7 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
         })
         .collect();
     let collection = collect(&requests, &Options::default())?;
-    let manifest = build_manifest(&collection);
+    let manifest = build_manifest(&collection, &[]);
     let enc = keys.undo_encryption()?;
     let stem = format!(
         "restore-undo-{}-{}",
