@@ -54,10 +54,26 @@ pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
             .push(SourceRequest::path(p.display().to_string(), ownership));
     }
     let env: BTreeMap<String, String> = std::env::vars().collect();
+    let installed = if args.profiles.is_empty() {
+        Vec::new()
+    } else {
+        profile::detect::detect(&env)
+    };
     for spec in &args.profiles {
         let (forge, config) = parse_profile(spec)?;
+        // A forge started by systemd resolves its paths with its unit's environment
+        // (GITEA_WORK_DIR, GITEA_CUSTOM, ...), not with ours: use it when this is the
+        // installation a unit runs.
+        let mut service_env = env.clone();
+        if let Some(d) = installed.iter().find(|d| {
+            d.forge == forge
+                && !d.env.is_empty()
+                && (config.is_none() || d.config.as_deref() == config.as_deref())
+        }) {
+            service_env.extend(d.env.clone());
+        }
         let ctx = Context {
-            env: &env,
+            env: &service_env,
             locate: &HostPaths,
             layout: Layout::Native,
             with_db: args.with_db,

@@ -83,3 +83,36 @@ fn nothing_found_is_said_and_exits_0() {
         stdout(&o)
     );
 }
+
+#[test]
+fn the_units_environment_decides_where_the_keys_are() {
+    // Regression: the unit's GITEA_WORK_DIR was ignored, the key under it was not
+    // collected and a guess was reported as the unit's.
+    let t = TestDir::new();
+    t.write(
+        "host/etc/systemd/system/gitea.service",
+        b"[Service]\nExecStart=/usr/local/bin/gitea web --config /etc/gitea/app.ini\nEnvironment=GITEA_WORK_DIR=/srv/gitea\n",
+        0o644,
+    );
+    t.write(
+        "host/etc/gitea/app.ini",
+        b"[security]\nINSTALL_LOCK = true\nSECRET_KEY = s\n",
+        0o640,
+    );
+    t.mkdir("host/srv/gitea/data/jwt", 0o700);
+    let pem = t.join("host/srv/gitea/data/jwt/private.pem");
+    run_ok(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        pem.to_str().unwrap(),
+    ]));
+    let o = fk(&["detect", "--root", t.join("host").to_str().unwrap()]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("would collect {}", pem.display())),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -44,8 +44,11 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
     let mut installations = Vec::new();
     let mut backup_args: Vec<String> = Vec::new();
     for d in profile::detect::detect_in(&root, &env) {
+        // The service's own environment (its systemd unit's) over ours.
+        let mut service_env = env.clone();
+        service_env.extend(d.env.clone());
         let ctx = Context {
-            env: &env,
+            env: &service_env,
             locate: locate.as_ref(),
             layout: Layout::Native,
             with_db: args.with_db,

@@ -21,6 +21,11 @@ pub struct Detected {
     /// How it was found: "config file /etc/gitea/app.ini",
     /// "systemd unit /etc/systemd/system/gitea.service".
     pub via: String,
+    /// The environment the unit gives the service (`Environment=`, `EnvironmentFile=`,
+    /// `WorkingDirectory=` as the work path): the forge resolves its paths with it, so
+    /// the profile must too. Never serialized: values may be secrets.
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
 }
 
 const UNIT_DIRS: [&str; 4] = [
@@ -190,6 +195,7 @@ pub fn detect_in(root: &Path, env: &BTreeMap<String, String>) -> Vec<Detected> {
             forge,
             config,
             via: format!("systemd unit {}", path.display()),
+            env: u.env.clone(),
         });
     }
 
@@ -257,6 +263,7 @@ pub fn detect_in(root: &Path, env: &BTreeMap<String, String>) -> Vec<Detected> {
             None => out.push(Detected {
                 forge,
                 config,
+                env: BTreeMap::new(),
                 via: format!("config file {}", file.display()),
             }),
         }

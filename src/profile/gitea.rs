@@ -332,8 +332,8 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
                 Severity::Info,
                 &ini_path,
                 format!(
-                    "app.ini has no WORK_PATH; assuming {guess} (the systemd unit's \
-                     GITEA_WORK_DIR); relative paths may be wrong"
+                    "app.ini has no WORK_PATH and no GITEA_WORK_DIR is known; assuming \
+                     {guess} (the packaged unit's default); relative paths may be wrong"
                 ),
                 "start the forge once (it writes WORK_PATH since 1.21) or set WORK_PATH",
             );
