@@ -205,7 +205,7 @@ fn with_copy_command(fix: &str, service: &str) -> String {
         Some((host, container)) if !host.is_empty() && container.starts_with('/') => {
             let container = container.split(':').next().unwrap_or(container);
             format!(
-                "docker compose cp {service}:{container} {host}, then add `{line}` to the service's volumes, then docker compose up -d (adding the volume without copying first makes the forge create a new key)"
+                "docker compose cp {service}:{container} {host}, then add `{line}` to the service's volumes, then docker compose up -d (adding the volume without copying first hides the current file, and the forge starts without it)"
             )
         }
         _ => fix.to_string(),

@@ -610,6 +610,25 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
                 .mode(0o640),
             );
         } else {
+            // Not archived without --with-db, but a database on no persistent storage
+            // is lost with the container all the same: that is said whatever the flag.
+            if let Probe::NotPersistent(volume_line) = b.probe(&db) {
+                b.finding(
+                    Code::NotPersistent,
+                    Severity::Error,
+                    &db,
+                    format!(
+                        "the {name} SQLite database ({}) is in the container's own layer or an \
+                         anonymous volume: it is lost on `docker compose down` (users, \
+                         repositories' metadata, 2FA, everything)",
+                        db.display()
+                    ),
+                    format!(
+                        "add `{volume_line}` to the service's volumes (copy the file out of the \
+                         running container first: docker compose cp)"
+                    ),
+                );
+            }
             b.finding(
                 Code::ConfigProblem,
                 Severity::Info,
@@ -911,6 +930,30 @@ mod tests {
         // rootless always runs the built-in SSH server
         assert!(paths.contains(&PathBuf::from("/var/lib/gitea/ssh/gitea.rsa")));
         assert!(!paths.iter().any(|p| p.ends_with("jwt/private.pem")));
+    }
+
+    #[test]
+    fn a_database_on_no_persistent_storage_is_an_error_even_without_with_db() {
+        // Review: without --with-db the database was never located, so a forge whose whole
+        // database lived in an anonymous volume got an info line only.
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut fake = Prefixed::new(dir.path());
+        fake.write(
+            "/etc/gitea/app.ini",
+            "[server]\nAPP_DATA_PATH = /var/lib/gitea\n[database]\nDB_TYPE = sqlite3\nPATH = /var/lib/gitea/data/gitea.db\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = x\n",
+        );
+        fake.not_persistent.push((
+            PathBuf::from("/var/lib/gitea/data"),
+            "./gitea/data:/var/lib/gitea/data".into(),
+        ));
+        let r = run(Forge::Gitea, &fake, Layout::DockerRootless, &[], None, false);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.code == Code::NotPersistent && f.path.ends_with("gitea.db"))
+            .unwrap_or_else(|| panic!("{:?}", r.findings));
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.fix.contains("./gitea/data:/var/lib/gitea/data"));
     }
 
     #[test]
