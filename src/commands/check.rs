@@ -46,10 +46,13 @@ pub fn run(args: &CheckArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         ));
         for item in &r.items {
             let path = item.path.display().to_string();
+            // A folder's status covers what is inside it (a world-readable host key in
+            // /data/ssh makes /data/ssh not "ok").
+            let inside = format!("{path}/");
             let status = worst(
                 &findings
                     .iter()
-                    .filter(|f| f.path == path)
+                    .filter(|f| f.path == path || f.path.starts_with(&inside))
                     .cloned()
                     .collect::<Vec<_>>(),
             )

@@ -56,7 +56,10 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
         let resolved = profile::resolve(d.forge, d.config.as_deref(), &ctx);
         say_installation(out, &d, resolved.as_ref().ok(), resolved.as_ref().err());
         backup_args.push(match &d.config {
-            Some(c) => format!("-p {}={}", d.forge.as_str(), c.display()),
+            Some(c) => format!(
+                "-p {}",
+                shell_quote(&format!("{}={}", d.forge.as_str(), c.display()))
+            ),
             None => format!("-p {}", d.forge.as_str()),
         });
         installations.push(json!({
@@ -80,7 +83,10 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
             Ok(p) => {
                 say_project(out, &p, args.with_db);
                 if p.apps().next().is_some() {
-                    backup_args.push(format!("--compose {}", p.file.display()));
+                    backup_args.push(format!(
+                        "--compose {}",
+                        shell_quote(&p.file.display().to_string())
+                    ));
                 }
                 projects.push(json!({
                     "file": p.file,
@@ -107,7 +113,14 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
         ));
     } else {
         out.say("");
-        out.say("to back all of this up:");
+        out.say(if on_this_host {
+            "to back all of this up:".to_string()
+        } else {
+            format!(
+                "to back all of this up, on that host (paths as that host sees them, except compose files under {}):",
+                root.display()
+            )
+        });
         out.say(format!(
             "  forgekeep backup {} -r RECIPIENT -o /var/backups/forgekeep/",
             backup_args.join(" ")
@@ -225,4 +238,17 @@ fn find_compose_files(root: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// `word` as one shell word: as is when it is plainly safe, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:@,+".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }

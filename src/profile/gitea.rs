@@ -11,7 +11,7 @@
 //! or the work path (database, `*_URI` files).
 
 use super::ini::Ini;
-use super::items::{root_owner, run_owner, under, Builder, Need, Probe, Want};
+use super::items::{image_uid, root_owner, run_owner, under, Builder, Need, Probe, Want};
 use super::{Context, Forge, ItemKind, Layout, Owner, Resolved};
 use crate::error::Result;
 use crate::findings::{Code, Severity};
@@ -207,9 +207,15 @@ pub(crate) fn check_writable(b: &mut Builder, host: &Path, owner: &Owner, name: 
                  JWT_SECRET) are written back there, and since 1.22 it refuses to start when \
                  it cannot (go-gitea/gitea#31169)"
             ),
-            format!(
-                "let {who} write it, e.g. chown root:git and chmod 660, or set those keys yourself"
-            ),
+            match owner {
+                Owner::Uid(u) => format!(
+                    "let {who} write it (chown {u}:{u} {}), or set those keys yourself",
+                    host.display()
+                ),
+                Owner::Name(n) => format!(
+                    "let {who} write it, e.g. chown root:{n} and chmod 660, or set those keys yourself"
+                ),
+            },
         );
     }
 }
@@ -283,7 +289,12 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
     let env_files = apply_env(&mut ini, ctx.env, prefixes, &b);
 
     let run_user = ini.non_empty("", "RUN_USER").unwrap_or("git").to_string();
-    let owner = run_owner(layout, &run_user, IMAGE_UID);
+    // The rootful image honours USER_UID; the rootless one runs as its USER (1000).
+    let uid = match layout {
+        Layout::Docker => image_uid(ctx),
+        _ => IMAGE_UID,
+    };
+    let owner = run_owner(layout, &run_user, uid);
 
     // The configuration itself. /etc/gitea is root:git 750 and app.ini 640 per the
     // from-binary docs; in the images the git user (1000) owns it.
@@ -933,6 +944,33 @@ mod tests {
     }
 
     #[test]
+    fn the_rootful_images_user_uid_is_the_expected_owner() {
+        // Review: USER_UID=1001 in the service's environment, files owned by 1001, and
+        // forgekeep told the user to chown them to 1000 (breaking the forge).
+        let dir = tempfile::TempDir::new().unwrap();
+        let fake = Prefixed::new(dir.path());
+        fake.write(
+            "/data/gitea/conf/app.ini",
+            "[server]\nAPP_DATA_PATH = /data/gitea\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = x\n",
+        );
+        fake.write("/data/gitea/jwt/private.pem", "k");
+        let r = run(
+            Forge::Gitea,
+            &fake,
+            Layout::Docker,
+            &[("USER_UID", "1001")],
+            None,
+            false,
+        );
+        let jwt = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("jwt/private.pem"))
+            .unwrap();
+        assert_eq!(jwt.owner, Some(super::Owner::Uid(1001)));
+    }
+
+    #[test]
     fn a_database_on_no_persistent_storage_is_an_error_even_without_with_db() {
         // Review: without --with-db the database was never located, so a forge whose whole
         // database lived in an anonymous volume got an info line only.
@@ -946,7 +984,14 @@ mod tests {
             PathBuf::from("/var/lib/gitea/data"),
             "./gitea/data:/var/lib/gitea/data".into(),
         ));
-        let r = run(Forge::Gitea, &fake, Layout::DockerRootless, &[], None, false);
+        let r = run(
+            Forge::Gitea,
+            &fake,
+            Layout::DockerRootless,
+            &[],
+            None,
+            false,
+        );
         let f = r
             .findings
             .iter()

@@ -10,7 +10,7 @@
 
 use super::gitea::check_secret_key;
 use super::ini::Ini;
-use super::items::{root_owner, run_owner, under, Builder, Need, Probe, Want};
+use super::items::{image_uid, root_owner, run_owner, under, Builder, Need, Probe, Want};
 use super::{Context, Forge, ItemKind, Layout, Resolved};
 use crate::error::Result;
 use crate::findings::{Code, Severity};
@@ -91,7 +91,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     let val = |ini: &Ini, s: &str, k: &str| ini.non_empty(s, k).map(|v| expand(v.trim(), env));
 
     let run_user = val(&ini, "", "RUN_USER").unwrap_or_else(|| "git".into());
-    let owner = run_owner(layout, &run_user, 1000);
+    let owner = run_owner(layout, &run_user, image_uid(ctx));
     let ini_host = match b.probe(&ini_path) {
         Probe::Found(h) => Some(h),
         _ => None,

@@ -105,6 +105,15 @@ pub(crate) fn run_owner(layout: Layout, native_user: &str, container_uid: u32) -
     }
 }
 
+/// The uid the rootful Gitea/Forgejo/Gogs images run the forge as: `USER_UID` from the
+/// service's environment (the images' s6 setup changes git's uid to it), else 1000.
+pub(crate) fn image_uid(ctx: &Context) -> u32 {
+    ctx.env
+        .get("USER_UID")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1000)
+}
+
 /// `root` by name natively, uid 0 in a container.
 pub(crate) fn root_owner(layout: Layout) -> Owner {
     run_owner(layout, "root", 0)
