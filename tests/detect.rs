@@ -116,3 +116,35 @@ fn the_units_environment_decides_where_the_keys_are() {
         stdout(&o)
     );
 }
+
+#[test]
+fn absolute_compose_paths_are_read_under_the_mounted_root() {
+    // Regression: under --root, `/srv/gitea/data:/data` was looked up on the rescue host.
+    let t = TestDir::new();
+    t.write(
+        "host/opt/forge/docker-compose.yml",
+        b"services:\n  gitea:\n    image: gitea/gitea:1.23\n    volumes:\n      - /srv/gitea/data:/data\n",
+        0o600,
+    );
+    t.write(
+        "host/srv/gitea/data/gitea/conf/app.ini",
+        b"[server]\nAPP_DATA_PATH = /data/gitea\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = s\n",
+        0o600,
+    );
+    t.mkdir("host/srv/gitea/data/gitea/jwt", 0o700);
+    let pem = t.join("host/srv/gitea/data/gitea/jwt/private.pem");
+    run_ok(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "ed25519",
+        "-out",
+        pem.to_str().unwrap(),
+    ]));
+    let o = fk(&["detect", "--root", t.join("host").to_str().unwrap()]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("would collect {}", pem.display())),
+        "{}",
+        stdout(&o)
+    );
+}

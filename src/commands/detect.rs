@@ -79,7 +79,12 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
     }
     let mut projects = Vec::new();
     for file in &files {
-        match compose::load(file) {
+        let loaded = if on_this_host {
+            compose::load(file)
+        } else {
+            compose::load_with(file, compose::LoadOptions::for_root(&root))
+        };
+        match loaded {
             Ok(p) => {
                 say_project(out, &p, args.with_db);
                 if p.apps().next().is_some() {

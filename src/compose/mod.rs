@@ -131,6 +131,9 @@ pub struct LoadOptions {
     pub project_name: Option<String>,
     /// Asks docker where named volumes are.
     pub resolver: Arc<VolumeResolver>,
+    /// The host's root is mounted here (`detect --root`): absolute and `~` paths of the
+    /// file are that host's, so they are looked up under this folder.
+    pub root: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -142,6 +145,18 @@ impl LoadOptions {
                 .collect(),
             project_name: None,
             resolver: Arc::new(VolumeResolver::docker()),
+            root: None,
+        }
+    }
+
+    /// For a host whose root is mounted at `root` (a dead host's disk): none of this
+    /// process's environment, no docker (ours knows nothing of that host's volumes).
+    pub fn for_root(root: &Path) -> LoadOptions {
+        LoadOptions {
+            env: Vars::new(),
+            project_name: None,
+            resolver: Arc::new(VolumeResolver::none()),
+            root: Some(root.to_path_buf()),
         }
     }
 }
@@ -190,7 +205,15 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
     }
     vars.extend(opts.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let home = opts.env.get("HOME").map(PathBuf::from);
-    let host_path = |written: &str| host_path(written, &dir, home.as_deref());
+    let host_path = |written: &str| {
+        let p = host_path(written, &dir, home.as_deref());
+        match &opts.root {
+            // Relative paths are already under the root (the file is); absolute ones
+            // name the other host's folders.
+            Some(root) if !p.starts_with(root) => root.join(p.strip_prefix("/").unwrap_or(&p)),
+            _ => p,
+        }
+    };
 
     // YAML: merge keys, then interpolation of every value.
     let docs = YamlLoader::load_from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;

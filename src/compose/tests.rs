@@ -11,6 +11,7 @@ fn opts(env: &[(&str, &str)], resolver: VolumeResolver) -> LoadOptions {
             .collect(),
         project_name: None,
         resolver: Arc::new(resolver),
+        root: None,
     }
 }
 
