@@ -566,7 +566,19 @@ fn parse_volume(
                 ("bind", None) => {
                     return Err(format!("the bind mount on {target} has no `source`"))
                 }
-                ("volume", Some(src)) => named(&src, str_of(&v["volume"]["subpath"])),
+                ("volume", Some(src)) => {
+                    let subpath = str_of(&v["volume"]["subpath"]);
+                    // docker refuses a subpath that leaves the volume; so do we (it would
+                    // point forgekeep at a folder outside it).
+                    if subpath.as_deref().is_some_and(|p| {
+                        Path::new(p)
+                            .components()
+                            .any(|c| matches!(c, std::path::Component::ParentDir))
+                    }) {
+                        return Err(format!("volume subpath {subpath:?} leaves the volume"));
+                    }
+                    named(&src, subpath)
+                }
                 ("volume", None) => Source::Anonymous,
                 ("tmpfs", _) => Source::Tmpfs,
                 (other, _) => Source::Other {

@@ -463,3 +463,23 @@ fn project_names() {
     assert_eq!(normalize_project_name("Forge Stack"), "forgestack");
     assert_eq!(normalize_project_name("_-My.App_1"), "myapp_1");
 }
+
+#[test]
+fn a_volume_subpath_that_leaves_the_volume_is_refused() {
+    let t = tree(&[(
+        "compose.yml",
+        "services:\n  g:\n    image: gitea/gitea\n    volumes:\n      - type: volume\n        source: data\n        target: /data\n        volume:\n          subpath: ../../../etc\nvolumes:\n  data:\n",
+    )]);
+    let e = load_with(
+        &t.path().join("compose.yml"),
+        opts(&[], VolumeResolver::none()),
+    );
+    match e {
+        Err(e) => assert!(e.what.contains("leaves the volume"), "{}", e.what),
+        Ok(p) => assert!(
+            p.warnings.iter().any(|w| w.contains("leaves the volume")),
+            "{:?}",
+            p.warnings
+        ),
+    }
+}
