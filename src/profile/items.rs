@@ -222,8 +222,15 @@ impl<'a, 'c> Builder<'a, 'c> {
                             "{} is not at {at}: the secrets it holds cannot be kept",
                             w.what
                         ),
-                        "name the configuration file with -p PROFILE=PATH, or check the path"
-                            .to_string(),
+                        if self.ctx.layout == Layout::Native {
+                            "name the configuration file with -p PROFILE=PATH, or check the path"
+                                .to_string()
+                        } else {
+                            // -p would resolve it as a native install: wrong for a container.
+                            "check the service's volumes: the folder holding it must be mounted \
+                             from the host (and the compose file's paths must point at it)"
+                                .to_string()
+                        },
                     ),
                     Need::Required => (
                         Severity::Warning,
