@@ -110,6 +110,9 @@ pub struct BackupArgs {
     /// List what would be archived and the findings; write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Turn off `strict = true` of the configuration file for this run
+    #[arg(long, conflicts_with = "strict")]
+    pub no_strict: bool,
 }
 
 /// How `backup` encrypts and writes; also the `[backup]` table of the configuration file.

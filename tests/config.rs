@@ -177,3 +177,42 @@ fn config_retention_does_not_refuse_an_archive_to_stdout() {
     ]);
     expect_code(&o, 2);
 }
+
+#[test]
+fn no_strict_turns_off_the_files_strict() {
+    // Review: `strict = true` in the file could not be turned off, and the hint said to
+    // "run without --strict", which the user had not passed.
+    let t = TestDir::new();
+    let tree = t.gitea_tree();
+    t.write("srv/gitea/open.key", b"k", 0o644);
+    let (_key, recipient) = t.age_key("key.txt");
+    let config = write_config(&t, "[backup]\nstrict = true\n");
+    let c = config.to_str().unwrap();
+    let out = t.join("a.age");
+    let o = fk(&[
+        "--config",
+        c,
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &recipient,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("--no-strict"), "{}", stderr(&o));
+    assert!(!out.exists());
+    let o = fk(&[
+        "--config",
+        c,
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &recipient,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-strict",
+    ]);
+    expect_code(&o, 3);
+    assert!(out.exists());
+}

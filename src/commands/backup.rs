@@ -8,7 +8,7 @@
 use crate::archive::manifest::{Manifest, FORMAT_NAME, FORMAT_VERSION};
 use crate::archive::writer::{write_archive, write_archive_file, WriteOptions};
 use crate::archive::SUFFIX;
-use crate::cli::BackupArgs;
+use crate::cli::{BackupArgs, BackupOptions};
 use crate::collect::{collect, Collection, Options};
 use crate::config::{merge_backup, merge_keep, merge_sources, Config};
 use crate::error::{Error, ExitCode, Result};
@@ -27,7 +27,10 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let config_strict = config.backup.strict && !args.options.strict;
     let args = &BackupArgs {
         sources: merge_sources(&args.sources, &config.sources),
-        options: merge_backup(&args.options, &config.backup, args.passphrase),
+        options: BackupOptions {
+            strict: !args.no_strict && (args.options.strict || config.backup.strict),
+            ..merge_backup(&args.options, &config.backup, args.passphrase)
+        },
         ..args.clone()
     };
     let output = resolve_output(args)?;
@@ -112,7 +115,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         Some(
             Error::runtime("strict: the findings above abort the backup; no archive was written")
                 .hint(if config_strict {
-                    "fix the permissions the findings name, or set strict = false in the configuration file"
+                    "fix the permissions the findings name, or pass --no-strict (strict = true is set in the configuration file)"
                 } else {
                     "fix the permissions the findings name, or run without --strict"
                 }),
