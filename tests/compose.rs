@@ -309,3 +309,37 @@ fn forgejo_rootless_compose_collects_actions_and_lfs_signing_keys() {
         assert!(s["profile"].as_str().unwrap().starts_with("forgejo"), "{s}");
     }
 }
+
+#[test]
+fn app_ini_on_a_read_only_mount_is_a_config_problem() {
+    // Review: `./gitea/config:/etc/gitea:ro` was not flagged, yet Gitea 1.22+ refuses to
+    // start when it cannot write the secrets it generates back into app.ini.
+    let t = TestDir::new();
+    t.write(
+        "stack/gitea/config/app.ini",
+        APP_INI_ROOTLESS.as_bytes(),
+        0o600,
+    );
+    let compose = t.write(
+        "stack/docker-compose.yml",
+        b"services:\n  gitea:\n    image: gitea/gitea:1.23-rootless\n    volumes:\n      - ./gitea/data:/var/lib/gitea\n      - ./gitea/config:/etc/gitea:ro\n",
+        0o600,
+    );
+    let (_o, v) = check(&compose);
+    let ro = findings_with(&v, "config-problem");
+    assert!(
+        ro.iter()
+            .any(|f| f["message"].as_str().unwrap().contains("read-only mount")),
+        "{v}"
+    );
+    // Without :ro, no such finding.
+    fs::write(
+        &compose,
+        "services:\n  gitea:\n    image: gitea/gitea:1.23-rootless\n    volumes:\n      - ./gitea/data:/var/lib/gitea\n      - ./gitea/config:/etc/gitea\n",
+    )
+    .unwrap();
+    let (_o, v) = check(&compose);
+    assert!(!findings_with(&v, "config-problem")
+        .iter()
+        .any(|f| f["message"].as_str().unwrap().contains("read-only mount")));
+}

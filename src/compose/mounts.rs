@@ -294,6 +294,10 @@ pub fn looks_like_file(path: &Path) -> bool {
 }
 
 impl Locate for Mounts {
+    fn read_only(&self, path: &Path) -> bool {
+        self.find(&clean(path)).is_some_and(|(m, _)| m.read_only)
+    }
+
     fn locate(&self, path: &Path) -> Location {
         let path = clean(path);
         let not_persistent = || Location::NotPersistent {

@@ -312,7 +312,24 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         .mode(0o640),
     );
     if let Some(h) = &ini_host {
-        check_writable(&mut b, h, &owner, name);
+        if ctx.locate.read_only(&ini_path) {
+            // A `:ro` mount: no file mode helps; the entrypoint's environment-to-ini and
+            // Gitea's own write-back of generated secrets both fail (gitea#31169).
+            b.finding(
+                Code::ConfigProblem,
+                Severity::Warning,
+                h,
+                format!(
+                    "{name}'s app.ini ({}) is on a read-only mount: secrets it generates \
+                     (INTERNAL_TOKEN, JWT_SECRET) cannot be written back, and since 1.22 it \
+                     refuses to start when it cannot (go-gitea/gitea#31169)",
+                    ini_path.display()
+                ),
+                "drop :ro from that volume, or set those keys in app.ini yourself",
+            );
+        } else {
+            check_writable(&mut b, h, &owner, name);
+        }
     }
 
     // Paths (modules/setting/path.go): WORK_PATH in app.ini wins over env and flags.

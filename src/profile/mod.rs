@@ -176,6 +176,11 @@ pub enum Location {
 /// Translates the forge's paths to this host's.
 pub trait Locate {
     fn locate(&self, path: &Path) -> Location;
+
+    /// Is `path` on a mount the forge cannot write (`:ro`)? Only containers know.
+    fn read_only(&self, _path: &Path) -> bool {
+        false
+    }
 }
 
 /// Native installs: the forge's paths are this host's paths.
