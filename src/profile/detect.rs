@@ -5,7 +5,7 @@
 //! The file-system root is a parameter so tests can build a fake tree; the paths
 //! reported are the host's own (`/etc/gitea/app.ini`), never prefixed with the root.
 
-use super::gitea::layout_candidates;
+use super::gitea::{app_ini_from_env, layout_candidates};
 use super::{envfile, Forge, Layout};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -142,25 +142,22 @@ fn ini_from(forge: Forge, u: &Unit) -> Option<PathBuf> {
             _ => c.clone(),
         });
     }
-    let get = |k: &str| u.env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let (custom, work) = match forge {
-        Forge::Gogs => (get("GOGS_CUSTOM"), get("GOGS_WORK_DIR")),
-        Forge::Forgejo => (
-            get("FORGEJO_CUSTOM").or_else(|| get("GITEA_CUSTOM")),
-            get("FORGEJO_WORK_DIR").or_else(|| get("GITEA_WORK_DIR")),
-        ),
-        _ => (get("GITEA_CUSTOM"), get("GITEA_WORK_DIR")),
-    };
-    if forge != Forge::Gogs {
-        if let Some(p) = get("GITEA_APP_INI") {
-            return Some(p);
+    let from_env = match forge {
+        Forge::Gogs => {
+            let get = |k: &str| u.env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+            get("GOGS_CUSTOM")
+                .map(|c| c.join("conf/app.ini"))
+                .or_else(|| get("GOGS_WORK_DIR").map(|w| w.join("custom/conf/app.ini")))
         }
-    }
-    if let Some(c) = custom {
-        return Some(c.join("conf/app.ini"));
-    }
-    work.or_else(|| u.working_dir.clone())
-        .map(|w| w.join("custom/conf/app.ini"))
+        // The same search the profile runs (one function, so they cannot disagree).
+        _ => app_ini_from_env(forge, &u.env).map(|(p, _)| p),
+    };
+    // Last resort: packaged units run the forge from its work folder.
+    from_env.or_else(|| {
+        u.working_dir
+            .as_ref()
+            .map(|w| w.join("custom/conf/app.ini"))
+    })
 }
 
 /// Installations under `root`, found by unit files, then by configuration files.

@@ -8,8 +8,8 @@
 //! like Woodpecker's, because it is the secret store; the key is kept only where it is
 //! in a file forgekeep is given.
 
+use super::items::{merge_env_file, sqlite_path};
 use super::items::{under, Builder, Need, Want};
-use super::woodpecker::{merge_env_file, sqlite_path};
 use super::{Context, Forge, ItemKind, Location, Resolved};
 use crate::error::Result;
 use crate::findings::{Code, Severity};

@@ -80,6 +80,25 @@ fn work_env(forge: Forge) -> &'static [&'static str] {
     }
 }
 
+/// The app.ini the environment points at (`modules/setting/path.go`): `GITEA_APP_INI`,
+/// else `<custom>/conf/app.ini` (a relative custom path is relative to the work path),
+/// else `<work>/custom/conf/app.ini`. Shared with detection, which reads a systemd
+/// unit's environment, so both find the same file.
+pub(crate) fn app_ini_from_env(
+    forge: Forge,
+    env: &BTreeMap<String, String>,
+) -> Option<(PathBuf, &'static str)> {
+    if let Some(p) = env_first(env, &["GITEA_APP_INI"]) {
+        return Some((PathBuf::from(p), "GITEA_APP_INI"));
+    }
+    let work = env_first(env, work_env(forge));
+    if let Some(c) = env_first(env, custom_env(forge)) {
+        let base = PathBuf::from(work.unwrap_or("/"));
+        return Some((under(&base, c).join("conf/app.ini"), "the custom path"));
+    }
+    work.map(|w| (Path::new(w).join("custom/conf/app.ini"), "the work path"))
+}
+
 /// The app.ini to read, and how it was chosen.
 fn find_config(
     forge: Forge,
@@ -90,23 +109,8 @@ fn find_config(
     if let Some(c) = config {
         return (c.to_path_buf(), "named on the command line".into());
     }
-    let env = ctx.env;
-    if let Some(p) = env_first(env, &["GITEA_APP_INI"]) {
-        return (PathBuf::from(p), "GITEA_APP_INI".into());
-    }
-    let work = env_first(env, work_env(forge));
-    if let Some(c) = env_first(env, custom_env(forge)) {
-        let base = PathBuf::from(work.unwrap_or("/"));
-        return (
-            under(&base, c).join("conf/app.ini"),
-            "the custom path".into(),
-        );
-    }
-    if let Some(w) = work {
-        return (
-            Path::new(w).join("custom/conf/app.ini"),
-            "the work path".into(),
-        );
+    if let Some((p, how)) = app_ini_from_env(forge, ctx.env) {
+        return (p, how.into());
     }
     let cands = layout_candidates(forge, ctx.layout);
     for c in &cands {

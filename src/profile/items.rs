@@ -7,7 +7,7 @@
 
 use super::{Context, Item, ItemKind, Layout, Location, Owner};
 use crate::findings::{Code, Finding, Severity};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -314,6 +314,34 @@ impl<'a, 'c> Builder<'a, 'c> {
             }
         }
     }
+}
+
+/// The file a sqlite datasource names (`file:` prefix and `?options` stripped).
+pub(crate) fn sqlite_path(dsn: &str) -> &str {
+    let d = dsn.trim();
+    let d = d.strip_prefix("file:").unwrap_or(d);
+    d.split('?').next().unwrap_or(d)
+}
+
+/// Reads the env file at `file` (a forge path) into `env`; findings for problems.
+/// Returns the file's own assignments when it was read.
+pub(crate) fn merge_env_file(
+    b: &mut Builder,
+    file: &Path,
+    env: &mut BTreeMap<String, String>,
+    what: &str,
+    need: Need,
+    layout: Layout,
+) -> Option<BTreeMap<String, String>> {
+    let read = b.read_text(file).ok();
+    b.add(
+        Want::file(file, what, need)
+            .owner(Some(root_owner(layout)))
+            .mode(0o600),
+    );
+    let vars = super::envfile::parse(&read?.1);
+    env.extend(vars.clone());
+    Some(vars)
 }
 
 #[cfg(test)]

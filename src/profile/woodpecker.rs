@@ -12,8 +12,7 @@
 //! key are rows of `server_configs`. So the database is kept by default, not only with
 //! `--with-db` (FORGES.md §3).
 
-use super::envfile;
-use super::items::{root_owner, run_owner, under, Builder, Need, Want};
+use super::items::{merge_env_file, run_owner, sqlite_path, under, Builder, Need, Want};
 use super::{Context, Forge, ItemKind, Layout, Resolved};
 use crate::error::Result;
 use crate::findings::{Code, Severity};
@@ -26,34 +25,6 @@ const NOT_SECRET_FILES: &[&str] = &["WOODPECKER_LOG_FILE", "WOODPECKER_AGENT_CON
 
 fn is_container(layout: Layout, env: &BTreeMap<String, String>) -> bool {
     layout != Layout::Native || env.contains_key("WOODPECKER_IN_CONTAINER")
-}
-
-/// The file a sqlite datasource names (`file:` prefix and `?options` stripped).
-pub(crate) fn sqlite_path(dsn: &str) -> &str {
-    let d = dsn.trim();
-    let d = d.strip_prefix("file:").unwrap_or(d);
-    d.split('?').next().unwrap_or(d)
-}
-
-/// Reads the env file at `file` (a forge path) into `env`; findings for problems.
-/// Returns the file's own assignments when it was read.
-pub(crate) fn merge_env_file(
-    b: &mut Builder,
-    file: &Path,
-    env: &mut BTreeMap<String, String>,
-    what: &str,
-    need: Need,
-    layout: Layout,
-) -> Option<BTreeMap<String, String>> {
-    let read = b.read_text(file).ok();
-    b.add(
-        Want::file(file, what, need)
-            .owner(Some(root_owner(layout)))
-            .mode(0o600),
-    );
-    let vars = envfile::parse(&read?.1);
-    env.extend(vars.clone());
-    Some(vars)
 }
 
 pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
