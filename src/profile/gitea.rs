@@ -124,10 +124,33 @@ fn find_config(
 /// Decodes an env-to-ini name part: `_0X2E_` is `.`, `_0X2D_` is `-`
 /// (`modules/setting/config_env.go` `decodeEnvSectionKey`).
 fn decode_part(s: &str) -> String {
-    s.replace("_0X2E_", ".")
-        .replace("_0x2E_", ".")
-        .replace("_0X2D_", "-")
-        .replace("_0x2D_", "-")
+    // Any `_0X<hex>_` is the character with that code (`_0X2E_` is `.`, `_0X2D_` is `-`).
+    let mut out = String::new();
+    let mut rest = s;
+    // `_0x` or `_0X`, as config_env.go's pattern `_0[xX]([0-9a-fA-F]+)_` allows.
+    while let Some(i) = rest.find("_0X").into_iter().chain(rest.find("_0x")).min() {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 3..];
+        let decoded = after.find('_').and_then(|end| {
+            let hex = &after[..end];
+            let c = (!hex.is_empty() && hex.len() <= 6)
+                .then(|| u32::from_str_radix(hex, 16).ok().and_then(char::from_u32))
+                .flatten()?;
+            Some((c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..i + 3]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Applies `GITEA__SECTION__KEY=value` and `GITEA__SECTION__KEY__FILE=/path` overrides.
@@ -147,7 +170,8 @@ pub(crate) fn apply_env(
         let parts: Vec<&str> = rest.split("__").collect();
         let (sec, key, is_file) = match parts.as_slice() {
             [s, k] => (*s, *k, false),
-            [s, k, f] if f.eq_ignore_ascii_case("FILE") => (*s, *k, true),
+            // Exactly `__FILE`, as config_env.go matches it.
+            [s, k, f] if *f == "FILE" => (*s, *k, true),
             _ => continue,
         };
         let sec = decode_part(sec);
@@ -962,6 +986,15 @@ mod tests {
         // rootless always runs the built-in SSH server
         assert!(paths.contains(&PathBuf::from("/var/lib/gitea/ssh/gitea.rsa")));
         assert!(!paths.iter().any(|p| p.ends_with("jwt/private.pem")));
+    }
+
+    #[test]
+    fn env_names_decode_any_escaped_character() {
+        use super::decode_part;
+        assert_eq!(decode_part("repository_0X2E_signing"), "repository.signing");
+        assert_eq!(decode_part("A_0X2D_B_0X5F_C"), "A-B_C");
+        assert_eq!(decode_part("odd_0XZZ_x"), "odd_0XZZ_x");
+        assert_eq!(decode_part("a_0x2e_b"), "a.b");
     }
 
     #[test]
