@@ -603,6 +603,16 @@ fn parse_volume(
             if target.is_empty() {
                 return Err(format!("the volume {spec:?} has no target"));
             }
+            // What compose itself refuses: an empty source before the colon, a relative
+            // container path.
+            if src == Some("") {
+                return Err(format!("the volume {spec:?} has an empty source"));
+            }
+            if !target.starts_with('/') {
+                return Err(format!(
+                    "the volume {spec:?} has a relative container path {target:?}"
+                ));
+            }
             let read_only = mode.split(',').any(|m| m == "ro");
             let source = match src {
                 None => Source::Anonymous,

@@ -483,3 +483,27 @@ fn a_volume_subpath_that_leaves_the_volume_is_refused() {
         ),
     }
 }
+
+#[test]
+fn volumes_compose_refuses_are_refused() {
+    for (vol, says) in [
+        (":/data", "empty source"),
+        ("./x:data", "relative container path"),
+    ] {
+        let t = tree(&[(
+            "compose.yml",
+            &format!("services:\n  g:\n    image: gitea/gitea\n    volumes:\n      - \"{vol}\"\n"),
+        )]);
+        match load_with(
+            &t.path().join("compose.yml"),
+            opts(&[], VolumeResolver::none()),
+        ) {
+            Err(e) => assert!(e.what.contains(says), "{}", e.what),
+            Ok(p) => assert!(
+                p.warnings.iter().any(|w| w.contains(says)),
+                "{:?}",
+                p.warnings
+            ),
+        }
+    }
+}
