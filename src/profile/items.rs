@@ -277,10 +277,9 @@ impl<'a, 'c> Builder<'a, 'c> {
                     sev,
                     &w.path,
                     format!(
-                        "{} ({}) is in the container's own layer or an anonymous volume: it is \
+                        "{} is in the container's own layer or an anonymous volume: it is \
                          lost on `docker compose down`{}",
                         w.what,
-                        w.path.display(),
                         if w.need == Need::Regenerates {
                             ", and the forge silently makes a new one"
                         } else {
