@@ -21,11 +21,21 @@ pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
     ));
     for s in &m.sources {
         out.say(format!(
-            "# source {} (owners by {})",
+            "# source {} (owners by {}){}{}",
             s.path,
             match s.ownership {
                 crate::archive::manifest::Ownership::Name => "name",
                 crate::archive::manifest::Ownership::Numeric => "number",
+            },
+            s.container_path
+                .as_ref()
+                .map(|c| format!(", {c} in the container"))
+                .unwrap_or_default(),
+            match (&s.profile, &s.what) {
+                (Some(p), Some(w)) => format!(": {p}, {w}"),
+                (Some(p), None) => format!(": {p}"),
+                (None, Some(w)) => format!(": {w}"),
+                (None, None) => String::new(),
             }
         ));
     }
