@@ -86,7 +86,7 @@ pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
         s.add_compose(&project, args.with_db)?;
     }
     if s.requests.is_empty() && s.findings.is_empty() {
-        return Err(Error::usage("nothing to back up: no PATH, profile or compose file given")
+        return Err(Error::usage("no sources: no PATH, profile (-p) or compose file (--compose) given")
             .hint("name files or folders, a profile (-p gitea), a compose file (--compose FILE), or list them in the configuration file"));
     }
     Ok(s)
