@@ -85,6 +85,7 @@ pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
         let project = crate::compose::load(file)?;
         s.add_compose(&project, args.with_db)?;
     }
+    s.link_consistency_groups();
     if s.requests.is_empty() && s.findings.is_empty() {
         return Err(Error::usage("no sources: no PATH, profile (-p) or compose file (--compose) given")
             .hint("name files or folders, a profile (-p gitea), a compose file (--compose FILE), or list them in the configuration file"));
@@ -182,6 +183,57 @@ impl Sources {
             }
         }
         Ok(())
+    }
+
+    /// FORGES.md §7: a CI server's database holds refresh tokens the forge signed with its
+    /// OAuth2 key. Restored apart (a new key, or an older database), logins fail with
+    /// "unable to parse refresh token": say so when both are in one run, and loudly when
+    /// the key itself is not being kept.
+    fn link_consistency_groups(&mut self) {
+        let ci = self.resolved.iter().find(|r| {
+            matches!(r.forge, Forge::Woodpecker | Forge::Drone)
+                && r.items.iter().any(|i| i.kind == ItemKind::Sqlite)
+        });
+        let forge = self
+            .resolved
+            .iter()
+            .find(|r| matches!(r.forge, Forge::Gitea | Forge::Forgejo));
+        let (Some(ci), Some(forge)) = (ci, forge) else {
+            return;
+        };
+        let Some(db) = ci.items.iter().find(|i| i.kind == ItemKind::Sqlite) else {
+            return;
+        };
+        let key_kept = forge
+            .items
+            .iter()
+            .any(|i| i.signing_key && i.what.contains("OAuth2"));
+        let (severity, message) = if key_kept {
+            (
+                crate::findings::Severity::Info,
+                format!(
+                    "{}'s database holds refresh tokens signed with {}'s OAuth2 key, which this backup keeps too: restore them together",
+                    ci.forge.as_str(),
+                    forge.forge.as_str()
+                ),
+            )
+        } else {
+            (
+                crate::findings::Severity::Warning,
+                format!(
+                    "{}'s database holds refresh tokens signed with {}'s OAuth2 key, which this backup does NOT keep: after a restore with a different key every login fails (\"unable to parse refresh token\")",
+                    ci.forge.as_str(),
+                    forge.forge.as_str()
+                ),
+            )
+        };
+        self.findings.push(Finding {
+            code: crate::findings::Code::ConfigProblem,
+            severity,
+            path: db.path.display().to_string(),
+            message,
+            fix: "keep the forge's jwt/private.pem on persistent storage and in the same backup as this database".into(),
+        });
     }
 
     /// The profiles' expectations (owner, widest mode) checked against what collection saw.

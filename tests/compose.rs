@@ -343,3 +343,38 @@ fn app_ini_on_a_read_only_mount_is_a_config_problem() {
         .iter()
         .any(|f| f["message"].as_str().unwrap().contains("read-only mount")));
 }
+
+#[test]
+fn woodpeckers_tokens_are_tied_to_giteas_jwt_key() {
+    // FORGES.md §7: Woodpecker's database holds refresh tokens signed by Gitea's OAuth2
+    // key; with the key on no persistent storage, backing up the database alone is the
+    // report's failure waiting to happen.
+    require("sqlite3");
+    let t = TestDir::new();
+    t.write(
+        "stack/gitea/config/app.ini",
+        APP_INI_ROOTLESS.as_bytes(),
+        0o600,
+    );
+    t.mkdir("stack/woodpecker", 0o700);
+    let db = t.join("stack/woodpecker/woodpecker.sqlite");
+    run_ok(
+        std::process::Command::new("sqlite3")
+            .args([db.to_str().unwrap(), "create table users(token text);"]),
+    );
+    let compose = t.write(
+        "stack/docker-compose.yml",
+        b"services:\n  gitea:\n    image: gitea/gitea:1.23-rootless\n    volumes:\n      - ./gitea/git:/var/lib/gitea/git\n      - ./gitea/config:/etc/gitea\n  woodpecker-server:\n    image: woodpeckerci/woodpecker-server:v3\n    volumes:\n      - ./woodpecker:/var/lib/woodpecker\n",
+        0o600,
+    );
+    let (_o, v) = check(&compose);
+    let tie = findings_with(&v, "config-problem")
+        .into_iter()
+        .find(|f| f["message"].as_str().unwrap().contains("refresh tokens"))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(tie["severity"], "warning", "{tie}");
+    assert!(
+        tie["message"].as_str().unwrap().contains("does NOT keep"),
+        "{tie}"
+    );
+}
