@@ -71,6 +71,11 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Is `name` one of our temp files whose process is gone?
+/// Is `name` a forgekeep temp name whose process is gone (a run that was killed)?
+pub fn is_stale_temp_name(name: &[u8]) -> bool {
+    is_stale_temp(name)
+}
+
 fn is_stale_temp(name: &[u8]) -> bool {
     let Some(rest) = name.strip_prefix(TEMP_PREFIX.as_bytes()) else {
         return false;

@@ -4,44 +4,46 @@
 //! and Drone can too. Copying such a file byte by byte while the service writes gives a
 //! torn database (and the writer's change check would abort the backup anyway). SQLite's
 //! online backup API copies a consistent snapshot under SQLite's own locking, so the
-//! service keeps running. The snapshot goes to a hidden `0600` temp file in the
-//! database's OWN folder (the secret never lands anywhere it was not already), is opened,
-//! and is unlinked at once: the archive writer reads it through the open descriptor, and
-//! nothing is left behind even if the run is killed later. The `-wal`/`-shm`/`-journal`
-//! companions are not archived: the snapshot already contains every committed page.
+//! service keeps running. The `-wal`/`-shm`/`-journal` companions are not archived: the
+//! snapshot already contains every committed page.
 //!
-//! That folder usually belongs to the forge's user, who may rename or replace entries in
-//! it while we run as root. So SQLite opens the copy with `SQLITE_OPEN_NOFOLLOW` and
-//! without `CREATE` (a symlink swapped in for the temp name is refused, not followed:
-//! root must not be made to create or overwrite a file elsewhere), the name must still
-//! lead to the very inode we created once the copy is done, and the copy is read back
-//! through that inode (`/proc/self/fd`), never by name.
+//! Where the copy is written is a security decision. SQLite opens files by NAME (it even
+//! resolves symlinks itself), so the copy must live where nobody but us can rename or
+//! replace anything along its path. The database's own folder does not qualify: it
+//! usually belongs to the forge's user, who could swap the name for a link or a file of
+//! theirs while root writes the database into it (a reviewer proved exactly that). So the
+//! copy goes into a fresh `0700` folder of ours, made in a TRUSTED base: the temp folder
+//! (`$TMPDIR`, else `/tmp`), accepted only if every folder on its path belongs to root (or
+//! us) and is writable by nobody else unless sticky (in a sticky `/tmp` others cannot
+//! rename our folder). SQLite creates the file itself there (`NOFOLLOW`);
+//! it is read back through the folder's descriptor, then the file and the folder are
+//! removed at once: the open descriptor is all that remains while the archive is written.
+//! Under systemd's `PrivateTmp=yes` that folder is private to the unit as well.
 
 use crate::error::{Error, Result};
-use crate::fsx::DirFd;
+use crate::fsx::{DirFd, TEMP_PREFIX};
+use nix::sys::stat::Mode;
 use rusqlite::{Connection, OpenFlags};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The companions SQLite keeps next to a database while it is open.
 pub const COMPANION_SUFFIXES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
-/// Takes a consistent copy of the database at `path`; returns it open (and already
-/// unlinked) with its metadata.
+/// The copy's name inside our private folder.
+const COPY_NAME: &str = "copy.db";
+
+/// Takes a consistent copy of the database at `path`; returns it open (its name already
+/// removed) with its metadata.
 pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
-    let dir_path = path.parent().unwrap_or(Path::new("/"));
-    let dir = DirFd::open(dir_path)?;
-    // Copies of runs killed mid-copy (their pid is gone) are removed first.
-    dir.sweep_stale_temps();
-    let mut temp = dir.create_temp().map_err(|e| {
-        e.hint(format!(
-            "the database copy is made in its own folder {}; run forgekeep as a user that can write there (often root)",
-            dir_path.display()
-        ))
-    })?;
-    let temp_path = dir_path.join(&temp.name);
+    let base = trusted_temp_base()?;
+    let base_fd = DirFd::open(&base)?;
+    sweep_stale_folders(&base_fd);
+    let private = PrivateDir::create(&base_fd)?;
+    let copy_path = private.path.join(COPY_NAME);
     let fail = |what: &str, e: rusqlite::Error| {
         Error::runtime(format!(
             "cannot copy the SQLite database {}: {what}: {e}",
@@ -50,8 +52,8 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         .hint("check that it is an SQLite database and that this user can read it and its folder")
     };
     {
-        // Read-only and without creating anything: a wrong path must not make a new
-        // empty database where the service expects its own.
+        // Read-only, no symlink, nothing created: a wrong path must not make a new empty
+        // database where the service expects its own.
         let src = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -61,14 +63,16 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         .map_err(|e| fail("cannot open it", e))?;
         src.busy_timeout(Duration::from_secs(30))
             .map_err(|e| fail("cannot set a busy timeout", e))?;
-        // The file exists (we made it, 0600): no CREATE, and no symlink followed.
+        // Created by SQLite in our own new folder, where nobody else can put anything
+        // (sqlite3_open_v2 has no O_EXCL; the folder's 0700 is what makes it ours).
         let mut dst = Connection::open_with_flags(
-            &temp_path,
+            &copy_path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
-        .map_err(|e| fail("cannot open the copy", e))?;
+        .map_err(|e| fail("cannot create the copy", e))?;
         // The copy needs no journal: it is either complete or thrown away.
         dst.pragma_update(None, "journal_mode", "OFF")
             .map_err(|e| fail("cannot prepare the copy", e))?;
@@ -102,39 +106,20 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
         }
     }
     // Not fsynced: the copy is only read back by this process. The connections above
-    // are closed, so every page is in the file. Read back through OUR inode (the magic
-    // link of our own descriptor, not the name), after checking that the name SQLite
-    // wrote through still leads to it: otherwise someone swapped the name meanwhile and
-    // what SQLite wrote is not what we would read.
-    let ours = temp
-        .file()
-        .metadata()
-        .map_err(|e| Error::io("cannot read", &temp_path, &e))?;
-    let named = nix::sys::stat::fstatat(
-        &dir,
-        temp.name.as_str(),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    );
-    let same = named.is_ok_and(|st| st.st_dev == ours.dev() && st.st_ino == ours.ino());
-    if !same || ours.len() == 0 {
-        return Err(Error::runtime(format!(
-            "the copy of the SQLite database {} was replaced while it was written; nothing was archived",
-            path.display()
-        ))
-        .hint(format!(
-            "something renames files in {} while forgekeep runs; find out what, then run again",
-            dir_path.display()
-        )));
-    }
-    let fd = std::os::fd::AsRawFd::as_raw_fd(temp.file());
-    let proc_path = format!("/proc/self/fd/{fd}");
-    let file = File::open(&proc_path).map_err(|e| Error::io("cannot read", &temp_path, &e))?;
+    // are closed, so every page is in the file. Read back relative to our folder's
+    // descriptor (no path lookup from outside it).
+    let fd = nix::fcntl::openat(
+        &private.fd,
+        COPY_NAME,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::errno("cannot read the database copy", &copy_path, e))?;
+    let file = File::from(fd);
     let meta = file
         .metadata()
-        .map_err(|e| Error::io("cannot read", &temp_path, &e))?;
-    // Unlinked now (the temp guard's drop removes the name): the open descriptor is all
-    // that remains of the copy.
-    drop(temp);
+        .map_err(|e| Error::io("cannot read", &copy_path, &e))?;
+    drop(private); // the name and the folder go now; the descriptor keeps the copy
     Ok((file, meta))
 }
 
@@ -150,4 +135,99 @@ pub fn is_companion(
         name.strip_suffix(suffix)
             .is_some_and(|db| databases.contains(&path.with_file_name(db)))
     })
+}
+
+/// The temp folder, if nobody but root (or us) can rename or replace anything on its
+/// path: every folder on it belongs to root or to us, and is not writable by others
+/// unless it is sticky.
+fn trusted_temp_base() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    let me = nix::unistd::geteuid().as_raw();
+    let mut checked = PathBuf::new();
+    for c in base.components() {
+        checked.push(c);
+        let meta = std::fs::symlink_metadata(&checked)
+            .map_err(|e| Error::io("cannot examine the temp folder", &checked, &e))?;
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        let mode = meta.mode();
+        let sticky = mode & 0o1000 != 0;
+        if !meta.is_dir() || !owner_ok || (mode & 0o022 != 0 && !sticky) {
+            return Err(Error::runtime(format!(
+                "the temp folder {} is not safe for a database copy ({} can be replaced by others)",
+                base.display(),
+                checked.display()
+            ))
+            .hint("point TMPDIR at a folder that only root can write (e.g. /root/tmp, mode 0700)"));
+        }
+    }
+    Ok(base)
+}
+
+/// Our private `0700` folder in the trusted base, removed (with the copy) on drop.
+struct PrivateDir<'b> {
+    base: &'b DirFd,
+    name: String,
+    fd: DirFd,
+    path: PathBuf,
+}
+
+impl<'b> PrivateDir<'b> {
+    fn create(base: &'b DirFd) -> Result<PrivateDir<'b>> {
+        let name = crate::fsx::temp_name();
+        nix::sys::stat::mkdirat(base, name.as_str(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| Error::errno("cannot create a private folder in", &base.path, e))?;
+        let fd = match base.open_child(OsStr::new(&name)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = base.rmdir(OsStr::new(&name));
+                return Err(Error::errno("cannot open the private folder in", &base.path, e));
+            }
+        };
+        let path = base.path.join(&name);
+        Ok(PrivateDir {
+            base,
+            name,
+            fd,
+            path,
+        })
+    }
+}
+
+impl Drop for PrivateDir<'_> {
+    fn drop(&mut self) {
+        // Cleanup only: a leftover is a root-only folder the next run sweeps.
+        for n in [COPY_NAME, "copy.db-journal"] {
+            let _ = self.fd.unlink(OsStr::new(n));
+        }
+        let _ = self.base.rmdir(OsStr::new(&self.name));
+    }
+}
+
+/// Removes the private folders of runs killed mid-copy (their pid is gone).
+fn sweep_stale_folders(base: &DirFd) {
+    let Ok(rd) = std::fs::read_dir(&base.path) else {
+        return;
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        if !name.as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes())
+            || !crate::fsx::is_stale_temp_name(name.as_encoded_bytes())
+        {
+            continue;
+        }
+        if let Ok(dir) = base.open_child(&name) {
+            // Only our own folders: root's (or ours), 0700.
+            let ok = std::fs::metadata(&dir.path).is_ok_and(|m| {
+                m.is_dir()
+                    && m.mode() & 0o077 == 0
+                    && m.uid() == nix::unistd::geteuid().as_raw()
+            });
+            if ok {
+                for n in [COPY_NAME, "copy.db-journal"] {
+                    let _ = dir.unlink(OsStr::new(n));
+                }
+                let _ = base.rmdir(&name);
+            }
+        }
+    }
 }
