@@ -532,3 +532,72 @@ fn relative_config_gives_absolute_items_and_findings() {
         );
     }
 }
+
+#[test]
+fn database_copies_are_never_made_in_a_folder_others_can_rename_in() {
+    // Review: the copy was made in the database's own folder, whose owner (the forge's
+    // user) could swap its name and have root write the database into a file of theirs.
+    // Now it goes to a private folder under a trusted temp folder; an untrusted TMPDIR is
+    // refused rather than used.
+    require("sqlite3");
+    let t = TestDir::new();
+    let dir = t.mkdir("var/lib/woodpecker", 0o700);
+    let db = dir.join("woodpecker.sqlite");
+    run_ok(
+        Command::new("sqlite3")
+            .arg(&db)
+            .arg("create table secrets(v text); insert into secrets values('x');"),
+    );
+    let env = t.write(
+        "etc/woodpecker/woodpecker-server.env",
+        format!(
+            "WOODPECKER_GRPC_SECRET=g\nWOODPECKER_DATABASE_DATASOURCE={}\n",
+            db.display()
+        )
+        .as_bytes(),
+        0o600,
+    );
+    let (_key, recipient) = t.age_key("key.txt");
+    let open_tmp = t.mkdir("open-tmp", 0o777); // world-writable, not sticky
+    let out = t.join("a.age");
+    let o = fk_cmd(&[
+        "backup",
+        "-p",
+        &profile_arg("woodpecker", &env),
+        "-r",
+        &recipient,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .env("TMPDIR", &open_tmp)
+    .output()
+    .unwrap();
+    expect_code(&o, 1);
+    assert!(
+        stderr(&o).contains("is not safe for a database copy"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    // With a private temp folder it works, and nothing is left in it or next to the DB.
+    let private_tmp = t.mkdir("private-tmp", 0o700);
+    let o = fk_cmd(&[
+        "backup",
+        "-p",
+        &profile_arg("woodpecker", &env),
+        "-r",
+        &recipient,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .env("TMPDIR", &private_tmp)
+    .output()
+    .unwrap();
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&private_tmp).unwrap().count(), 0);
+    assert!(!std::fs::read_dir(&dir).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(".forgekeep.tmp")));
+}

@@ -157,7 +157,9 @@ fn trusted_temp_base() -> Result<PathBuf> {
                 base.display(),
                 checked.display()
             ))
-            .hint("point TMPDIR at a folder that only root can write (e.g. /root/tmp, mode 0700)"));
+            .hint(
+                "point TMPDIR at a folder that only root can write (e.g. /root/tmp, mode 0700)",
+            ));
         }
     }
     Ok(base)
@@ -180,7 +182,11 @@ impl<'b> PrivateDir<'b> {
             Ok(fd) => fd,
             Err(e) => {
                 let _ = base.rmdir(OsStr::new(&name));
-                return Err(Error::errno("cannot open the private folder in", &base.path, e));
+                return Err(Error::errno(
+                    "cannot open the private folder in",
+                    &base.path,
+                    e,
+                ));
             }
         };
         let path = base.path.join(&name);
@@ -218,9 +224,7 @@ fn sweep_stale_folders(base: &DirFd) {
         if let Ok(dir) = base.open_child(&name) {
             // Only our own folders: root's (or ours), 0700.
             let ok = std::fs::metadata(&dir.path).is_ok_and(|m| {
-                m.is_dir()
-                    && m.mode() & 0o077 == 0
-                    && m.uid() == nix::unistd::geteuid().as_raw()
+                m.is_dir() && m.mode() & 0o077 == 0 && m.uid() == nix::unistd::geteuid().as_raw()
             });
             if ok {
                 for n in [COPY_NAME, "copy.db-journal"] {
