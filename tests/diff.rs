@@ -218,3 +218,25 @@ fn an_unreadable_live_file_is_not_called_changed() {
     assert!(pem.get("consequence").is_none(), "{pem}");
     assert_eq!(v["counts"]["changed"], 0, "{v}");
 }
+
+#[test]
+fn a_missing_folder_is_reported_once() {
+    // Review: a deleted folder was "missing" and also "unreadable" (cannot be listed).
+    let t = TestDir::new();
+    let tree = t.gitea_tree();
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("a.age");
+    backup(&[&tree], &recipient, &archive, &[]);
+    fs::remove_dir_all(tree.join("jwt")).unwrap();
+    let o = fk(&[
+        "diff",
+        archive.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    expect_code(&o, 3);
+    let v = json_of(&o);
+    assert_eq!(v["counts"]["missing"], 2, "the folder and the key: {v}");
+    assert_eq!(v["counts"]["unreadable"], 0, "{v}");
+}

@@ -75,7 +75,10 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     for t in &targets {
         let e = &m.entries[t.index];
         compare(m, e, t, read.digests[t.index].as_ref(), &mut diffs)?;
-        if e.kind == Kind::Dir && e.role == Role::Content {
+        // Only a real folder is listed (not a link put in its place: `compare` reported
+        // that, and its target is not what was archived).
+        let is_dir = std::fs::symlink_metadata(&t.dest).is_ok_and(|m| m.is_dir());
+        if e.kind == Kind::Dir && e.role == Role::Content && is_dir {
             extras(t, &e.path, &archived, &excluded, &mut diffs);
         }
     }
@@ -292,6 +295,15 @@ fn extras(
 ) {
     let rd = match std::fs::read_dir(&t.dest) {
         Ok(rd) => rd,
+        // Gone or not a folder: `compare` has said so already.
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return
+        }
         Err(err) => {
             diffs.push(Difference {
                 change: Change::Unreadable,
