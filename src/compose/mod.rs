@@ -208,9 +208,12 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
     let host_path = |written: &str| {
         let p = host_path(written, &dir, home.as_deref());
         match &opts.root {
-            // Relative paths are already under the root (the file is); absolute ones
-            // name the other host's folders.
-            Some(root) if !p.starts_with(root) => root.join(p.strip_prefix("/").unwrap_or(&p)),
+            // Decided by how the path is written: relative ones are already under the
+            // root (the file is); absolute and `~` ones name the other host's folders,
+            // even when they happen to start like the mount point.
+            Some(root) if written.starts_with('/') || written.starts_with('~') => {
+                root.join(p.strip_prefix("/").unwrap_or(&p))
+            }
             _ => p,
         }
     };

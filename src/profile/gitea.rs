@@ -319,7 +319,7 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
     let run_user = ini.non_empty("", "RUN_USER").unwrap_or("git").to_string();
     // The rootful image honours USER_UID; the rootless one runs as its USER (1000).
     let uid = match layout {
-        Layout::Docker => image_uid(ctx),
+        Layout::Docker => image_uid(ctx, "USER_UID"),
         _ => IMAGE_UID,
     };
     let owner = run_owner(layout, &run_user, uid);
@@ -340,7 +340,23 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         .mode(0o640),
     );
     if let Some(h) = &ini_host {
-        if ctx.locate.read_only(&ini_path) {
+        // What would have to be written into app.ini at start: a secret Gitea generates
+        // when it is missing (since 1.22 JWT_SECRET always), or the image entrypoint's
+        // environment-to-ini applying GITEA__/FORGEJO__ variables.
+        let has = |sec: &str, key: &str| {
+            ini.non_empty(sec, key).is_some() || ini.non_empty(sec, &format!("{key}_URI")).is_some()
+        };
+        let lfs = ini
+            .non_empty("server", "LFS_START_SERVER")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let must_write = !has("security", "INTERNAL_TOKEN")
+            || !has("oauth2", "JWT_SECRET")
+            || (lfs && !has("server", "LFS_JWT_SECRET"))
+            || ctx
+                .env
+                .keys()
+                .any(|k| prefixes.iter().any(|p| k.starts_with(p)));
+        if ctx.locate.read_only(&ini_path) && must_write {
             // A `:ro` mount: no file mode helps; the entrypoint's environment-to-ini and
             // Gitea's own write-back of generated secrets both fail (gitea#31169).
             b.finding(
@@ -355,7 +371,7 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
                 ),
                 "drop :ro from that volume, or set those keys in app.ini yourself",
             );
-        } else {
+        } else if !ctx.locate.read_only(&ini_path) {
             check_writable(&mut b, h, &owner, name);
         }
     }

@@ -91,7 +91,8 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     let val = |ini: &Ini, s: &str, k: &str| ini.non_empty(s, k).map(|v| expand(v.trim(), env));
 
     let run_user = val(&ini, "", "RUN_USER").unwrap_or_else(|| "git".into());
-    let owner = run_owner(layout, &run_user, image_uid(ctx));
+    // gogs/gogs docker/start.sh: `usermod -o -u "$PUID" git`.
+    let owner = run_owner(layout, &run_user, image_uid(ctx, "PUID"));
     let ini_host = match b.probe(&ini_path) {
         Probe::Found(h) => Some(h),
         _ => None,

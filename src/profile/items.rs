@@ -105,11 +105,11 @@ pub(crate) fn run_owner(layout: Layout, native_user: &str, container_uid: u32) -
     }
 }
 
-/// The uid the rootful Gitea/Forgejo/Gogs images run the forge as: `USER_UID` from the
-/// service's environment (the images' s6 setup changes git's uid to it), else 1000.
-pub(crate) fn image_uid(ctx: &Context) -> u32 {
+/// The uid an image runs the forge as, from the variable its entrypoint reads to change
+/// git's uid (`USER_UID` for Gitea/Forgejo's rootful images, `PUID` for Gogs'), else 1000.
+pub(crate) fn image_uid(ctx: &Context, variable: &str) -> u32 {
     ctx.env
-        .get("USER_UID")
+        .get(variable)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(1000)
 }
