@@ -124,23 +124,27 @@ fn find_config(
 /// Decodes an env-to-ini name part: `_0X2E_` is `.`, `_0X2D_` is `-`
 /// (`modules/setting/config_env.go` `decodeEnvSectionKey`).
 fn decode_part(s: &str) -> String {
-    // Any `_0X<hex>_` is the character with that code (`_0X2E_` is `.`, `_0X2D_` is `-`).
+    // `_0X<hex>_` is the UTF-8 bytes written in hex (`_0X2E_` is `.`, `_0XC3A9_` is `é`);
+    // `_0x` as well, as config_env.go's pattern `_0[xX]([0-9a-fA-F]+)_` allows.
     let mut out = String::new();
     let mut rest = s;
-    // `_0x` or `_0X`, as config_env.go's pattern `_0[xX]([0-9a-fA-F]+)_` allows.
     while let Some(i) = rest.find("_0X").into_iter().chain(rest.find("_0x")).min() {
         out.push_str(&rest[..i]);
         let after = &rest[i + 3..];
         let decoded = after.find('_').and_then(|end| {
             let hex = &after[..end];
-            let c = (!hex.is_empty() && hex.len() <= 6)
-                .then(|| u32::from_str_radix(hex, 16).ok().and_then(char::from_u32))
-                .flatten()?;
-            Some((c, end))
+            if hex.is_empty() || hex.len() % 2 != 0 {
+                return None;
+            }
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|j| u8::from_str_radix(&hex[j..j + 2], 16).ok())
+                .collect();
+            Some((String::from_utf8(bytes?).ok()?, end))
         });
         match decoded {
-            Some((c, end)) => {
-                out.push(c);
+            Some((text, end)) => {
+                out.push_str(&text);
                 rest = &after[end + 1..];
             }
             None => {
@@ -167,13 +171,18 @@ pub(crate) fn apply_env(
         let Some(rest) = prefixes.iter().find_map(|p| name.strip_prefix(p)) else {
             continue;
         };
-        let parts: Vec<&str> = rest.split("__").collect();
-        let (sec, key, is_file) = match parts.as_slice() {
-            [s, k] => (*s, *k, false),
-            // Exactly `__FILE`, as config_env.go matches it.
-            [s, k, f] if *f == "FILE" => (*s, *k, true),
-            _ => continue,
+        // config_env.go: an exact `__FILE` suffix reads the value from a file; the
+        // section ends at the FIRST `__`, the key is the rest (it may contain `__`).
+        let (rest, is_file) = match rest.strip_suffix("__FILE") {
+            Some(r) => (r, true),
+            None => (rest, false),
         };
+        let Some((sec, key)) = rest.split_once("__") else {
+            continue;
+        };
+        if key.is_empty() {
+            continue;
+        }
         let sec = decode_part(sec);
         let sec = if sec.eq_ignore_ascii_case("DEFAULT") {
             String::new()
@@ -1011,6 +1020,8 @@ mod tests {
         assert_eq!(decode_part("A_0X2D_B_0X5F_C"), "A-B_C");
         assert_eq!(decode_part("odd_0XZZ_x"), "odd_0XZZ_x");
         assert_eq!(decode_part("a_0x2e_b"), "a.b");
+        assert_eq!(decode_part("caf_0XC3A9_"), "café");
+        assert_eq!(decode_part("odd_0X2_x"), "odd_0X2_x");
     }
 
     #[test]
