@@ -133,7 +133,7 @@ fn decode_part(s: &str) -> String {
         let after = &rest[i + 3..];
         let decoded = after.find('_').and_then(|end| {
             let hex = &after[..end];
-            if hex.is_empty() || hex.len() % 2 != 0 {
+            if hex.is_empty() || !hex.len().is_multiple_of(2) {
                 return None;
             }
             let bytes: Option<Vec<u8>> = (0..hex.len())
