@@ -99,11 +99,9 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::items::testing::Prefixed;
-    use super::super::{Context, ItemKind, Layout};
+    use super::super::items::testing::{run, Prefixed};
+    use super::super::{Forge, ItemKind, Layout};
     use crate::findings::Severity;
-    use std::collections::BTreeMap;
-    use std::path::Path;
 
     #[test]
     fn sqlite_and_database_secret() {
@@ -114,22 +112,21 @@ mod tests {
             "/srv/drone.env",
             "DRONE_DATABASE_SECRET=abcdef0123\nDRONE_RPC_SECRET=x\n",
         );
-        let env = BTreeMap::new();
-        let ctx = Context {
-            env: &env,
-            locate: &fake,
-            layout: Layout::Docker,
-            with_db: false,
-        };
-
-        let r = super::resolve(None, &ctx).unwrap();
+        let r = run(Forge::Drone, &fake, Layout::Docker, &[], None, false);
         assert_eq!(r.items.len(), 1);
         assert_eq!(r.items[0].kind, ItemKind::Sqlite);
         assert!(r.findings.iter().any(
             |f| f.severity == Severity::Warning && f.message.contains("DRONE_DATABASE_SECRET")
         ));
 
-        let r = super::resolve(Some(Path::new("/srv/drone.env")), &ctx).unwrap();
+        let r = run(
+            Forge::Drone,
+            &fake,
+            Layout::Docker,
+            &[],
+            Some("/srv/drone.env"),
+            false,
+        );
         assert_eq!(r.items.len(), 2);
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert!(!format!("{r:?}").contains("abcdef0123"));

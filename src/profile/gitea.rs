@@ -745,39 +745,10 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
 
 #[cfg(test)]
 mod tests {
-    use super::super::items::testing::Prefixed;
-    use super::super::{resolve as resolve_any, Context, Forge, ItemKind, Layout, Resolved};
+    use super::super::items::testing::{item_paths, run, Prefixed};
+    use super::super::{Forge, ItemKind, Layout, Resolved};
     use crate::findings::{Code, Severity};
-    use std::collections::BTreeMap;
-    use std::path::{Path, PathBuf};
-
-    fn run(
-        forge: Forge,
-        fake: &Prefixed,
-        layout: Layout,
-        env: &[(&str, &str)],
-        config: Option<&str>,
-        with_db: bool,
-    ) -> Resolved {
-        let env: BTreeMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let ctx = Context {
-            env: &env,
-            locate: fake,
-            layout,
-            with_db,
-        };
-        resolve_any(forge, config.map(Path::new), &ctx).unwrap()
-    }
-
-    fn item_paths(r: &Resolved, fake: &Prefixed) -> Vec<PathBuf> {
-        r.items
-            .iter()
-            .map(|i| Path::new("/").join(i.path.strip_prefix(&fake.root).unwrap()))
-            .collect()
-    }
+    use std::path::PathBuf;
 
     fn has(r: &Resolved, code: Code, sev: Severity, needle: &str) -> bool {
         r.findings.iter().any(|f| {

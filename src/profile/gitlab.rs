@@ -110,11 +110,9 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::items::testing::Prefixed;
-    use super::super::{Context, Layout};
+    use super::super::items::testing::{run, Prefixed};
+    use super::super::{Forge, Layout};
     use crate::findings::{Code, Severity};
-    use std::collections::BTreeMap;
-    use std::path::Path;
 
     #[test]
     fn docker_gitlab_folder() {
@@ -125,14 +123,14 @@ mod tests {
         fake.write("/srv/gitlab/config/ssh_host_ed25519_key", "k");
         fake.write("/srv/gitlab/config/ssh_host_ed25519_key.pub", "k");
         fake.mkdir("/srv/gitlab/config/trusted-certs");
-        let env = BTreeMap::new();
-        let ctx = Context {
-            env: &env,
-            locate: &fake,
-            layout: Layout::Docker,
-            with_db: false,
-        };
-        let r = super::resolve(Some(Path::new("/srv/gitlab/config")), &ctx).unwrap();
+        let r = run(
+            Forge::Gitlab,
+            &fake,
+            Layout::Docker,
+            &[],
+            Some("/srv/gitlab/config"),
+            false,
+        );
         let names: Vec<_> = r
             .items
             .iter()
@@ -156,14 +154,7 @@ mod tests {
     fn missing_secrets_json_is_an_error() {
         let dir = tempfile::TempDir::new().unwrap();
         let fake = Prefixed::new(dir.path());
-        let env = BTreeMap::new();
-        let ctx = Context {
-            env: &env,
-            locate: &fake,
-            layout: Layout::Native,
-            with_db: false,
-        };
-        let r = super::resolve(None, &ctx).unwrap();
+        let r = run(Forge::Gitlab, &fake, Layout::Native, &[], None, false);
         assert!(r.items.is_empty());
         let f = &r.findings[0];
         assert_eq!((f.code, f.severity), (Code::SecretMissing, Severity::Error));

@@ -215,11 +215,10 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::items::testing::Prefixed;
-    use super::super::{Context, Layout};
+    use super::super::items::testing::{item_paths, run, Prefixed};
+    use super::super::{Forge, Layout};
     use crate::findings::{Code, Severity};
-    use std::collections::BTreeMap;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     #[test]
     fn docker_gogs() {
@@ -233,19 +232,8 @@ mod tests {
         fake.write("/data/gogs/data/ssh/gogs.ed25519", "k");
         fake.mkdir("/data/ssh");
         fake.write("/data/gogs/data/gogs.db", "db");
-        let env = BTreeMap::new();
-        let ctx = Context {
-            env: &env,
-            locate: &fake,
-            layout: Layout::Docker,
-            with_db: true,
-        };
-        let r = super::resolve(None, &ctx).unwrap();
-        let paths: Vec<PathBuf> = r
-            .items
-            .iter()
-            .map(|i| Path::new("/").join(i.path.strip_prefix(&fake.root).unwrap()))
-            .collect();
+        let r = run(Forge::Gogs, &fake, Layout::Docker, &[], None, true);
+        let paths = item_paths(&r, &fake);
         assert_eq!(
             paths,
             [
@@ -263,7 +251,7 @@ mod tests {
 
     #[test]
     fn expand_env() {
-        let env = BTreeMap::from([("HOME".to_string(), "/home/git".to_string())]);
+        let env = std::collections::BTreeMap::from([("HOME".to_string(), "/home/git".to_string())]);
         assert_eq!(
             super::expand("${HOME}/gogs-data", &env),
             "/home/git/gogs-data"

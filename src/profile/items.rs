@@ -346,9 +346,40 @@ pub(crate) fn merge_env_file(
 #[cfg(test)]
 pub(crate) mod testing {
     //! A fake host: forge paths `/x` live at `<tmp>/x`; some prefixes can be declared
-    //! not persistent or unknown.
-    use super::super::{Locate, Location};
+    //! not persistent or unknown. And the profile tests' shared way to resolve on it.
+    use super::super::{Context, Forge, Layout, Locate, Location, Resolved};
+    use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
+
+    /// Resolves `forge` on the fake host with `env`.
+    pub fn run(
+        forge: Forge,
+        fake: &Prefixed,
+        layout: Layout,
+        env: &[(&str, &str)],
+        config: Option<&str>,
+        with_db: bool,
+    ) -> Resolved {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ctx = Context {
+            env: &env,
+            locate: fake,
+            layout,
+            with_db,
+        };
+        super::super::resolve(forge, config.map(Path::new), &ctx).unwrap()
+    }
+
+    /// The items' paths as the forge sees them (`/x`, not `<tmp>/x`).
+    pub fn item_paths(r: &Resolved, fake: &Prefixed) -> Vec<PathBuf> {
+        r.items
+            .iter()
+            .map(|i| Path::new("/").join(i.path.strip_prefix(&fake.root).unwrap()))
+            .collect()
+    }
 
     pub struct Prefixed {
         pub root: PathBuf,

@@ -212,11 +212,8 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
 
 #[cfg(test)]
 mod tests {
-    use super::super::items::testing::Prefixed;
-    use super::super::{Context, Forge, ItemKind, Layout, Resolved};
-    use crate::findings::{Code, Severity};
-    use std::collections::BTreeMap;
-    use std::path::{Path, PathBuf};
+    use super::super::items::testing::{item_paths as paths, run as run_db, Prefixed};
+    use super::super::{Forge, ItemKind, Layout, Resolved};
 
     fn run(
         forge: Forge,
@@ -225,25 +222,11 @@ mod tests {
         env: &[(&str, &str)],
         config: Option<&str>,
     ) -> Resolved {
-        let env: BTreeMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let ctx = Context {
-            env: &env,
-            locate: fake,
-            layout,
-            with_db: false,
-        };
-        super::super::resolve(forge, config.map(Path::new), &ctx).unwrap()
+        run_db(forge, fake, layout, env, config, false)
     }
 
-    fn paths(r: &Resolved, fake: &Prefixed) -> Vec<PathBuf> {
-        r.items
-            .iter()
-            .map(|i| Path::new("/").join(i.path.strip_prefix(&fake.root).unwrap()))
-            .collect()
-    }
+    use crate::findings::{Code, Severity};
+    use std::path::PathBuf;
 
     #[test]
     fn native_server_env_file_and_sqlite() {
