@@ -2,7 +2,6 @@
 //! what each profile would collect.
 
 use crate::util::*;
-use std::process::Command;
 
 #[test]
 fn finds_a_systemd_gitea_and_a_compose_project_on_a_mounted_root() {
@@ -19,13 +18,7 @@ fn finds_a_systemd_gitea_and_a_compose_project_on_a_mounted_root() {
     );
     t.mkdir("host/var/lib/gitea/data/jwt", 0o700);
     let pem = t.join("host/var/lib/gitea/data/jwt/private.pem");
-    run_ok(Command::new("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]));
+    openssl_ed25519(&pem);
     t.write(
         "host/srv/forge/docker-compose.yml",
         b"services:\n  ci:\n    image: woodpeckerci/woodpecker-server:v3\n    volumes:\n      - ./wp:/var/lib/woodpecker\n  db:\n    image: postgres:16\n",
@@ -101,13 +94,7 @@ fn the_units_environment_decides_where_the_keys_are() {
     );
     t.mkdir("host/srv/gitea/data/jwt", 0o700);
     let pem = t.join("host/srv/gitea/data/jwt/private.pem");
-    run_ok(Command::new("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]));
+    openssl_ed25519(&pem);
     let o = fk(&["detect", "--root", t.join("host").to_str().unwrap()]);
     expect_code(&o, 0);
     assert!(
@@ -133,13 +120,7 @@ fn absolute_compose_paths_are_read_under_the_mounted_root() {
     );
     t.mkdir("host/srv/gitea/data/gitea/jwt", 0o700);
     let pem = t.join("host/srv/gitea/data/gitea/jwt/private.pem");
-    run_ok(Command::new("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]));
+    openssl_ed25519(&pem);
     let o = fk(&["detect", "--root", t.join("host").to_str().unwrap()]);
     expect_code(&o, 0);
     assert!(

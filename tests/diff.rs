@@ -3,7 +3,6 @@
 use crate::util::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 #[test]
 fn identical_tree_has_no_differences() {
@@ -35,14 +34,7 @@ fn rotated_signing_key_is_said_plainly() {
     // What Gitea does when jwt/ was not persistent: a brand-new key at the next start.
     let pem = tree.join("jwt/private.pem");
     fs::remove_file(&pem).unwrap();
-    run_ok(Command::new("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "ed25519",
-        "-out",
-        pem.to_str().unwrap(),
-    ]));
-    fs::set_permissions(&pem, fs::Permissions::from_mode(0o600)).unwrap();
+    openssl_ed25519(&pem);
     let o = fk(&[
         "diff",
         archive.to_str().unwrap(),
