@@ -48,7 +48,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Read defaults from this TOML file (default: /etc/forgekeep/config.toml when it exists); flags override it
-    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG")]
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
 }
 
@@ -93,7 +93,13 @@ pub struct IdentityArgs {
 #[command(after_help = "Examples:
   forgekeep backup /var/lib/gitea/jwt /etc/gitea/app.ini -R /etc/forgekeep/recipients -o /var/backups/forgekeep/
   forgekeep backup ./volumes/gitea --numeric-ids -r age1... -o backup.tar.zst.age
-  forgekeep backup /etc/ssh --exclude '*.pub' -r age1... --dry-run")]
+  forgekeep backup /etc/ssh --exclude '*.pub' -r age1... --dry-run
+  forgekeep backup -p gitea -p woodpecker -R /etc/forgekeep/recipients -o /var/backups/forgekeep/ --keep-daily 14
+  forgekeep backup --compose /srv/forge/docker-compose.yml -R /etc/forgekeep/recipients -o /var/backups/forgekeep/
+  forgekeep backup                      (everything from /etc/forgekeep/config.toml)
+
+--keep-* prune the output folder after a complete archive is in place (this host's archives
+only; see forgekeep prune --help for the rules).")]
 pub struct BackupArgs {
     #[command(flatten)]
     pub sources: SourceArgs,

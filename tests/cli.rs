@@ -165,3 +165,27 @@ fn readme_try_it_commands_work_with_the_sample_key() {
         fs::read(repo.join("examples/forge/gitea/jwt/private.pem")).unwrap()
     );
 }
+
+#[test]
+fn help_never_shows_environment_values() {
+    // The invariant: no value from the environment in --help (clap shows them by default
+    // for `env = ...` flags; FORGEKEEP_CONFIG was one).
+    let marker = "/nowhere/marker-value-in-the-environment";
+    for cmd in [
+        vec!["--help"],
+        vec!["backup", "--help"],
+        vec!["check", "--help"],
+        vec!["prune", "--help"],
+    ] {
+        let o = fk_cmd(&cmd)
+            .env("FORGEKEEP_CONFIG", marker)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        assert!(
+            !stdout(&o).contains(marker),
+            "{cmd:?} shows it:\n{}",
+            stdout(&o)
+        );
+    }
+}
