@@ -233,7 +233,11 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
+file's [sources]), reads no content and writes nothing. Exit 0 clean, 3 warnings, 1 errors \
+(a secret missing, or on no persistent storage in a container).
+
+Examples:
   forgekeep check -p gitea
   forgekeep check -p gitea=/etc/gitea/app.ini -p woodpecker --json
   forgekeep check --compose /srv/forge/docker-compose.yml")]
