@@ -235,7 +235,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
 file's [sources]), reads no content and writes nothing. Exit 0 clean, 3 warnings, 1 errors \
-(a secret missing, or on no persistent storage in a container).
+(the configuration itself missing, a secret on no persistent storage in a container, an unreadable file).
 
 Examples:
   forgekeep check -p gitea
