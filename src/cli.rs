@@ -233,14 +233,16 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
+#[command(
+    after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
 file's [sources]), reads no content and writes nothing. Exit 0 clean, 3 warnings, 1 errors \
 (the configuration itself missing, a secret on no persistent storage in a container, an unreadable file).
 
 Examples:
   forgekeep check -p gitea
   forgekeep check -p gitea=/etc/gitea/app.ini -p woodpecker --json
-  forgekeep check --compose /srv/forge/docker-compose.yml")]
+  forgekeep check --compose /srv/forge/docker-compose.yml"
+)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
