@@ -131,6 +131,25 @@ impl Out {
     }
 }
 
+impl Out {
+    /// A command that fails after building its report (a refused dry run, a stale newest
+    /// archive): the report itself, marked failed with the error's exit code, text and
+    /// hint, is the ONE JSON object; the error line goes to stderr. Returns the exit code.
+    pub fn report_failed(
+        &self,
+        mut report: serde_json::Value,
+        e: &crate::error::Error,
+    ) -> crate::error::ExitCode {
+        report["ok"] = serde_json::json!(false);
+        report["exit_code"] = serde_json::json!(e.exit.code());
+        report["error"] = serde_json::json!(e.what);
+        report["hint"] = serde_json::json!(e.hint);
+        self.report(&report);
+        error(e, false);
+        e.exit
+    }
+}
+
 /// `1234567` → `1.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

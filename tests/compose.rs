@@ -42,28 +42,6 @@ fn check(compose: &Path) -> (std::process::Output, serde_json::Value) {
     (o, v)
 }
 
-fn list_json(archive: &Path, key: &Path) -> serde_json::Value {
-    let o = fk(&[
-        "list",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--json",
-    ]);
-    expect_code(&o, 0);
-    json_of(&o)
-}
-
-fn source<'a>(list: &'a serde_json::Value, host: &Path) -> &'a serde_json::Value {
-    let want = host.display().to_string();
-    list["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["path"] == want.as_str() || s["given"] == want.as_str())
-        .unwrap_or_else(|| panic!("no source {want} in {}", list["sources"]))
-}
-
 #[test]
 fn rootful_data_volume_archives_host_paths_numeric_with_container_paths() {
     let t = TestDir::new();
@@ -102,12 +80,12 @@ fn rootful_data_volume_archives_host_paths_numeric_with_container_paths() {
         (&ini, "/data/gitea/conf/app.ini"),
         (&jwt, "/data/gitea/jwt/private.pem"),
     ] {
-        let s = source(&list, host);
+        let s = source_for(&list, host);
         assert_eq!(s["ownership"], "numeric", "{s}");
         assert_eq!(s["container_path"], container, "{s}");
         assert!(s["profile"].as_str().unwrap().starts_with("gitea"), "{s}");
     }
-    let ssh = source(&list, &t.join("forge/data/ssh"));
+    let ssh = source_for(&list, &t.join("forge/data/ssh"));
     assert_eq!(ssh["ownership"], "numeric", "{ssh}");
     assert_eq!(ssh["container_path"], "/data/ssh", "{ssh}");
     let entries: Vec<&str> = list["entries"]
@@ -123,7 +101,7 @@ fn rootful_data_volume_archives_host_paths_numeric_with_container_paths() {
         );
     }
     // The compose file itself is kept (environment values may be secrets).
-    assert!(source(&list, &compose)["profile"]
+    assert!(source_for(&list, &compose)["profile"]
         .as_str()
         .unwrap()
         .starts_with("compose"));
@@ -303,7 +281,7 @@ fn forgejo_rootless_compose_collects_actions_and_lfs_signing_keys() {
         ),
         (&lfs, "/var/lib/gitea/lfs/private.pem", "LFS JWT"),
     ] {
-        let s = source(&list, p);
+        let s = source_for(&list, p);
         assert_eq!(s["container_path"], container, "{s}");
         assert!(s["what"].as_str().unwrap().contains(what), "{s}");
         assert!(s["profile"].as_str().unwrap().starts_with("forgejo"), "{s}");

@@ -54,29 +54,6 @@ fn backup_profiles(profiles: &[String], recipient: &str, out: &Path) -> serde_js
     json_of(&o)
 }
 
-fn list_json(archive: &Path, key: &Path) -> serde_json::Value {
-    let o = fk(&[
-        "list",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--json",
-    ]);
-    expect_code(&o, 0);
-    json_of(&o)
-}
-
-/// The manifest source recorded for the host path `p`.
-fn source_for<'a>(list: &'a serde_json::Value, p: &Path) -> &'a serde_json::Value {
-    let want = p.display().to_string();
-    list["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["path"] == want.as_str() || s["given"] == want.as_str())
-        .unwrap_or_else(|| panic!("no source {want} in {}", list["sources"]))
-}
-
 /// Where `p` (absolute) lands under `root`.
 fn under_root(root: &Path, p: &Path) -> PathBuf {
     root.join(p.strip_prefix("/").unwrap())

@@ -346,3 +346,27 @@ impl Drop for Holder {
         let _ = self.0.wait();
     }
 }
+
+/// `forgekeep list ARCHIVE -i KEY --json`, which must succeed.
+pub fn list_json(archive: &Path, key: &Path) -> serde_json::Value {
+    let o = fk(&[
+        "list",
+        archive.to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    expect_code(&o, 0);
+    json_of(&o)
+}
+
+/// The manifest source recorded for the host path `p` (by absolute path or as given).
+pub fn source_for<'a>(list: &'a serde_json::Value, p: &Path) -> &'a serde_json::Value {
+    let want = p.display().to_string();
+    list["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"] == want.as_str() || s["given"] == want.as_str())
+        .unwrap_or_else(|| panic!("no source {want} in {}", list["sources"]))
+}

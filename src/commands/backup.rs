@@ -140,7 +140,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             ));
         }
         out.say(summary_line("would archive", &collection, None));
-        let mut report = json!({
+        let report = json!({
             "command": "backup",
             "dry_run": true,
             "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
@@ -148,13 +148,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         });
         // One JSON object either way: a refused dry run is this report, marked failed.
         if let Some(e) = &refusal {
-            report["ok"] = json!(false);
-            report["exit_code"] = json!(e.exit.code());
-            report["error"] = json!(e.what);
-            report["hint"] = json!(e.hint);
-            out.report(&report);
-            crate::report::error(e, false);
-            return Ok(e.exit);
+            return Ok(out.report_failed(report, e));
         }
         out.report(&report);
         return Ok(exit_for(worst));

@@ -75,14 +75,8 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
             .hint("backups have stopped: check the backup timer or cron job (systemctl status forgekeep-backup.timer, journalctl -u forgekeep-backup)");
             // One JSON object: the verification report, marked failed (monitoring reads
             // the age from it), not a second error object.
-            report["ok"] = json!(false);
             report["stale"] = json!(true);
-            report["exit_code"] = json!(ExitCode::Runtime.code());
-            report["error"] = json!(e.what);
-            report["hint"] = json!(e.hint);
-            out.report(&report);
-            crate::report::error(&e, false);
-            return Ok(ExitCode::Runtime);
+            return Ok(out.report_failed(report, &e));
         }
     }
     out.report(&report);
