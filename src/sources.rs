@@ -65,18 +65,22 @@ pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
         // (GITEA_WORK_DIR, GITEA_CUSTOM, ...), not with ours: use it when this is the
         // installation a unit runs.
         let mut service_env = env.clone();
+        let mut working_dir = None;
         if let Some(d) = installed.iter().find(|d| {
             d.forge == forge
-                && !d.env.is_empty()
+                && (!d.env.is_empty() || d.working_dir.is_some())
                 && (config.is_none() || d.config.as_deref() == config.as_deref())
         }) {
             service_env.extend(d.env.clone());
+            working_dir = d.working_dir.clone();
         }
         let ctx = Context {
             env: &service_env,
             locate: &HostPaths,
             layout: Layout::Native,
             with_db: args.with_db,
+            version: None,
+            working_dir,
         };
         let resolved = profile::resolve(forge, config.as_deref(), &ctx)?;
         s.add_profile(resolved, ownership, None)?;
@@ -143,6 +147,8 @@ impl Sources {
                 locate: &svc.mounts,
                 layout,
                 with_db,
+                version: crate::compose::image_version(&svc.image),
+                working_dir: None,
             };
             let mut resolved = profile::resolve(forge, None, &ctx)?;
             for f in &mut resolved.findings {
@@ -154,12 +160,35 @@ impl Sources {
             resolved.compose = Some(project.file.clone());
             self.add_profile(resolved, Ownership::Numeric, Some(&svc.name))?;
         }
+        // An image docker would refuse names no image: said, never read as another one.
+        let refused: Vec<(String, String)> = project
+            .services
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), crate::compose::reference_problem(&s.image)?)))
+            .collect();
         if !any {
+            let why = refused
+                .first()
+                .map(|(svc, why)| format!(" (service {svc}: {why})"))
+                .unwrap_or_default();
             return Err(Error::usage(format!(
-                "{} has no forge or CI service forgekeep knows",
+                "{} has no forge or CI service forgekeep knows{why}",
                 project.file.display()
             ))
-            .hint("forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone"));
+            .hint(if refused.is_empty() {
+                "forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone"
+            } else {
+                "write the image as docker does, name[:tag][@digest], e.g. gitea/gitea:1.23-rootless"
+            }));
+        }
+        for (svc, why) in refused {
+            self.findings.push(Finding {
+                code: crate::findings::Code::ConfigProblem,
+                severity: crate::findings::Severity::Warning,
+                path: project.file.display().to_string(),
+                message: format!("service {svc}: {why}, so its secrets were not looked for"),
+                fix: "write the image as docker does, name[:tag][@digest], e.g. gitea/gitea:1.23-rootless".into(),
+            });
         }
         for w in &project.warnings {
             self.findings.push(Finding {
@@ -185,11 +214,15 @@ impl Sources {
         Ok(())
     }
 
-    /// FORGES.md §7: a CI server's database holds refresh tokens the forge signed with its
-    /// OAuth2 key. Restored apart (a new key, or an older database), logins fail with
-    /// "unable to parse refresh token": say so when both are in one run, and loudly when
-    /// the key itself is not being kept.
+    /// docs/FORGES.md §7: a CI server's database holds refresh tokens the forge signed
+    /// with its OAuth2 key (or, with HS256/384/512, its `JWT_SECRET`). Restored apart (a
+    /// new key, or an older database), logins fail with "unable to parse refresh
+    /// token": say so when both are in one run, and loudly when the signing secret
+    /// itself is not being kept. Where the forge counts refreshes in its own database
+    /// (Forgejo by default), the forge's database of the same moment is part of it too.
     fn link_consistency_groups(&mut self) {
+        use crate::findings::Severity;
+        use crate::profile::OAuth2Signer;
         let ci = self.resolved.iter().find(|r| {
             matches!(r.forge, Forge::Woodpecker | Forge::Drone)
                 && r.items.iter().any(|i| i.kind == ItemKind::Sqlite)
@@ -201,38 +234,54 @@ impl Sources {
         let (Some(ci), Some(forge)) = (ci, forge) else {
             return;
         };
-        let Some(db) = ci.items.iter().find(|i| i.kind == ItemKind::Sqlite) else {
+        let (Some(db), Some(facts)) = (
+            ci.items.iter().find(|i| i.kind == ItemKind::Sqlite),
+            forge.oauth2.as_ref(),
+        ) else {
             return;
         };
-        let key_kept = forge
-            .items
-            .iter()
-            .any(|i| i.signing_key && i.what.contains("OAuth2"));
-        let (severity, message) = if key_kept {
-            (
-                crate::findings::Severity::Info,
-                format!(
-                    "{}'s database holds refresh tokens signed with {}'s OAuth2 key, which this backup keeps too: restore them together",
-                    ci.forge.as_str(),
-                    forge.forge.as_str()
-                ),
+        let (ci_name, forge_name) = (ci.forge.as_str(), forge.forge.as_str());
+        let (signer, kept) = match facts.signer {
+            OAuth2Signer::Off => return, // no tokens to lose
+            OAuth2Signer::KeyFile { kept } => ("OAuth2 signing key", kept),
+            OAuth2Signer::Secret { kept } => {
+                ("OAuth2 JWT_SECRET (HS256/384/512, in app.ini)", kept)
+            }
+        };
+        let mut severity = Severity::Info;
+        let mut message = if kept {
+            format!(
+                "{ci_name}'s database holds refresh tokens signed with {forge_name}'s {signer}, which this backup keeps too: restore them together"
             )
         } else {
-            (
-                crate::findings::Severity::Warning,
-                format!(
-                    "{}'s database holds refresh tokens signed with {}'s OAuth2 key, which this backup does NOT keep: after a restore with a different key every login fails (\"unable to parse refresh token\")",
-                    ci.forge.as_str(),
-                    forge.forge.as_str()
-                ),
+            severity = Severity::Warning;
+            format!(
+                "{ci_name}'s database holds refresh tokens signed with {forge_name}'s {signer}, which this backup does NOT keep: after a restore with a different one every login fails (\"unable to parse refresh token\")"
             )
         };
+        let mut fix = if kept {
+            "restore the database and the forge's signing secret from the same backup".to_string()
+        } else {
+            "keep the forge's signing secret on persistent storage and in the same backup as this database".to_string()
+        };
+        if facts.invalidates_refresh_tokens {
+            message.push_str(&format!(
+                "; {forge_name} also counts every refresh in its own database (INVALIDATE_REFRESH_TOKENS, on by default in Forgejo), so restoring this database needs {forge_name}'s database of the same moment, or logins fail with \"token was already used\""
+            ));
+            if facts.database_kept {
+                message.push_str(" (this backup keeps it)");
+            } else {
+                fix.push_str(&format!(
+                    "; back up {forge_name}'s database at the same time (--with-db for SQLite)"
+                ));
+            }
+        }
         self.findings.push(Finding {
             code: crate::findings::Code::ConfigProblem,
             severity,
             path: db.path.display().to_string(),
             message,
-            fix: "keep the forge's jwt/private.pem on persistent storage and in the same backup as this database".into(),
+            fix,
         });
     }
 

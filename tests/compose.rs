@@ -12,7 +12,7 @@ const APP_INI_ROOTFUL: &str = "APP_NAME = test\nRUN_USER = git\n\
 
 /// What the rootless image's template writes (docker/rootless/etc/templates/app.ini).
 const APP_INI_ROOTLESS: &str = "APP_NAME = test\nRUN_USER = git\nWORK_PATH = /var/lib/gitea\n\
-[server]\nAPP_DATA_PATH = /var/lib/gitea\n\
+[server]\nAPP_DATA_PATH = /var/lib/gitea\nSTART_SSH_SERVER = true\n\
 [database]\nDB_TYPE = sqlite3\nPATH = /var/lib/gitea/data/gitea.db\n\
 [security]\nINSTALL_LOCK = true\nSECRET_KEY = test-only-secret-key\n";
 
@@ -229,22 +229,24 @@ fn long_volume_syntax_and_default_interpolation_locate_the_keys() {
 
 #[test]
 fn forgejo_rootless_compose_collects_actions_and_lfs_signing_keys() {
+    // Forgejo 16's rootless image: app.ini in /var/lib/gitea/custom/conf, the Actions
+    // ID-token key (v15+) and, with the LFS server on, an asymmetric LFS key (v16+).
     let t = TestDir::new();
     let compose = t.write(
         "stack/compose.yaml",
         b"services:
   forgejo:
-    image: codeberg.org/forgejo/forgejo:9-rootless
+    image: codeberg.org/forgejo/forgejo:16-rootless
     environment:
       - FORGEJO__server__LFS_JWT_SIGNING_ALGORITHM=EdDSA
+      - FORGEJO__server__LFS_START_SERVER=true
     volumes:
       - ./forgejo/data:/var/lib/gitea
-      - ./forgejo/config:/etc/gitea
 ",
         0o644,
     );
     t.write(
-        "stack/forgejo/config/app.ini",
+        "stack/forgejo/data/custom/conf/app.ini",
         APP_INI_ROOTLESS.as_bytes(),
         0o640,
     );

@@ -52,6 +52,8 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
             locate: locate.as_ref(),
             layout: Layout::Native,
             with_db: args.with_db,
+            version: None,
+            working_dir: d.working_dir.clone(),
         };
         let resolved = profile::resolve(d.forge, d.config.as_deref(), &ctx);
         say_installation(out, &d, resolved.as_ref().ok(), resolved.as_ref().err());
@@ -204,6 +206,8 @@ fn say_project(out: &Out, p: &compose::Project, with_db: bool) {
                     locate: &svc.mounts,
                     layout,
                     with_db,
+                    version: compose::image_version(&svc.image),
+                    working_dir: None,
                 };
                 match profile::resolve(forge, None, &ctx) {
                     Ok(r) => say_items(out, &r, "    "),

@@ -21,7 +21,7 @@ pub mod image;
 pub mod interp;
 pub mod mounts;
 
-pub use image::{app_of_image, image_volumes, ImageRef};
+pub use image::{app_of_image, image_version, image_volumes, reference_problem, ImageRef};
 pub use mounts::{Mount, Mounts, Source, VolumeResolver};
 
 use crate::error::{Error, Result};
@@ -434,8 +434,9 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         // The app; an image pinned by digest alone does not say whether it is rootless,
         // the mounts do.
         let mut app = app_of_image(&image);
-        if let Some((f @ (Forge::Gitea | Forge::Forgejo), _)) = app {
-            let r = ImageRef::parse(&image);
+        if let (Some((f @ (Forge::Gitea | Forge::Forgejo), _)), Ok(r)) =
+            (app, ImageRef::parse(&image))
+        {
             let under = |p: &str| list.iter().any(|m: &Mount| m.target.starts_with(p));
             if r.tag.is_none()
                 && r.digest.is_some()
@@ -461,7 +462,9 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             mounts: Mounts {
                 service: svc_name.clone(),
                 list,
-                image_volumes: app.map(image_volumes).unwrap_or(&[]),
+                image_volumes: app
+                    .map(|a| image_volumes(a, image_version(&image).as_ref()))
+                    .unwrap_or(&[]),
                 fallback_base: String::new(),
                 resolver: resolver.clone(),
             },

@@ -440,7 +440,7 @@ secrets:
 fn digest_pinned_gitea_is_rootless_by_its_mounts() {
     let t = tree(&[(
         "c.yml",
-        "services:\n  g:\n    image: gitea/gitea@sha256:0123\n    volumes:\n      - ./d:/var/lib/gitea\n      - ./c:/etc/gitea\n",
+        "services:\n  g:\n    image: gitea/gitea@sha256:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080706050403020100f\n    volumes:\n      - ./d:/var/lib/gitea\n      - ./c:/etc/gitea\n",
     )]);
     let p = load_with(&t.path().join("c.yml"), opts(&[], VolumeResolver::none())).unwrap();
     assert_eq!(

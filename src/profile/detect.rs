@@ -5,8 +5,8 @@
 //! The file-system root is a parameter so tests can build a fake tree; the paths
 //! reported are the host's own (`/etc/gitea/app.ini`), never prefixed with the root.
 
-use super::gitea::{app_ini_from_env, layout_candidates};
-use super::{envfile, Forge, Layout};
+use super::gitea::{app_ini_from_env, native_candidates};
+use super::{envfile, Forge};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,11 +21,15 @@ pub struct Detected {
     /// How it was found: "config file /etc/gitea/app.ini",
     /// "systemd unit /etc/systemd/system/gitea.service".
     pub via: String,
-    /// The environment the unit gives the service (`Environment=`, `EnvironmentFile=`,
-    /// `WorkingDirectory=` as the work path): the forge resolves its paths with it, so
-    /// the profile must too. Never serialized: values may be secrets.
+    /// The environment the unit gives the service (`Environment=`, `EnvironmentFile=`):
+    /// the forge resolves its paths with it, so the profile must too. Never
+    /// serialized: values may be secrets.
     #[serde(skip)]
     pub env: BTreeMap<String, String>,
+    /// The unit's `WorkingDirectory=`: where Gitea resolves the relative paths it hands
+    /// to the OS (`file:` secrets, the SQLite path; docs/FORGES.md §1.1).
+    #[serde(skip)]
+    pub working_dir: Option<PathBuf>,
 }
 
 const UNIT_DIRS: [&str; 4] = [
@@ -193,13 +197,14 @@ pub fn detect_in(root: &Path, env: &BTreeMap<String, String>) -> Vec<Detected> {
             config,
             via: format!("systemd unit {}", path.display()),
             env: u.env.clone(),
+            working_dir: u.working_dir.clone(),
         });
     }
 
     let mut files: Vec<(Forge, PathBuf, Option<PathBuf>)> = Vec::new();
     for forge in [Forge::Gitea, Forge::Forgejo] {
         // Each candidate file once, under the forge whose name is in its path.
-        for c in layout_candidates(forge, Layout::Native) {
+        for c in native_candidates(forge) {
             let own = c.contains(forge.as_str());
             if own {
                 files.push((forge, PathBuf::from(c), Some(PathBuf::from(c))));
@@ -227,19 +232,15 @@ pub fn detect_in(root: &Path, env: &BTreeMap<String, String>) -> Vec<Detected> {
         "/etc/gitlab/gitlab-secrets.json".into(),
         Some("/etc/gitlab".into()),
     ));
-    // This process's own environment may name a custom path.
+    // This process's own environment may name a custom path (not GITEA_APP_INI: only
+    // the images' scripts read that one, docs/FORGES.md §1.1).
     for (var, forge) in [
-        ("GITEA_APP_INI", Forge::Gitea),
         ("GITEA_CUSTOM", Forge::Gitea),
         ("FORGEJO_CUSTOM", Forge::Forgejo),
         ("GOGS_CUSTOM", Forge::Gogs),
     ] {
         if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
-            let p = if var.ends_with("APP_INI") {
-                PathBuf::from(v)
-            } else {
-                Path::new(v).join("conf/app.ini")
-            };
+            let p = Path::new(v).join("conf/app.ini");
             files.push((forge, p.clone(), Some(p)));
         }
     }
@@ -261,6 +262,7 @@ pub fn detect_in(root: &Path, env: &BTreeMap<String, String>) -> Vec<Detected> {
                 forge,
                 config,
                 env: BTreeMap::new(),
+                working_dir: None,
                 via: format!("config file {}", file.display()),
             }),
         }

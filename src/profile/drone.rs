@@ -94,6 +94,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
         }),
         items: b.items,
         findings: b.findings,
+        oauth2: None,
     })
 }
 

@@ -210,6 +210,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
         config: Some(ini_host.unwrap_or(ini_path)),
         items: b.items,
         findings: b.findings,
+        oauth2: None,
     })
 }
 

@@ -187,6 +187,20 @@ impl<'a, 'c> Builder<'a, 'c> {
         });
     }
 
+    /// Adds `w` at the first of `paths` that is on this host, or reports it at the first
+    /// when none is: for a file the forge reads from one of several places depending on
+    /// a version the deployment does not state. Returns whether it became an item.
+    pub fn add_first(&mut self, paths: &[PathBuf], w: Want) -> bool {
+        let pick = paths.iter().find(|p| self.exists(p)).or(paths.first());
+        match pick {
+            Some(p) => self.add(Want {
+                path: p.clone(),
+                ..w
+            }),
+            None => false,
+        }
+    }
+
     /// Locates `w`, checks it is there, and keeps it as an item or reports it.
     /// Returns whether it became an item.
     pub fn add(&mut self, w: Want) -> bool {
@@ -360,6 +374,19 @@ pub(crate) mod testing {
         config: Option<&str>,
         with_db: bool,
     ) -> Resolved {
+        run_tagged(forge, fake, layout, None, env, config, with_db)
+    }
+
+    /// [`run`] for an image whose tag is `tag` (`Some("1.23-rootless")`).
+    pub fn run_tagged(
+        forge: Forge,
+        fake: &Prefixed,
+        layout: Layout,
+        tag: Option<&str>,
+        env: &[(&str, &str)],
+        config: Option<&str>,
+        with_db: bool,
+    ) -> Resolved {
         let env: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -369,6 +396,8 @@ pub(crate) mod testing {
             locate: fake,
             layout,
             with_db,
+            version: tag.and_then(super::super::Version::from_tag),
+            working_dir: None,
         };
         super::super::resolve(forge, config.map(Path::new), &ctx).unwrap()
     }

@@ -25,7 +25,10 @@ pub mod gogs;
 pub mod ini;
 mod items;
 pub mod signing;
+pub mod version;
 pub mod woodpecker;
+
+pub use version::Version;
 
 use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
@@ -156,6 +159,36 @@ pub struct Resolved {
     /// Problems found in the configuration itself (an empty SECRET_KEY, an app.ini the
     /// run user cannot write, a secret on no persistent storage, ...).
     pub findings: Vec<Finding>,
+    /// For a forge that signs OAuth2 tokens (Gitea, Forgejo): what a CI server's tokens
+    /// depend on. Not serialized: it is what the findings already say, for
+    /// [`crate::sources`] to link a CI database with it.
+    #[serde(skip)]
+    pub oauth2: Option<OAuth2Facts>,
+}
+
+/// What the refresh tokens a forge issued to a CI server depend on (docs/FORGES.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Facts {
+    pub signer: OAuth2Signer,
+    /// `[oauth2] INVALIDATE_REFRESH_TOKENS` (default true in Forgejo, false in Gitea):
+    /// each refresh is counted in the forge's database, so a CI database restored
+    /// without the forge database of the same moment holds spent tokens ("token was
+    /// already used").
+    pub invalidates_refresh_tokens: bool,
+    /// The forge's own database is in this backup (SQLite and `--with-db`).
+    pub database_kept: bool,
+}
+
+/// What signs the forge's OAuth2 tokens, and whether this backup keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuth2Signer {
+    /// OAuth2 is off: the forge issues no tokens.
+    Off,
+    /// An asymmetric key file (`JWT_SIGNING_PRIVATE_KEY_FILE`).
+    KeyFile { kept: bool },
+    /// HS256/384/512: `[oauth2] JWT_SECRET` in app.ini (or the file `JWT_SECRET_URI`
+    /// names).
+    Secret { kept: bool },
 }
 
 /// Where a path the forge uses lives on this host.
@@ -211,6 +244,21 @@ pub struct Context<'a> {
     pub layout: Layout,
     /// `--with-db`: include the forge's own database where it is SQLite.
     pub with_db: bool,
+    /// The version the image's tag states; `None` natively, for `latest`, no tag or a
+    /// digest: the profiles then follow the current release.
+    pub version: Option<Version>,
+    /// The process's working directory, where the forge resolves some relative paths
+    /// (Gitea's relative `file:` secrets and SQLite path): a systemd unit's
+    /// `WorkingDirectory=`. Images have their own (docs/FORGES.md §1.1).
+    pub working_dir: Option<PathBuf>,
+}
+
+impl Context<'_> {
+    /// Whether the deployment runs `min` or later, when its image tag says (see
+    /// [`Version::at_least`]).
+    pub fn at_least(&self, min: &[u32]) -> Option<bool> {
+        self.version.as_ref().and_then(|v| v.at_least(min))
+    }
 }
 
 /// Resolves `forge` on this host. `config` is the file the user named (`-p gitea=PATH`);

@@ -207,6 +207,7 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         }),
         items: b.items,
         findings: b.findings,
+        oauth2: None,
     })
 }
 
