@@ -1,4 +1,4 @@
-//! Finding the forges installed natively on this host (FORGES.md §7): their systemd
+//! Finding the forges installed natively on this host (docs/FORGES.md §7): their systemd
 //! units (with the configuration their `ExecStart`/`Environment=`/`EnvironmentFile=`
 //! name) and their configuration files at the known places.
 //!

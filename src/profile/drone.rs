@@ -1,4 +1,4 @@
-//! The Drone CI profile (FORGES.md §5).
+//! The Drone CI profile (docs/FORGES.md §5).
 //!
 //! Drone is configured by environment only. Its SQLite database
 //! (`DRONE_DATABASE_DATASOURCE`, `/data/database.sqlite` in the image) holds the users'

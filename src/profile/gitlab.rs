@@ -1,15 +1,20 @@
-//! The GitLab profile (Linux package "omnibus" and the official image).
+//! The GitLab profile (Linux package "omnibus" and the official image; docs/FORGES.md §4).
 //!
 //! `gitlab-backup create` deliberately leaves out `/etc/gitlab` ("storing encrypted
 //! information in the same location as its key defeats the purpose",
-//! `doc/administration/backup_restore/backup_gitlab.md`), so this profile keeps what it
-//! leaves out: `gitlab-secrets.json` (db_key_base, otp_key_base, … written by
-//! `gitlab-ctl reconfigure`, root 0600, missing values regenerated), `gitlab.rb`, the
-//! image's SSH host keys (`/etc/gitlab/ssh_host_*`, generated at first start by the
-//! docker wrapper) and the TLS folders. `config` is that folder (default `/etc/gitlab`),
-//! for an image whose `/etc/gitlab` is mounted from elsewhere.
+//! `doc/administration/backup_restore/backup_gitlab.md`); its companion
+//! `gitlab-ctl backup-etc` (omnibus-gitlab `files/gitlab-ctl-commands/lib/gitlab_ctl/
+//! backup.rb`) tars ALL of `/etc/gitlab` except its own output folder
+//! (`config_backup`). This profile keeps the same: every entry of the folder, because
+//! files `gitlab.rb` loads with `from_file` often hold the SMTP, LDAP or object-storage
+//! passwords. The known secrets carry their expectations: `gitlab-secrets.json`
+//! (db_key_base, otp_key_base, … written by `gitlab-ctl reconfigure`, root 0600, missing
+//! values regenerated), `gitlab.rb`, the image's SSH host keys (`/etc/gitlab/ssh_host_*`,
+//! generated at first start by the docker wrapper) and the TLS folders. `config` is that
+//! folder (default `/etc/gitlab`), for an image whose `/etc/gitlab` is mounted from
+//! elsewhere.
 
-use super::items::{root_owner, Builder, Need, Want};
+use super::items::{root_owner, Builder, Need, Probe, Want};
 use super::{Context, Forge, ItemKind, Resolved};
 use crate::error::Result;
 use crate::findings::{Code, Severity};
@@ -80,6 +85,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
                 .mode(0o755),
         );
     }
+    rest_of_the_folder(&mut b, &dir, root);
     if kept {
         let at = b.items[0].path.clone();
         b.finding(
@@ -109,6 +115,43 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     })
 }
 
+/// `gitlab-ctl backup-etc`'s own output folder, which it leaves out (`--exclude`).
+const BACKUP_ETC_OUTPUT: &str = "config_backup";
+
+/// Everything else in the folder, as `gitlab-ctl backup-etc` keeps it (items already
+/// added are skipped by the builder).
+fn rest_of_the_folder(b: &mut Builder, dir: &Path, root: Option<super::Owner>) {
+    let Probe::Found(host) = b.probe(dir) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&host) else {
+        return; // unreadable: the known items above have said what is missing
+    };
+    let mut names: Vec<std::ffi::OsString> = entries
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .filter(|n| n != BACKUP_ETC_OUTPUT)
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        let is_dir = std::fs::symlink_metadata(host.join(&name)).is_ok_and(|m| m.is_dir());
+        b.add(
+            Want::new(
+                path,
+                "GitLab configuration (gitlab-ctl backup-etc keeps all of /etc/gitlab; files \
+                 gitlab.rb includes may hold passwords)",
+                if is_dir {
+                    ItemKind::Dir
+                } else {
+                    ItemKind::File
+                },
+                Need::IfPresent,
+            )
+            .owner(root.clone()),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::items::testing::{run, Prefixed};
@@ -124,6 +167,11 @@ mod tests {
         fake.write("/srv/gitlab/config/ssh_host_ed25519_key", "k");
         fake.write("/srv/gitlab/config/ssh_host_ed25519_key.pub", "k");
         fake.mkdir("/srv/gitlab/config/trusted-certs");
+        fake.write("/srv/gitlab/config/smtp_password.rb", "x");
+        fake.write(
+            "/srv/gitlab/config/config_backup/gitlab_config_1_2026_01_01.tar",
+            "x",
+        );
         let r = run(
             Forge::Gitlab,
             &fake,
@@ -144,7 +192,8 @@ mod tests {
                 "gitlab.rb",
                 "ssh_host_ed25519_key",
                 "ssh_host_ed25519_key.pub",
-                "trusted-certs"
+                "trusted-certs",
+                "smtp_password.rb",
             ]
         );
         assert!(r.items[0].regenerates && r.items[0].max_mode == Some(0o600));

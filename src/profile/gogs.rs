@@ -1,12 +1,14 @@
-//! The Gogs profile (FORGES.md §6, gogs/gogs@eb1054e).
+//! The Gogs profile (docs/FORGES.md §6, gogs/gogs@eb1054e).
 //!
 //! app.ini is `<custom>/conf/app.ini`, custom being `GOGS_CUSTOM` or `<work>/custom`
 //! (`internal/conf`); the image sets `GOGS_CUSTOM=/data/gogs` and links
 //! `/app/gogs/data` to `/data/gogs/data` (`docker/s6/gogs/setup`). Values may use
 //! `${ENV}` expansion. Kept: app.ini (SECRET_KEY encrypts 2FA codes and cookies), the
 //! built-in SSH server's host keys `APP_DATA_PATH/ssh/gogs.<algo>` (made by
-//! `internal/ssh/ssh.go` `setupHostKeys` when missing), and the image's OpenSSH host
-//! keys in `/data/ssh`.
+//! `internal/ssh/ssh.go` `setupHostKeys` when missing), the image's OpenSSH host keys in
+//! `/data/ssh`, and with `PROTOCOL = https` the certificate and key, with a mail client
+//! certificate that one too (both relative to the work folder, `internal/conf`
+//! `ensureAbs`).
 
 use super::gitea::check_secret_key;
 use super::ini::Ini;
@@ -148,6 +150,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
             );
         }
     }
+    tls_files(&mut b, &ini, env, &work, &relink, &owner);
     if docker {
         // docker/s6/openssh/setup: ssh-keygen into /data/ssh when missing.
         b.add(
@@ -214,6 +217,63 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     })
 }
 
+/// `[server] PROTOCOL = https`: `CERT_FILE`/`KEY_FILE` (default `custom/https/*.pem` in
+/// `conf/app.ini`); Gogs does not start without them. `[email]` (`[mailer]` before 0.12)
+/// `ENABLED` and `USE_CERTIFICATE`: the client certificate it authenticates to the SMTP
+/// server with (default `custom/email/*.pem`, `custom/mailer/*.pem` before 0.12). All
+/// relative to the work folder (`internal/conf/utils.go` `ensureAbs`), which in the image
+/// is `/app/gogs`: a relative default there is in the container's layer.
+fn tls_files(
+    b: &mut Builder,
+    ini: &Ini,
+    env: &BTreeMap<String, String>,
+    work: &Path,
+    relink: &dyn Fn(PathBuf) -> PathBuf,
+    owner: &super::Owner,
+) {
+    let val = |s: &str, k: &str| ini.non_empty(s, k).map(|v| expand(v.trim(), env));
+    let mut pair = |cert: String, key: String, what: &str| {
+        b.add(
+            Want::file(
+                relink(under(work, &cert)),
+                format!("{what} certificate"),
+                Need::Required,
+            )
+            .owner(Some(owner.clone()))
+            .mode(0o644),
+        );
+        b.add(
+            Want::file(
+                relink(under(work, &key)),
+                format!("{what} private key"),
+                Need::Required,
+            )
+            .owner(Some(owner.clone()))
+            .mode(0o600),
+        );
+    };
+    if val("server", "PROTOCOL").is_some_and(|p| p.eq_ignore_ascii_case("https")) {
+        pair(
+            val("server", "CERT_FILE").unwrap_or_else(|| "custom/https/cert.pem".into()),
+            val("server", "KEY_FILE").unwrap_or_else(|| "custom/https/key.pem".into()),
+            "HTTPS",
+        );
+    }
+    let (sec, dir) =
+        if ini.get("email", "ENABLED").is_some() || ini.get("mailer", "ENABLED").is_none() {
+            ("email", "custom/email")
+        } else {
+            ("mailer", "custom/mailer")
+        };
+    if ini.bool_or(sec, "ENABLED", false) && ini.bool_or(sec, "USE_CERTIFICATE", false) {
+        pair(
+            val(sec, "CERT_FILE").unwrap_or_else(|| format!("{dir}/cert.pem")),
+            val(sec, "KEY_FILE").unwrap_or_else(|| format!("{dir}/key.pem")),
+            "SMTP client",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::items::testing::{item_paths, run, Prefixed};
@@ -258,5 +318,55 @@ mod tests {
             "/home/git/gogs-data"
         );
         assert_eq!(super::expand("a${NOPE}b${", &env), "ab${");
+    }
+
+    #[test]
+    fn https_and_mail_client_certificates_are_relative_to_the_work_folder() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let fake = Prefixed::new(dir.path());
+        fake.write(
+            "/home/git/gogs/custom/conf/app.ini",
+            "[server]\nPROTOCOL = https\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = s\n\
+             [email]\nENABLED = true\nUSE_CERTIFICATE = true\nCERT_FILE = /etc/gogs/mail.pem\n\
+             KEY_FILE = mail.key\n",
+        );
+        for f in [
+            "/home/git/gogs/custom/https/cert.pem",
+            "/home/git/gogs/custom/https/key.pem",
+            "/etc/gogs/mail.pem",
+            "/home/git/gogs/mail.key",
+        ] {
+            fake.write(f, "x");
+        }
+        let r = run(Forge::Gogs, &fake, Layout::Native, &[], None, false);
+        let paths = item_paths(&r, &fake);
+        for want in [
+            "/home/git/gogs/custom/https/cert.pem",
+            "/home/git/gogs/custom/https/key.pem",
+            "/etc/gogs/mail.pem",
+            "/home/git/gogs/mail.key",
+        ] {
+            assert!(paths.contains(&PathBuf::from(want)), "{want} in {paths:?}");
+        }
+        let key = r
+            .items
+            .iter()
+            .find(|i| i.path.ends_with("https/key.pem"))
+            .unwrap();
+        assert_eq!(key.max_mode, Some(0o600));
+
+        // In the image the work folder is /app/gogs: a relative default lands in the
+        // container's layer, and is said to be missing there, not looked for in /data.
+        fake.write(
+            "/data/gogs/conf/app.ini",
+            "[server]\nPROTOCOL = https\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = s\n",
+        );
+        let r = run(Forge::Gogs, &fake, Layout::Docker, &[], None, false);
+        assert!(
+            r.findings.iter().any(|f| f.code == Code::SecretMissing
+                && f.path.ends_with("app/gogs/custom/https/cert.pem")),
+            "{:?}",
+            r.findings
+        );
     }
 }

@@ -6,9 +6,9 @@
 //! database. Each forge has one module here that finds its configuration (the
 //! documented search order, or the file the user names), parses it, and turns it into
 //! [`Item`]s: a path, what it is, whether the forge silently regenerates it when lost
-//! (the real danger), and the owner and widest mode it should have. The facts and their
-//! sources are in `FORGES.md` (the project's research notes); comments cite the forge's
-//! own code where a rule comes from.
+//! (the real danger), and the owner and widest mode it should have. The facts, per
+//! forge, deployment and version, and the upstream file and function each comes from,
+//! are in `docs/FORGES.md`; comments cite its sections and the forge's own code.
 //!
 //! Profiles work in the forge's own path space. A native install sees host paths; a
 //! container sees its paths through volumes. The [`Locate`] trait is that translation:

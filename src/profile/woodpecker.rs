@@ -10,7 +10,7 @@
 //! secrets and registry credentials are plain TEXT columns (the encryption service is
 //! commented out, `server/services/setup.go`), and the JWT secret and extension signing
 //! key are rows of `server_configs`. So the database is kept by default, not only with
-//! `--with-db` (FORGES.md §3).
+//! `--with-db` (docs/FORGES.md §3).
 
 use super::items::{merge_env_file, run_owner, sqlite_path, under, Builder, Need, Want};
 use super::{Context, Forge, ItemKind, Layout, Resolved};
@@ -19,9 +19,15 @@ use crate::findings::{Code, Severity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// `*_FILE` variables that are not secrets (a log destination, the agent ID file which
-/// is handled on its own).
-const NOT_SECRET_FILES: &[&str] = &["WOODPECKER_LOG_FILE", "WOODPECKER_AGENT_CONFIG_FILE"];
+/// `*_FILE` variables that are not secrets (docs/FORGES.md §3): a log destination, the
+/// agent ID file (handled on its own), and the UI customisation the server serves to
+/// every visitor (`cmd/server/flags.go` `custom-css-file`, `custom-js-file`).
+const NOT_SECRET_FILES: &[&str] = &[
+    "WOODPECKER_LOG_FILE",
+    "WOODPECKER_AGENT_CONFIG_FILE",
+    "WOODPECKER_CUSTOM_CSS_FILE",
+    "WOODPECKER_CUSTOM_JS_FILE",
+];
 
 fn is_container(layout: Layout, env: &BTreeMap<String, String>) -> bool {
     layout != Layout::Native || env.contains_key("WOODPECKER_IN_CONTAINER")
@@ -76,7 +82,8 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         b.add(Want::file(v, format!("file named by {k}"), Need::Required).mode(0o640));
     }
 
-    if agent {
+    // The agent ID file exists from v1.0 (woodpecker#1888); an older tag has none.
+    if agent && ctx.at_least(&[1]) != Some(false) {
         // Agent ID file (cmd/agent/core/config.go): written 0644 as {"agent_id":N}.
         // An empty value means a stateless agent. Lost: the agent registers as a NEW
         // agent on every start (woodpecker#2479, #6527).
@@ -95,7 +102,7 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
                 .mode(0o644),
             );
         }
-    } else {
+    } else if !agent {
         // TLS served by Woodpecker itself.
         for (var, what, mode) in [
             (
@@ -343,5 +350,48 @@ mod tests {
             .find(|i| i.path.ends_with("agent.conf"))
             .unwrap();
         assert!(conf.regenerates);
+    }
+
+    #[test]
+    fn agent_conf_follows_the_image_tag_and_ui_files_are_not_secrets() {
+        use super::super::items::testing::run_tagged;
+        let dir = tempfile::TempDir::new().unwrap();
+        let fake = Prefixed::new(dir.path());
+        // v0.15 had no agent ID file (woodpecker#1888 came with 1.0): nothing to expect.
+        for (tag, expected) in [(Some("v0.15.11"), false), (Some("v3"), true), (None, true)] {
+            let r = run_tagged(
+                Forge::WoodpeckerAgent,
+                &fake,
+                Layout::Docker,
+                tag,
+                &[],
+                None,
+                false,
+            );
+            assert_eq!(
+                r.findings.iter().any(|f| f.path.contains("agent.conf")),
+                expected,
+                "{tag:?}: {:?}",
+                r.findings
+            );
+        }
+        fake.write("/srv/ui/custom.css", "body{}");
+        fake.write("/srv/ui/custom.js", "x");
+        let r = run(
+            Forge::Woodpecker,
+            &fake,
+            Layout::Docker,
+            &[
+                ("WOODPECKER_CUSTOM_CSS_FILE", "/srv/ui/custom.css"),
+                ("WOODPECKER_CUSTOM_JS_FILE", "/srv/ui/custom.js"),
+                ("WOODPECKER_GRPC_SECRET", "g"),
+            ],
+            None,
+        );
+        assert!(
+            !paths(&r, &fake).iter().any(|p| p.starts_with("/srv/ui")),
+            "{:?}",
+            r.items
+        );
     }
 }
