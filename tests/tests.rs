@@ -10,6 +10,7 @@ mod config;
 mod contrib;
 mod detect;
 mod diff;
+mod fidelity;
 mod hostile;
 mod interop;
 mod json;

@@ -9,16 +9,17 @@
 
 use super::{keyring, open_archive};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
-use crate::archive::reader::{read_archive, NoVisitor};
+use crate::archive::reader::{read_archive, Visitor};
 use crate::archive::sums::{sha256_hex, HashingReader};
 use crate::cli::{DiffArgs, RestoreArgs};
 use crate::error::{Error, ExitCode, Result};
-use crate::profile::signing::consequence;
+use crate::profile::signing::{app_ini_consequence, consequence, is_app_ini};
 use crate::report::Out;
 use crate::restore::plan::{Destinations, Target};
 use serde::Serialize;
 use serde_json::json;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -65,7 +66,8 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     };
     let mut dests = Destinations::from_args(&as_restore)?;
     let (input, name) = open_archive(&args.archive)?;
-    let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
+    let mut app_inis = AppIniCapture::default();
+    let read = read_archive(input, &name, &keys, &mut app_inis)?;
     let m = &read.manifest;
     let targets = dests.targets(m, &mut Vec::new())?;
 
@@ -74,7 +76,15 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     let excluded = crate::collect::build_excludes(&m.exclude)?;
     for t in &targets {
         let e = &m.entries[t.index];
-        compare(m, e, t, read.digests[t.index].as_ref(), &mut diffs)?;
+        let archived_text = app_inis.texts.get(&t.index).map(String::as_str);
+        compare(
+            m,
+            e,
+            t,
+            read.digests[t.index].as_ref(),
+            archived_text,
+            &mut diffs,
+        )?;
         // Only a real folder is listed (not a link put in its place: `compare` reported
         // that, and its target is not what was archived).
         let is_dir = std::fs::symlink_metadata(&t.dest).is_ok_and(|m| m.is_dir());
@@ -135,11 +145,65 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     })
 }
 
+/// Largest app.ini whose secrets are compared by value (they are a few KiB).
+const APP_INI_MAX: u64 = 1 << 20;
+
+/// Keeps the archived text of the forges' app.ini files: a changed app.ini is usually an
+/// edited setting, but a changed `JWT_SECRET` or `SECRET_KEY` inside it is dead tokens
+/// or unreadable 2FA, and only the values tell (docs/FORGES.md §1.3). Held in memory,
+/// never printed.
+#[derive(Default)]
+struct AppIniCapture {
+    wanted: BTreeSet<usize>,
+    texts: BTreeMap<usize, String>,
+}
+
+impl Visitor for AppIniCapture {
+    fn manifest(&mut self, m: &Manifest) -> Result<()> {
+        for (i, e) in m.entries.iter().enumerate() {
+            let what = m.sources.get(e.source).and_then(|s| s.what.as_deref());
+            if e.kind == Kind::File && e.size <= APP_INI_MAX && is_app_ini(what) {
+                self.wanted.insert(i);
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, index: usize, entry: &Entry, data: &mut dyn Read) -> Result<()> {
+        if self.wanted.contains(&index) {
+            let mut buf = Vec::new();
+            data.take(APP_INI_MAX).read_to_end(&mut buf).map_err(|e| {
+                Error::integrity(format!(
+                    "cannot read {} from the archive: {}",
+                    entry.path,
+                    crate::error::plain_io(&e)
+                ))
+            })?;
+            self.texts
+                .insert(index, String::from_utf8_lossy(&buf).into_owned());
+        }
+        Ok(())
+    }
+}
+
+/// What an app.ini's change breaks, from its archived and live secrets.
+fn app_ini_change(archived: Option<&str>, live: &Path) -> Option<&'static str> {
+    let archived = archived?;
+    let mut text = String::new();
+    std::fs::File::open(live)
+        .ok()?
+        .take(APP_INI_MAX)
+        .read_to_string(&mut text)
+        .ok()?;
+    app_ini_consequence(archived, &text)
+}
+
 fn compare(
     m: &Manifest,
     e: &Entry,
     t: &Target,
     digest: Option<&crate::archive::sums::Sha256Sum>,
+    archived_text: Option<&str>,
     diffs: &mut Vec<Difference>,
 ) -> Result<()> {
     let path = t.dest.display().to_string();
@@ -234,7 +298,8 @@ fn compare(
                         live.size()
                     ),
                 };
-                push(Change::Changed, detail, key_consequence);
+                let why = key_consequence.or_else(|| app_ini_change(archived_text, &t.dest));
+                push(Change::Changed, detail, why);
                 return Ok(());
             }
         }
