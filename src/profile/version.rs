@@ -1,6 +1,6 @@
 //! The version an image tag states, for the items that exist only from some release on
 //! (Forgejo's Actions ID-token key from v15, its asymmetric LFS key from v16, Woodpecker's
-//! `agent.conf` from v1.0; docs/FORGES.md §1.4).
+//! `agent.conf` from v1.0; docs/FORGES.md §1.4, §2.3, §3).
 //!
 //! A tag says as much as it says: `1.23` is any 1.23.x, `11` any 11.x.y, `latest` or a
 //! digest nothing at all. A comparison the tag cannot decide (`1` against 1.23) answers

@@ -1,4 +1,4 @@
-//! The docker images' `environment-to-ini` (docs/FORGES.md §1.3): `GITEA__SECTION__KEY`
+//! The docker images' `environment-to-ini` (docs/FORGES.md §1.1): `GITEA__SECTION__KEY`
 //! (and Forgejo's `FORGEJO__…`) variables written into app.ini at every container start,
 //! decoded the way `modules/setting/config_env.go` does. Only the images do this: the
 //! binary itself never reads them, so a native install's unit variables change nothing.
