@@ -416,3 +416,117 @@ fn custom_env_names_the_config() {
     assert!(item_paths(&r, &fake).contains(&PathBuf::from("/srv/forgejo/custom/conf/app.ini")));
     assert!(!r.findings.iter().any(|f| f.path.contains("jwt")));
 }
+
+#[test]
+fn forgejo_rootless_app_ini_by_version() {
+    use super::super::items::testing::run_tagged;
+    let dir = tempfile::TempDir::new().unwrap();
+    let fake = Prefixed::new(dir.path());
+    let custom = "/var/lib/gitea/custom/conf/app.ini";
+    let legacy = "/etc/gitea/app.ini";
+    let config = |tag: Option<&str>| {
+        let r = run_tagged(
+            Forge::Forgejo,
+            &fake,
+            Layout::DockerRootless,
+            tag,
+            &[],
+            None,
+            false,
+        );
+        let at = r.config.as_ref().unwrap().clone();
+        // The host path when the file is there, the forge's path when it is not.
+        let at = match at.strip_prefix(&fake.root) {
+            Ok(rel) => PathBuf::from("/").join(rel),
+            Err(_) => at,
+        };
+        (at, r)
+    };
+    // Only the custom one: every version from 8 reads it; before 8, Gitea's path.
+    fake.write(custom, "[security]\nINSTALL_LOCK = true\nSECRET_KEY = x\n");
+    for tag in [Some("8"), Some("14-rootless"), Some("15-rootless"), None] {
+        assert_eq!(config(tag).0, PathBuf::from(custom), "{tag:?}");
+    }
+    assert_eq!(config(Some("7.0.15-rootless")).0, PathBuf::from(legacy));
+    // A legacy file too: 8-14 take it, 15+ and an unstated version the custom one, with
+    // a note about the stale file.
+    fake.write(legacy, "[security]\nSECRET_KEY = old\n");
+    assert_eq!(config(Some("14-rootless")).0, PathBuf::from(legacy));
+    for tag in [Some("15-rootless"), None] {
+        let (at, r) = config(tag);
+        assert_eq!(at, PathBuf::from(custom), "{tag:?}");
+        assert!(has(
+            &r,
+            Code::ConfigProblem,
+            Severity::Info,
+            "etc/gitea/app.ini"
+        ));
+    }
+    // Only the legacy one and no version stated: read it, and warn about upgrading.
+    std::fs::remove_file(fake.host(std::path::Path::new(custom))).unwrap();
+    let (at, r) = config(None);
+    assert_eq!(at, PathBuf::from(legacy));
+    assert!(has(
+        &r,
+        Code::ConfigProblem,
+        Severity::Warning,
+        "15 and later ignore"
+    ));
+    // Gitea's rootless image always reads GITEA_APP_INI.
+    let r = run_tagged(
+        Forge::Gitea,
+        &fake,
+        Layout::DockerRootless,
+        Some("1.24-rootless"),
+        &[("GITEA_APP_INI", "/srv/app.ini")],
+        None,
+        false,
+    );
+    assert!(r.config.unwrap().ends_with("srv/app.ini"));
+}
+
+#[test]
+fn file_uris_read_as_go_reads_them() {
+    use super::keys::file_uri_path;
+    assert_eq!(
+        file_uri_path("file:/etc/gitea/k").as_deref(),
+        Some("/etc/gitea/k")
+    );
+    assert_eq!(
+        file_uri_path("file:///etc/gitea/k").as_deref(),
+        Some("/etc/gitea/k")
+    );
+    assert_eq!(
+        file_uri_path(" file:secret_key ").as_deref(),
+        Some("secret_key")
+    );
+    assert_eq!(file_uri_path("FILE:rel/k#frag").as_deref(), Some("rel/k"));
+    assert_eq!(
+        file_uri_path("file://host/etc/k").as_deref(),
+        Some("/etc/k")
+    );
+    assert_eq!(file_uri_path("https://example.com/k"), None);
+}
+
+#[test]
+fn native_relative_paths_use_the_units_working_directory_or_say_the_guess() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let fake = Prefixed::new(dir.path());
+    fake.write(
+        "/etc/gitea/app.ini",
+        "WORK_PATH = /var/lib/gitea\n[security]\nINSTALL_LOCK = true\nSECRET_KEY_URI = file:secret_key\n\
+         [database]\nDB_TYPE = sqlite3\nPATH = data/gitea.db\n",
+    );
+    fake.write("/var/lib/gitea/secret_key", "k");
+    fake.write("/var/lib/gitea/data/gitea.db", "db");
+    let r = run(Forge::Gitea, &fake, Layout::Native, &[], None, true);
+    let paths = item_paths(&r, &fake);
+    assert!(paths.contains(&PathBuf::from("/var/lib/gitea/secret_key")));
+    assert!(paths.contains(&PathBuf::from("/var/lib/gitea/data/gitea.db")));
+    assert!(has(
+        &r,
+        Code::ConfigProblem,
+        Severity::Info,
+        "working directory"
+    ));
+}
