@@ -868,6 +868,15 @@ fn an_image_reference_docker_refuses_is_reported_not_half_read() {
     assert_eq!(f.len(), 1, "{v}");
     assert_eq!(f[0]["severity"], "warning");
     assert_eq!(v["profiles"].as_array().unwrap().len(), 1, "{v}");
+    // detect says the same, not "not a forge".
+    let o = fk(&["detect", "--compose", compose.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains(
+            "gitea: the image \"gitea/gitea:@version@-rootless\" is not a valid image reference"
+        ),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

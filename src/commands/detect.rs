@@ -189,10 +189,13 @@ fn say_project(out: &Out, p: &compose::Project, with_db: bool) {
     out.say(format!("compose {} (project {})", p.file.display(), p.name));
     for svc in &p.services {
         match svc.app {
-            None => out.say(format!(
-                "  {}: {} (not a forge or CI service)",
-                svc.name, svc.image
-            )),
+            None => match compose::reference_problem(&svc.image) {
+                Some(why) => out.say(format!("  {}: {why}", svc.name)),
+                None => out.say(format!(
+                    "  {}: {} (not a forge or CI service)",
+                    svc.name, svc.image
+                )),
+            },
             Some((forge, layout)) => {
                 out.say(format!(
                     "  {}: {} ({}, {})",
