@@ -12,7 +12,7 @@
 
 use super::gitea::check_secret_key;
 use super::ini::Ini;
-use super::items::{image_uid, root_owner, run_owner, under, Builder, Need, Probe, Want};
+use super::items::{image_openssh_dir, image_uid, run_owner, under, Builder, Need, Probe, Want};
 use super::{Context, Forge, ItemKind, Layout, Resolved};
 use crate::error::Result;
 use crate::findings::{Code, Severity};
@@ -152,17 +152,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
     }
     tls_files(&mut b, &ini, env, &work, &relink, &owner);
     if docker {
-        // docker/s6/openssh/setup: ssh-keygen into /data/ssh when missing.
-        b.add(
-            Want::new(
-                "/data/ssh",
-                "OpenSSH host keys of the image's sshd",
-                ItemKind::Dir,
-                Need::Regenerates,
-            )
-            .owner(Some(root_owner(layout)))
-            .mode(0o700),
-        );
+        b.add(image_openssh_dir(layout));
     }
 
     let at = ini_host.clone().unwrap_or_else(|| ini_path.clone());

@@ -119,6 +119,21 @@ pub(crate) fn root_owner(layout: Layout) -> Owner {
     run_owner(layout, "root", 0)
 }
 
+/// The host keys of the OpenSSH the rootful Gitea, Forgejo and Gogs images run, in
+/// `/data/ssh`, root 0700/0600, made by ssh-keygen at start when missing
+/// (`docker/root/etc/s6/openssh/setup`, Gogs' `docker/s6/openssh/setup`;
+/// docs/FORGES.md §1.2, §6).
+pub(crate) fn image_openssh_dir(layout: Layout) -> Want {
+    Want::new(
+        "/data/ssh",
+        "OpenSSH host keys of the image's sshd",
+        ItemKind::Dir,
+        Need::Regenerates,
+    )
+    .owner(Some(root_owner(layout)))
+    .mode(0o700)
+}
+
 pub(crate) struct Builder<'a, 'c> {
     pub ctx: &'a Context<'c>,
     pub items: Vec<Item>,

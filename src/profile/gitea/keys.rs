@@ -5,7 +5,7 @@
 //! `Need::Required`, one it no longer uses is kept only when present.
 
 use super::super::ini::Ini;
-use super::super::items::{root_owner, under, Builder, Need, Probe, Want};
+use super::super::items::{image_openssh_dir, under, Builder, Need, Probe, Want};
 use super::super::{Context, Forge, ItemKind, Layout, OAuth2Signer, Owner};
 use super::deploy::Paths;
 use crate::findings::{Code, Severity};
@@ -153,16 +153,7 @@ pub(crate) fn ssh_host_keys(b: &mut Builder, ini: &Ini, paths: &Paths, owner: &O
 /// ssh-keygen at every start when missing (`docker/root/etc/s6/openssh/setup`).
 pub(crate) fn image_openssh_keys(b: &mut Builder, ini: &Ini, layout: Layout) {
     if layout == Layout::Docker && !ini.bool_or("server", "DISABLE_SSH", false) {
-        b.add(
-            Want::new(
-                "/data/ssh",
-                "OpenSSH host keys of the image's sshd",
-                ItemKind::Dir,
-                Need::Regenerates,
-            )
-            .owner(Some(root_owner(layout)))
-            .mode(0o700),
-        );
+        b.add(image_openssh_dir(layout));
     }
 }
 
@@ -270,55 +261,54 @@ pub(crate) fn mailer(b: &mut Builder, ini: &Ini, paths: &mut Paths, owner: &Owne
     }
 }
 
+/// A signing key configured as Forgejo's `security.go` `loadKeyCfg` reads it:
+/// `[section] <PFX>SIGNING_ALGORITHM` and, when that is asymmetric,
+/// `<PFX>SIGNING_PRIVATE_KEY_FILE` relative to `APP_DATA_PATH`, made when missing.
+struct KeyCfg {
+    section: &'static str,
+    prefix: &'static str,
+    default_alg: &'static str,
+    default_file: &'static str,
+    what: &'static str,
+}
+
+impl KeyCfg {
+    fn add(&self, b: &mut Builder, ini: &Ini, paths: &Paths, owner: &Owner) {
+        let get = |k: &str| ini.non_empty(self.section, &format!("{}{k}", self.prefix));
+        if is_symmetric(get("SIGNING_ALGORITHM").unwrap_or(self.default_alg)) {
+            return; // a secret in app.ini, kept with it
+        }
+        let file = get("SIGNING_PRIVATE_KEY_FILE").unwrap_or(self.default_file);
+        let w = Want::file(under(&paths.data, file), self.what, Need::Regenerates);
+        b.add(key(w, owner).signing());
+    }
+}
+
 /// Forgejo's other signing keys (docs/FORGES.md §2.2): the Actions OIDC ID-token key
 /// from v15 (`[actions] ID_TOKEN_SIGNING_*`, asymmetric only, forgejo#10481), and from
 /// v16 an asymmetric LFS key (`[server] LFS_JWT_SIGNING_*`, forgejo#11194), loaded only
-/// when the LFS server runs. Both are relative to `APP_DATA_PATH` and made when missing.
-/// A tag that states no version gets the current release's keys.
+/// when the LFS server runs. A tag that states no version gets the current release's
+/// keys.
 pub(crate) fn forgejo_keys(b: &mut Builder, ini: &Ini, paths: &Paths, s: &Scope) {
-    let (ctx, owner) = (s.ctx, &s.owner);
-    if ctx.at_least(&[15]) != Some(false) && ini.bool_or("actions", "ENABLED", true) {
-        let alg = ini
-            .non_empty("actions", "ID_TOKEN_SIGNING_ALGORITHM")
-            .unwrap_or("RS256");
-        if !is_symmetric(alg) {
-            let file = ini
-                .non_empty("actions", "ID_TOKEN_SIGNING_PRIVATE_KEY_FILE")
-                .unwrap_or("actions_id_token/private.pem");
-            b.add(
-                key(
-                    Want::file(
-                        under(&paths.data, file),
-                        "Actions OIDC ID-token signing key",
-                        Need::Regenerates,
-                    ),
-                    owner,
-                )
-                .signing(),
-            );
+    if s.ctx.at_least(&[15]) != Some(false) && ini.bool_or("actions", "ENABLED", true) {
+        KeyCfg {
+            section: "actions",
+            prefix: "ID_TOKEN_",
+            default_alg: "RS256",
+            default_file: "actions_id_token/private.pem",
+            what: "Actions OIDC ID-token signing key",
         }
+        .add(b, ini, paths, &s.owner);
     }
-    let lfs_server = ini.bool_or("server", "LFS_START_SERVER", false);
-    if ctx.at_least(&[16]) != Some(false) && lfs_server {
-        let alg = ini
-            .non_empty("server", "LFS_JWT_SIGNING_ALGORITHM")
-            .unwrap_or("HS256");
-        if !is_symmetric(alg) {
-            let file = ini
-                .non_empty("server", "LFS_JWT_SIGNING_PRIVATE_KEY_FILE")
-                .unwrap_or("lfs/private.pem");
-            b.add(
-                key(
-                    Want::file(
-                        under(&paths.data, file),
-                        "LFS JWT signing key",
-                        Need::Regenerates,
-                    ),
-                    owner,
-                )
-                .signing(),
-            );
+    if s.ctx.at_least(&[16]) != Some(false) && ini.bool_or("server", "LFS_START_SERVER", false) {
+        KeyCfg {
+            section: "server",
+            prefix: "LFS_JWT_",
+            default_alg: "HS256",
+            default_file: "lfs/private.pem",
+            what: "LFS JWT signing key",
         }
+        .add(b, ini, paths, &s.owner);
     }
 }
 
