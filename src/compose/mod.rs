@@ -17,12 +17,14 @@
 //! for the profiles but never serialized, printed or put in a message; only their keys
 //! are.
 
+pub mod engine;
 pub mod image;
 pub mod interp;
 pub mod mounts;
 
+pub use engine::Engine;
 pub use image::{app_of_image, image_volumes, ImageRef};
-pub use mounts::{Mount, Mounts, Source, VolumeResolver};
+pub use mounts::{Mount, Mounts, Source};
 
 use crate::error::{Error, Result};
 use crate::profile::{Forge, Layout};
@@ -129,8 +131,8 @@ pub struct LoadOptions {
     pub env: Vars,
     /// `docker compose -p NAME`: overrides every other source of the project name.
     pub project_name: Option<String>,
-    /// Asks docker where named volumes are.
-    pub resolver: Arc<VolumeResolver>,
+    /// Asks docker where named volumes are, and which containers run the file.
+    pub engine: Arc<Engine>,
     /// The host's root is mounted here (`detect --root`): absolute and `~` paths of the
     /// file are that host's, so they are looked up under this folder.
     pub root: Option<PathBuf>,
@@ -144,7 +146,7 @@ impl LoadOptions {
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
             project_name: None,
-            resolver: Arc::new(VolumeResolver::docker()),
+            engine: Arc::new(Engine::docker()),
             root: None,
         }
     }
@@ -155,7 +157,7 @@ impl LoadOptions {
         LoadOptions {
             env: Vars::new(),
             project_name: None,
-            resolver: Arc::new(VolumeResolver::none()),
+            engine: Arc::new(Engine::none()),
             root: Some(root.to_path_buf()),
         }
     }
@@ -309,7 +311,7 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
     let configs = files_of("configs");
 
     // Services.
-    let resolver = opts.resolver.clone();
+    let engine = opts.engine.clone();
     let mut services = Vec::new();
     let mut volumes_from: Vec<(usize, String)> = Vec::new();
     for (k, def) in hash_iter(&root["services"]) {
@@ -463,7 +465,7 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
                 list,
                 image_volumes: app.map(image_volumes).unwrap_or(&[]),
                 fallback_base: String::new(),
-                resolver: resolver.clone(),
+                engine: engine.clone(),
             },
             name: svc_name,
             image,
@@ -494,7 +496,9 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             Source::Bind { written, .. } => {
                 let parent = mounts::written_parent(written)?;
                 let (root, last) = parent.rsplit_once('/')?;
-                (last == s.name).then(|| root.to_string())
+                // `/etc/gitea/app.ini` of a service `gitea` is no `/etc/<service>` rule.
+                let system = root.starts_with('/') && mounts::is_system_folder(Path::new(root));
+                (last == s.name && !system).then(|| root.to_string())
             }
             _ => None,
         })

@@ -3,14 +3,14 @@ use crate::profile::{Locate, Location};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-fn opts(env: &[(&str, &str)], resolver: VolumeResolver) -> LoadOptions {
+fn opts(env: &[(&str, &str)], engine: Engine) -> LoadOptions {
     LoadOptions {
         env: env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         project_name: None,
-        resolver: Arc::new(resolver),
+        engine: Arc::new(engine),
         root: None,
     }
 }
@@ -59,11 +59,7 @@ fn the_report() {
     let started = Instant::now();
     // The real `docker` (present here without an engine, or absent): either way it
     // cannot say where the volume is.
-    let p = load_with(
-        &dir.join("docker-compose.yml"),
-        opts(&[], VolumeResolver::docker()),
-    )
-    .unwrap();
+    let p = load_with(&dir.join("docker-compose.yml"), opts(&[], Engine::docker())).unwrap();
     assert_eq!(p.name, "forgestack");
     assert_eq!(p.dir, dir);
     assert_eq!(
@@ -156,11 +152,7 @@ services:
         (".env", "SECRET=from-dotenv\nFROM_ENV=dotenv\n"),
     ]);
     let f = t.path().join("docker-compose.yml");
-    let p = load_with(
-        &f,
-        opts(&[("SECRET", "from-process")], VolumeResolver::none()),
-    )
-    .unwrap();
+    let p = load_with(&f, opts(&[("SECRET", "from-process")], Engine::none())).unwrap();
     assert_eq!(p.name, "my_forge");
     let g = &p.services[0];
     assert_eq!(g.app, Some((Forge::Gitea, Layout::Docker)));
@@ -182,7 +174,7 @@ services:
     // COMPOSE_PROJECT_NAME beats `name:`, as in compose.
     let p = load_with(
         &f,
-        opts(&[("COMPOSE_PROJECT_NAME", "other")], VolumeResolver::none()),
+        opts(&[("COMPOSE_PROJECT_NAME", "other")], Engine::none()),
     )
     .unwrap();
     assert_eq!(p.name, "other");
@@ -191,11 +183,7 @@ services:
         "compose.yaml",
         "services:\n  g:\n    image: gitea/gitea\n    environment:\n      K: ${GITEA_SECRET:?put it in .env}\n",
     )]);
-    let e = load_with(
-        &t.path().join("compose.yaml"),
-        opts(&[], VolumeResolver::none()),
-    )
-    .unwrap_err();
+    let e = load_with(&t.path().join("compose.yaml"), opts(&[], Engine::none())).unwrap_err();
     assert!(
         e.what.contains("GITEA_SECRET") && e.what.contains("put it in .env"),
         "{}",
@@ -247,10 +235,7 @@ services:
     let dir = t.path().join("stack");
     let p = load_with(
         &dir.join("compose.yaml"),
-        opts(
-            &[("HOME", "/home/u"), ("BARE", "b")],
-            VolumeResolver::none(),
-        ),
+        opts(&[("HOME", "/home/u"), ("BARE", "b")], Engine::none()),
     )
     .unwrap();
     let f = p.service("forgejo").unwrap();
@@ -326,8 +311,8 @@ volumes:
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let resolver = VolumeResolver::with_program(Some(fake), Duration::from_secs(5));
-    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], resolver)).unwrap();
+    let engine = Engine::with_program(Some(fake), Duration::from_secs(5));
+    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], engine)).unwrap();
     let g = &p.services[0];
     assert_eq!(g.app, Some((Forge::Gitlab, Layout::Docker)));
     assert_eq!(
@@ -367,8 +352,8 @@ fn docker_that_hangs_is_given_up() {
     std::fs::write(&fake, "#!/bin/sh\nsleep 30\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let resolver = VolumeResolver::with_program(Some(fake), Duration::from_millis(300));
-    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], resolver)).unwrap();
+    let engine = Engine::with_program(Some(fake), Duration::from_millis(300));
+    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], engine)).unwrap();
     let started = Instant::now();
     for _ in 0..3 {
         match at(&p.services[0], "/data/database.sqlite") {
@@ -399,7 +384,7 @@ secrets:
     let t = tree(&[("docker-compose.yml", compose), ("secrets/agent.txt", "x")]);
     let p = load_with(
         &t.path().join("docker-compose.yml"),
-        opts(&[], VolumeResolver::none()),
+        opts(&[], Engine::none()),
     )
     .unwrap();
     let g = p.service("gitea").unwrap();
@@ -442,7 +427,7 @@ fn digest_pinned_gitea_is_rootless_by_its_mounts() {
         "c.yml",
         "services:\n  g:\n    image: gitea/gitea@sha256:0123\n    volumes:\n      - ./d:/var/lib/gitea\n      - ./c:/etc/gitea\n",
     )]);
-    let p = load_with(&t.path().join("c.yml"), opts(&[], VolumeResolver::none())).unwrap();
+    let p = load_with(&t.path().join("c.yml"), opts(&[], Engine::none())).unwrap();
     assert_eq!(
         p.services[0].app,
         Some((Forge::Gitea, Layout::DockerRootless))
@@ -453,7 +438,7 @@ fn digest_pinned_gitea_is_rootless_by_its_mounts() {
 fn bad_files_are_usage_errors() {
     let t = tree(&[("a.yml", "services: [\n"), ("b.yml", "- just a list\n")]);
     for f in ["a.yml", "b.yml", "missing.yml"] {
-        let e = load_with(&t.path().join(f), opts(&[], VolumeResolver::none())).unwrap_err();
+        let e = load_with(&t.path().join(f), opts(&[], Engine::none())).unwrap_err();
         assert!(e.what.contains(f), "{}", e.what);
     }
 }
@@ -470,10 +455,7 @@ fn a_volume_subpath_that_leaves_the_volume_is_refused() {
         "compose.yml",
         "services:\n  g:\n    image: gitea/gitea\n    volumes:\n      - type: volume\n        source: data\n        target: /data\n        volume:\n          subpath: ../../../etc\nvolumes:\n  data:\n",
     )]);
-    let e = load_with(
-        &t.path().join("compose.yml"),
-        opts(&[], VolumeResolver::none()),
-    );
+    let e = load_with(&t.path().join("compose.yml"), opts(&[], Engine::none()));
     match e {
         Err(e) => assert!(e.what.contains("leaves the volume"), "{}", e.what),
         Ok(p) => assert!(
@@ -494,10 +476,7 @@ fn volumes_compose_refuses_are_refused() {
             "compose.yml",
             &format!("services:\n  g:\n    image: gitea/gitea\n    volumes:\n      - \"{vol}\"\n"),
         )]);
-        match load_with(
-            &t.path().join("compose.yml"),
-            opts(&[], VolumeResolver::none()),
-        ) {
+        match load_with(&t.path().join("compose.yml"), opts(&[], Engine::none())) {
             Err(e) => assert!(e.what.contains(says), "{}", e.what),
             Ok(p) => assert!(
                 p.warnings.iter().any(|w| w.contains(says)),
