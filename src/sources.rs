@@ -138,37 +138,39 @@ impl Sources {
         let mut any = false;
         for (svc, forge, layout) in project.apps() {
             any = true;
-            let ctx = Context {
-                env: &svc.env,
-                locate: &svc.mounts,
-                layout,
-                with_db,
-            };
-            let mut resolved = profile::resolve(forge, None, &ctx)?;
-            for f in &mut resolved.findings {
-                if f.code == crate::findings::Code::NotPersistent {
-                    f.fix = with_copy_command(&f.fix, &svc.name);
-                }
-            }
-            resolved.service = Some(svc.name.clone());
-            resolved.compose = Some(project.file.clone());
+            let resolved =
+                crate::compose::advice::resolve_service(project, svc, (forge, layout), with_db)?;
             self.add_profile(resolved, Ownership::Numeric, Some(&svc.name))?;
         }
-        if !any {
+        // A service that looks like a forge but is none forgekeep knows is a warning
+        // below, not a reason to stop: the rest of the file is still kept.
+        if !any && project.problems.is_empty() {
             return Err(Error::usage(format!(
                 "{} has no forge or CI service forgekeep knows",
                 project.file.display()
             ))
-            .hint("forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone"));
+            .hint("forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone, and services built FROM them"));
+        }
+        let at_file = |severity, message: &String, fix: &str| Finding {
+            code: crate::findings::Code::ConfigProblem,
+            severity,
+            path: project.file.display().to_string(),
+            message: message.clone(),
+            fix: fix.into(),
+        };
+        for p in &project.problems {
+            self.findings.push(at_file(
+                crate::findings::Severity::Warning,
+                &p.message,
+                &p.fix,
+            ));
         }
         for w in &project.warnings {
-            self.findings.push(Finding {
-                code: crate::findings::Code::ConfigProblem,
-                severity: crate::findings::Severity::Info,
-                path: project.file.display().to_string(),
-                message: w.clone(),
-                fix: "check the compose file".into(),
-            });
+            self.findings.push(at_file(
+                crate::findings::Severity::Info,
+                w,
+                "check the compose file",
+            ));
         }
         for f in &project.extra_files {
             let given = f.display().to_string();
@@ -246,20 +248,5 @@ impl Sources {
             }
         }
         out
-    }
-}
-
-/// A new bind mount hides what the container has at that path, and Gitea then makes a
-/// new key: the fix must say to copy the live one out first, with the exact command.
-fn with_copy_command(fix: &str, service: &str) -> String {
-    let line = fix.split('`').nth(1).unwrap_or("");
-    match line.split_once(':') {
-        Some((host, container)) if !host.is_empty() && container.starts_with('/') => {
-            let container = container.split(':').next().unwrap_or(container);
-            format!(
-                "docker compose cp {service}:{container} {host}, then add `{line}` to the service's volumes, then docker compose up -d (adding the volume without copying first hides the current file, and the forge starts without it)"
-            )
-        }
-        _ => fix.to_string(),
     }
 }

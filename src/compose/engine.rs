@@ -271,6 +271,91 @@ impl Engine {
     }
 }
 
+/// What the engine says about the containers of one compose file.
+#[derive(Debug, Clone, Default)]
+pub struct Deployment {
+    /// The project name to use.
+    pub name: String,
+    /// It is the engine's (the file's containers run under it), not the computed one.
+    pub from_engine: bool,
+    /// The engine listed its containers.
+    pub answered: bool,
+    /// The file's containers in that project.
+    pub containers: Vec<Container>,
+    /// Worth a note (info).
+    pub note: Option<String>,
+    /// Worth a warning: the backup may miss the deployment's volumes.
+    pub problem: Option<String>,
+}
+
+impl Deployment {
+    /// Nothing is known: the computed name stands.
+    pub fn unknown(name: &str) -> Deployment {
+        Deployment {
+            name: name.to_string(),
+            ..Deployment::default()
+        }
+    }
+
+    /// The service's container: a running one first.
+    pub fn container_of(&self, service: &str) -> Option<Container> {
+        self.containers
+            .iter()
+            .filter(|c| c.service == service)
+            .max_by_key(|c| c.running)
+            .cloned()
+    }
+}
+
+impl Engine {
+    /// The compose project `file` runs as on this engine. `computed` is the name compose
+    /// would give it now (COMPOSE_PROJECT_NAME, `name:`, the folder); `chosen` says the
+    /// user named it (-p or COMPOSE_PROJECT_NAME), which the engine never overrides.
+    /// Otherwise, when every container made from this file runs under one other name
+    /// (`docker-compose -p NAME up`), that name is the deployment's: its volumes are
+    /// `NAME_…`.
+    pub fn deployment(&self, file: &Path, dir: &Path, computed: &str, chosen: bool) -> Deployment {
+        let Ok(all) = self.containers() else {
+            return Deployment::unknown(computed);
+        };
+        let mine: Vec<&Container> = all.iter().filter(|c| c.from_file(file, dir)).collect();
+        let projects: std::collections::BTreeSet<&str> =
+            mine.iter().map(|c| c.project.as_str()).collect();
+        let listed = projects.iter().copied().collect::<Vec<_>>().join(", ");
+        let mut d = Deployment {
+            answered: true,
+            ..Deployment::unknown(computed)
+        };
+        if projects.is_empty() || projects.contains(computed) {
+            // As computed.
+        } else if chosen {
+            d.note = Some(format!(
+                "COMPOSE_PROJECT_NAME (or -p) names project {computed}, but the containers of \
+                 this file run as {listed}: forgekeep follows the name given"
+            ));
+        } else if projects.len() == 1 {
+            d.name = listed.clone();
+            d.from_engine = true;
+            d.note = Some(format!(
+                "the containers of this file run as compose project {listed} (started with \
+                 `docker-compose -p {listed}` or COMPOSE_PROJECT_NAME={listed}), not \
+                 {computed}: its named volumes are {listed}_…"
+            ));
+        } else {
+            d.problem = Some(format!(
+                "this file runs as several compose projects ({listed}), none of them \
+                 {computed}: set COMPOSE_PROJECT_NAME to the one to back up (one run each)"
+            ));
+        }
+        d.containers = mine
+            .into_iter()
+            .filter(|c| c.project == d.name)
+            .cloned()
+            .collect();
+        d
+    }
+}
+
 fn label(name: &str) -> String {
     format!("{{{{.Label \"{name}\"}}}}")
 }

@@ -17,12 +17,15 @@
 //! for the profiles but never serialized, printed or put in a message; only their keys
 //! are.
 
+pub mod advice;
+pub mod build;
 pub mod engine;
 pub mod image;
 pub mod interp;
 pub mod mounts;
 
-pub use engine::Engine;
+pub use build::Build;
+pub use engine::{Container, Engine};
 pub use image::{app_of_image, image_volumes, ImageRef};
 pub use mounts::{Mount, Mounts, Source};
 
@@ -44,6 +47,13 @@ pub struct Project {
     pub dir: PathBuf,
     /// The project name: docker names the named volume `v` of project `p` `p_v`.
     pub name: String,
+    /// The name came from the engine (the file's containers run under it), not from
+    /// the file, its folder or COMPOSE_PROJECT_NAME: compose commands need `-p NAME`.
+    pub name_from_engine: bool,
+    /// The engine listed its containers (even none): what it says about them is known.
+    pub engine_answered: bool,
+    /// A version 1 file: services at the top level, no `services:` (compose 1.x only).
+    pub legacy: bool,
     pub services: Vec<Service>,
     /// Files that hold this deployment's configuration and often its secrets, to archive
     /// with it: the compose file, the `.env` next to it, and the `env_file:`s and
@@ -51,6 +61,16 @@ pub struct Project {
     pub extra_files: Vec<PathBuf>,
     /// Things compose would warn about (unset variables, missing `env_file`s, ...).
     pub warnings: Vec<String>,
+    /// What may leave secrets out of the backup: a service that looks like a forge but
+    /// cannot be classified, a file that runs as several projects (warnings, not notes).
+    pub problems: Vec<Problem>,
+}
+
+/// A warning about a compose file as a whole, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub message: String,
+    pub fix: String,
 }
 
 impl Project {
@@ -72,7 +92,11 @@ pub struct Service {
     pub name: String,
     /// The image as written (after interpolation); empty for a build-only service.
     pub image: String,
-    /// The forge it runs, from its image ([`app_of_image`]).
+    /// `build:`, for a service built locally.
+    pub build: Option<Build>,
+    /// The image its Dockerfile starts from, when it is built and that can be read.
+    pub built_from: Option<String>,
+    /// The forge it runs, from its image ([`app_of_image`]) or the image it is built from.
     #[serde(serialize_with = "ser_app")]
     pub app: Option<(Forge, Layout)>,
     /// The environment the container gets: its `env_file`s, then `environment:`.
@@ -82,6 +106,10 @@ pub struct Service {
     /// Its `env_file`s (absolute, whether they exist or not).
     pub env_files: Vec<PathBuf>,
     pub mounts: Mounts,
+    /// `container_name:`, when set.
+    pub container_name: Option<String>,
+    /// Its container on this engine (a running one first), when the engine knows one.
+    pub container: Option<Container>,
 }
 
 impl std::fmt::Debug for Service {
@@ -90,6 +118,7 @@ impl std::fmt::Debug for Service {
         f.debug_struct("Service")
             .field("name", &self.name)
             .field("image", &self.image)
+            .field("built_from", &self.built_from)
             .field("app", &self.app)
             .field("env_keys", &self.env.keys().collect::<Vec<_>>())
             .field("env_files", &self.env_files)
@@ -102,6 +131,16 @@ impl Service {
     /// One line per mount: `./gitea/git → /var/lib/gitea/git (bind)`.
     pub fn mount_descriptions(&self) -> Vec<String> {
         self.mounts.descriptions()
+    }
+
+    /// What it runs, for humans: its image, or the image it is built from.
+    pub fn image_label(&self) -> String {
+        match (&self.built_from, &self.build) {
+            (Some(base), _) if self.image.is_empty() => format!("built from {base}"),
+            (Some(base), _) => format!("{} (built from {base})", self.image),
+            (None, Some(b)) if self.image.is_empty() => format!("built from {}", b.context),
+            _ => self.image.clone(),
+        }
     }
 }
 
@@ -239,16 +278,26 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             ));
         }
     }
+    let legacy = is_legacy(top);
+    if legacy {
+        warnings.insert(
+            "a legacy compose file (version 1: services at the top level, no `services:`): \
+             docker-compose 1.x runs it, `docker compose` v2 refuses it; its named volumes \
+             are docker volumes of the same name, without the project prefix"
+                .into(),
+        );
+    }
+    let service_defs = if legacy { &root } else { &root["services"] };
 
-    // The project name, by compose's precedence: -p, COMPOSE_PROJECT_NAME, name:, folder.
-    let raw_name = opts
-        .project_name
+    // The project name, by compose's precedence: -p, COMPOSE_PROJECT_NAME, name:, folder;
+    // then the engine's word when the file's containers run under another one.
+    let chosen = opts.project_name.clone().or_else(|| {
+        vars.get("COMPOSE_PROJECT_NAME")
+            .filter(|v| !v.is_empty())
+            .cloned()
+    });
+    let raw_name = chosen
         .clone()
-        .or_else(|| {
-            vars.get("COMPOSE_PROJECT_NAME")
-                .filter(|v| !v.is_empty())
-                .cloned()
-        })
         .or_else(|| str_of(&root["name"]).filter(|v| !v.is_empty()))
         .unwrap_or_else(|| {
             dir.file_name()
@@ -262,6 +311,24 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         ))
         .hint("set `name:` in the file or COMPOSE_PROJECT_NAME"));
     }
+    let deployment = if opts.root.is_some() {
+        engine::Deployment::unknown(&name) // another host's disk: our engine knows nothing of it
+    } else {
+        opts.engine.deployment(&file, &dir, &name, chosen.is_some())
+    };
+    let name = deployment.name.clone();
+    warnings.extend(deployment.note.clone());
+    let mut problems: Vec<Problem> = deployment
+        .problem
+        .clone()
+        .map(|message| Problem {
+            message,
+            fix: "set COMPOSE_PROJECT_NAME to the project to back up (`docker ps` shows each \
+                  container's project)"
+                .into(),
+        })
+        .into_iter()
+        .collect();
 
     // Top-level volumes, secrets and configs.
     let mut volumes: BTreeMap<String, VolumeDecl> = BTreeMap::new();
@@ -314,10 +381,15 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
     let engine = opts.engine.clone();
     let mut services = Vec::new();
     let mut volumes_from: Vec<(usize, String)> = Vec::new();
-    for (k, def) in hash_iter(&root["services"]) {
+    for (k, def) in hash_iter(service_defs) {
         let svc_name = str_of(k).unwrap_or_default();
+        if svc_name.starts_with("x-") {
+            continue;
+        }
         let at = |what: &str| format!("service {svc_name}: {what}");
         let image = str_of(&def["image"]).unwrap_or_default();
+        let build = Build::parse(&def["build"], &host_path);
+        let base = build.as_ref().map(|b| b.base_image(&vars));
 
         // Environment: env_files in order, then `environment:`.
         let mut env = BTreeMap::new();
@@ -377,9 +449,10 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         // Mounts.
         let mut list = Vec::new();
         for v in array_or_one(&def["volumes"]) {
-            let m = parse_volume(v, &volumes, &name, &host_path).map_err(|e| bad(at(&e)))?;
+            let prefix = if legacy { None } else { Some(name.as_str()) };
+            let m = parse_volume(v, &volumes, prefix, &host_path).map_err(|e| bad(at(&e)))?;
             if let Source::Volume { name: vname, .. } = &m.source {
-                if !volumes.contains_key(vname) {
+                if !legacy && !volumes.contains_key(vname) {
                     warnings.insert(at(&format!(
                         "the volume {vname} is not declared under the top-level `volumes:`"
                     )));
@@ -433,11 +506,29 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             }
         }
 
-        // The app; an image pinned by digest alone does not say whether it is rootless,
-        // the mounts do.
-        let mut app = app_of_image(&image);
+        // The app: from the image the service is built from, else its image. An image
+        // pinned by digest alone does not say whether it is rootless, the mounts do.
+        let (reference, mut app) = match &base {
+            Some(Ok(b)) if app_of_image(b).is_some() => (b.clone(), app_of_image(b)),
+            _ => (image.clone(), app_of_image(&image)),
+        };
+        if app.is_none() {
+            match classify_failure(&svc_name, &image, build.as_ref(), base.as_ref()) {
+                Some((true, message)) => problems.push(Problem {
+                    message,
+                    fix: "if it runs a forge, build it FROM the forge's official image (forgekeep \
+                          then knows its layout), or name its configuration and data folders \
+                          as PATHs"
+                        .into(),
+                }),
+                Some((false, note)) => {
+                    warnings.insert(note);
+                }
+                None => {}
+            }
+        }
         if let Some((f @ (Forge::Gitea | Forge::Forgejo), _)) = app {
-            let r = ImageRef::parse(&image);
+            let r = ImageRef::parse(&reference);
             let under = |p: &str| list.iter().any(|m: &Mount| m.target.starts_with(p));
             if r.tag.is_none()
                 && r.digest.is_some()
@@ -459,6 +550,7 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
                 }
             }
         }
+        let container = deployment.container_of(&svc_name);
         services.push(Service {
             mounts: Mounts {
                 service: svc_name.clone(),
@@ -466,12 +558,17 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
                 image_volumes: app.map(image_volumes).unwrap_or(&[]),
                 fallback_base: String::new(),
                 engine: engine.clone(),
+                container: container.as_ref().map(|c| c.id.clone()),
             },
             name: svc_name,
             image,
+            built_from: base.and_then(Result::ok),
+            build,
             app,
             env,
             env_files,
+            container_name: str_of(&def["container_name"]),
+            container,
         });
     }
     for (i, other) in volumes_from {
@@ -513,10 +610,71 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         file,
         dir,
         name,
+        name_from_engine: deployment.from_engine,
+        engine_answered: deployment.answered,
+        legacy,
         services,
         extra_files,
         warnings: warnings.into_iter().collect(),
+        problems,
     })
+}
+
+/// compose 1.x's rule for a version 1 file: no `version:`, and none of `services:`,
+/// `networks:`, `volumes:` (with any of them it is a later format).
+fn is_legacy(top: &yaml_rust2::yaml::Hash) -> bool {
+    let set = |k: &str| top.get(&s(k)).is_some_and(|v| !matches!(v, Yaml::Null));
+    !set("version") && !set("services") && !set("networks") && !set("volumes") && !top.is_empty()
+}
+
+/// Why a service that is no forge forgekeep knows may still be one: `(true, message)` for
+/// a warning (its image, build context or base image names a forge), `(false, message)`
+/// for a note (a CI runner; a built image whose base cannot be read). `None`: nothing
+/// suggests a forge.
+fn classify_failure(
+    service: &str,
+    image: &str,
+    build: Option<&Build>,
+    base: Option<&std::result::Result<String, String>>,
+) -> Option<(bool, String)> {
+    let mut names = vec![image.to_string()];
+    if let Some(b) = build {
+        names.push(b.context.clone());
+    }
+    if let Some(Ok(base)) = base {
+        names.push(base.clone());
+    }
+    let shown = names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unreadable = match base {
+        Some(Err(why)) => format!(" ({why})"),
+        _ => String::new(),
+    };
+    match names.iter().find_map(|n| build::forge_word(n)) {
+        Some(_) if names.iter().any(|n| build::is_runner(n)) => Some((
+            false,
+            format!(
+                "service {service} ({shown}) is a CI runner: forgekeep keeps no runner state \
+                 (register it again after a restore)"
+            ),
+        )),
+        Some(word) => Some((
+            true,
+            format!(
+                "service {service} ({shown}) looks like {word}, but forgekeep cannot tell which \
+                 forge image it runs{unreadable}: its secrets are NOT kept"
+            ),
+        )),
+        None if !unreadable.is_empty() => Some((
+            false,
+            format!("service {service}: forgekeep cannot tell what it runs{unreadable}"),
+        )),
+        None => None,
+    }
 }
 
 /// Compose's project-name normalization: lowercase, keep `[a-z0-9_-]`, no leading `_`/`-`.
@@ -542,18 +700,23 @@ fn host_path(written: &str, dir: &Path, home: Option<&Path>) -> PathBuf {
     mounts::clean(&p)
 }
 
-/// One entry of a service's `volumes:`, short or long syntax.
+/// One entry of a service's `volumes:`, short or long syntax. An undeclared named volume
+/// is `<project>_<name>`, or just `<name>` in a version 1 file (`project` is `None`).
 fn parse_volume(
     v: &Yaml,
     volumes: &BTreeMap<String, VolumeDecl>,
-    project: &str,
+    project: Option<&str>,
     host_path: &dyn Fn(&str) -> PathBuf,
 ) -> std::result::Result<Mount, String> {
     let named = |n: &str, subpath: Option<String>| {
         let decl = volumes.get(n);
+        let undeclared = || match project {
+            Some(p) => format!("{p}_{n}"),
+            None => n.to_string(),
+        };
         Source::Volume {
             name: n.to_string(),
-            docker_name: decl.map_or_else(|| format!("{project}_{n}"), |d| d.docker_name.clone()),
+            docker_name: decl.map_or_else(undeclared, |d| d.docker_name.clone()),
             device: decl.and_then(|d| d.device.clone()),
             subpath,
         }
@@ -657,7 +820,7 @@ fn s(key: &str) -> Yaml {
 }
 
 /// A scalar's text (`true`, `8080` included); `None` for null, lists and mappings.
-fn str_of(y: &Yaml) -> Option<String> {
+pub(crate) fn str_of(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
         Yaml::Integer(i) => Some(i.to_string()),

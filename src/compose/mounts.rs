@@ -106,6 +106,9 @@ pub struct Mounts {
     /// other services' binds suggest (`./volumes/<service>`).
     pub(crate) fallback_base: String,
     pub(crate) engine: Arc<Engine>,
+    /// The id of the service's container, when the engine knows one: what it wrote
+    /// outside persistent storage can still be read (and kept) while it exists.
+    pub(crate) container: Option<String>,
 }
 
 impl std::fmt::Debug for Mounts {
@@ -258,6 +261,18 @@ impl Mounts {
     }
 }
 
+impl Mounts {
+    /// Where the service's container keeps `path`, which no persistent mount holds: its
+    /// anonymous volume or its own layer, as the engine says, when the file is there.
+    /// Still lost on `docker compose down` (see [`Mounts::lost_how`]), but it can be
+    /// archived before that happens.
+    pub fn in_container(&self, path: &Path) -> Option<PathBuf> {
+        let id = self.container.as_ref()?;
+        let host = self.engine.storage(id).ok()?.host_path(path)?;
+        std::fs::symlink_metadata(&host).is_ok().then_some(host)
+    }
+}
+
 /// The host folder names the forges' docs use for their images' volumes (Gitea rootless
 /// `./data:/var/lib/gitea`, `./config:/etc/gitea`; GitLab `$GITLAB_HOME/{config,logs,data}`).
 fn volume_nickname(dir: &Path) -> Option<&'static str> {
@@ -335,8 +350,11 @@ impl Locate for Mounts {
 
     fn locate(&self, path: &Path) -> Location {
         let path = clean(path);
-        let not_persistent = || Location::NotPersistent {
-            volume_line: self.suggest_line(&path),
+        let not_persistent = || match self.in_container(&path) {
+            Some(host) => Location::Host(host),
+            None => Location::NotPersistent {
+                volume_line: self.suggest_line(&path),
+            },
         };
         let Some((mount, rest)) = self.find(&path) else {
             return not_persistent();
@@ -427,6 +445,7 @@ mod tests {
             image_volumes,
             fallback_base: "./gitea".into(),
             engine: Arc::new(Engine::none()),
+            container: None,
         }
     }
 

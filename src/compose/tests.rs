@@ -275,7 +275,12 @@ services:
         p.extra_files,
         [dir.join("compose.yaml"), dir.join("forgejo.env")]
     );
-    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    // The runner is said to be one, not silently skipped.
+    assert_eq!(
+        p.warnings,
+        ["service runner (data.forgejo.org/forgejo/runner:6) is a CI runner: forgekeep keeps no runner state (register it again after a restore)"]
+    );
+    assert!(p.problems.is_empty(), "{:?}", p.problems);
 }
 
 #[test]
@@ -305,7 +310,8 @@ volumes:
     let fake = t.path().join("docker");
     std::fs::write(
         &fake,
-        "#!/bin/sh\nif [ \"$5\" = gitlab-data-explicit ]; then echo /var/lib/docker/volumes/gitlab-data-explicit/_data; \
+        "#!/bin/sh\n[ \"$1\" = volume ] || exit 0 # no containers\n\
+         if [ \"$5\" = gitlab-data-explicit ]; then echo /var/lib/docker/volumes/gitlab-data-explicit/_data; \
          else echo \"Error response from daemon: get $5: no such volume\" >&2; exit 1; fi\n",
     )
     .unwrap();
