@@ -1,5 +1,6 @@
 //! Integration tests: the real binary, a fresh temp folder per test, grouped by feature.
 
+mod engine;
 mod util;
 
 mod backup;
@@ -10,6 +11,7 @@ mod config;
 mod contrib;
 mod detect;
 mod diff;
+mod docker;
 mod hostile;
 mod interop;
 mod json;

@@ -1,0 +1,258 @@
+//! A real Docker Engine and compose CLI: the report that started forgekeep played on real
+//! containers; stacks found by the compose project they run as; named, external and
+//! anonymous volumes; a backup of a running stack and a restore into a named volume.
+//!
+//! Every stack lives in a fresh folder with a name of its own (the compose project is
+//! named after it), runs with `network_mode: none`, and leaves nothing behind
+//! (`engine::Stack`). Without an engine each test prints one SKIP line.
+
+use crate::engine::{self, docker_ok, unique, Stack};
+use crate::util::*;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The compose file of woodpecker-ci/woodpecker#4850, as its author wrote it, without
+/// network: Gitea's `jwt/` is on no volume of the file, so it lands in the rootless
+/// image's anonymous `/var/lib/gitea` volume.
+const REPORT: &str = "services:
+  gitea:
+    image: gitea/gitea:1.22-rootless
+    network_mode: none
+    volumes:
+      - ./gitea/git:/var/lib/gitea/git
+      - ./gitea/data:/var/lib/gitea/data
+      - ./gitea/config:/etc/gitea
+  woodpecker-server:
+    image: woodpeckerci/woodpecker-server:v3
+    network_mode: none
+    environment:
+      - WOODPECKER_GITEA=true
+      - WOODPECKER_AGENT_SECRET=${WOODPECKER_AGENT_SECRET}
+    volumes:
+      - woodpecker-server-data:/var/lib/woodpecker/
+volumes:
+  woodpecker-server-data:
+";
+
+const JWT: &str = "/var/lib/gitea/jwt/private.pem";
+
+/// Folders a rootless forge writes into, made as its docs say (`chown 1000:1000`).
+fn forge_folders(t: &TestDir, dirs: &[&str]) {
+    for d in dirs {
+        let p = t.mkdir(d, 0o755);
+        nix::unistd::chown(&p, Some(1000.into()), Some(1000.into())).unwrap();
+    }
+}
+
+fn check_compose(file: &Path, env: &[(&str, &str)]) -> (std::process::Output, serde_json::Value) {
+    let mut c = fk_cmd(&["check", "--json", "--compose", file.to_str().unwrap()]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    let v = json_of(&o);
+    (o, v)
+}
+
+fn finding_at<'a>(v: &'a serde_json::Value, code: &str, path: &str) -> &'a serde_json::Value {
+    findings_with(v, code)
+        .into_iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("no {code} finding at {path}: {v}"))
+}
+
+/// The first `…` of a fix: the command it says to run.
+fn command_of(fix: &str) -> String {
+    fix.split('`').nth(1).unwrap().to_string()
+}
+
+/// `forgekeep backup --compose FILE` to `archive`; exits 0 or 3 (not-persistent
+/// findings are errors in the report, yet the archive is written).
+fn backup_compose(file: &Path, recipient: &str, archive: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "backup",
+        "--compose",
+        file.to_str().unwrap(),
+        "-r",
+        recipient,
+        "-o",
+        archive.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let o = fk(&args);
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+}
+
+/// The manifest source recorded for a container path.
+fn source_in_container<'a>(list: &'a serde_json::Value, container: &str) -> &'a serde_json::Value {
+    list["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["container_path"] == container)
+        .unwrap_or_else(|| panic!("no source for {container}: {}", list["sources"]))
+}
+
+#[test]
+fn the_report_played_for_real() {
+    let Some(docker) = engine::docker("docker::the_report_played_for_real") else {
+        return;
+    };
+    let t = TestDir::new();
+    let name = unique("report");
+    let file = t.write(
+        &format!("{name}/docker-compose.yml"),
+        REPORT.as_bytes(),
+        0o644,
+    );
+    t.write(
+        &format!("{name}/.env"),
+        b"WOODPECKER_AGENT_SECRET=test-only-agent-secret\n",
+        0o600,
+    );
+    let at = |p: &str| t.join(&format!("{name}/{p}"));
+    forge_folders(
+        &t,
+        &[
+            &format!("{name}/gitea"),
+            &format!("{name}/gitea/git"),
+            &format!("{name}/gitea/data"),
+            &format!("{name}/gitea/config"),
+        ],
+    );
+    let stack = Stack::new(docker, &file);
+
+    // The loss, for real: `down && up` gives Gitea a new key.
+    stack.up();
+    let k1 = stack.exec("gitea", &["cat", JWT]);
+    stack.down();
+    stack.up();
+    let k2 = stack.exec("gitea", &["cat", JWT]);
+    assert_ne!(k1, k2, "down && up made no new key");
+
+    // check names it: the volume line, the container to copy it from.
+    let (o, v) = check_compose(&file, &[]);
+    expect_code(&o, 1);
+    let f = finding_at(&v, "not-persistent", JWT);
+    assert_eq!(f["severity"], "error");
+    let fix = f["fix"].as_str().unwrap();
+    assert!(fix.contains("`./gitea/jwt:/var/lib/gitea/jwt`"), "{fix}");
+    let container = stack.container_name("gitea");
+    assert!(
+        fix.contains(&format!(
+            "`mkdir -p {jwt} && docker cp {container}:/var/lib/gitea/jwt/. - | tar -x --numeric-owner -C {jwt}`",
+            jwt = at("gitea/jwt").display()
+        )),
+        "{fix}"
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("this run keeps the current one"),
+        "{f}"
+    );
+    // Woodpecker's database, through its named volume `<folder>_woodpecker-server-data`.
+    let db = item_paths(&v)
+        .into_iter()
+        .find(|p| p.ends_with("/woodpecker.sqlite"))
+        .unwrap_or_else(|| panic!("{v}"));
+    let mountpoint = docker_ok(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{.Mountpoint}}",
+        &format!("{name}_woodpecker-server-data"),
+    ]);
+    assert_eq!(db, format!("{}/woodpecker.sqlite", mountpoint.trim()));
+
+    // A backup of the running stack keeps the live key, read from the anonymous volume.
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("report.tar.zst.age");
+    backup_compose(&file, &recipient, &archive, &[]);
+    let list = list_json(&archive, &key);
+    let kept = source_in_container(&list, JWT);
+    assert_eq!(kept["ownership"], "numeric", "{kept}");
+    let kept_at = PathBuf::from(kept["path"].as_str().unwrap());
+    assert!(
+        kept_at.starts_with("/var/lib/docker/volumes"),
+        "{kept_at:?}"
+    );
+    let inspect = t.mkdir("inspect", 0o700);
+    expect_code(
+        &restore(&archive, &key, &["--to", inspect.to_str().unwrap()]),
+        0,
+    );
+    let archived = fs::read_to_string(inspect.join(kept_at.strip_prefix("/").unwrap())).unwrap();
+    assert_eq!(archived, k2);
+    assert!(
+        source_in_container(&list, "/var/lib/woodpecker/woodpecker.sqlite")["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/woodpecker.sqlite")
+    );
+
+    // Nobody acted: the next `down && up` loses that key too.
+    stack.down();
+    stack.up();
+    let k3 = stack.exec("gitea", &["cat", JWT]);
+    assert_ne!(k3, k2);
+
+    // The fix, as written: copy out (owners kept), add the line, recreate: the forge
+    // keeps the key it has.
+    let (_o, v) = check_compose(&file, &[]);
+    let fix = finding_at(&v, "not-persistent", JWT)["fix"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run_ok(std::process::Command::new("sh").args(["-c", &command_of(&fix)]));
+    let text = fs::read_to_string(&file).unwrap().replace(
+        "      - ./gitea/config:/etc/gitea\n",
+        "      - ./gitea/config:/etc/gitea\n      - ./gitea/jwt:/var/lib/gitea/jwt\n",
+    );
+    fs::write(&file, text).unwrap();
+    stack.up();
+    assert_eq!(stack.exec("gitea", &["cat", JWT]), k3);
+    assert_eq!(
+        stack.exec("gitea", &["stat", "-c", "%u", JWT]).trim(),
+        "1000"
+    );
+    let (_o, v) = check_compose(&file, &[]);
+    assert!(
+        !findings_with(&v, "not-persistent")
+            .iter()
+            .any(|f| f["path"] == JWT),
+        "{v}"
+    );
+    let host_key = at("gitea/jwt/private.pem");
+    assert!(
+        item_paths(&v).contains(&host_key.display().to_string()),
+        "{v}"
+    );
+
+    // And the report's ending: the key from the archive back into the host folder; after
+    // a recreation the container serves it, owned by the image's uid.
+    let from = kept_at.parent().unwrap().display().to_string();
+    let o = restore(
+        &archive,
+        &key,
+        &[
+            "--only",
+            kept_at.to_str().unwrap(),
+            "--relocate",
+            &format!("{from}={}", at("gitea/jwt").display()),
+            "--force",
+        ],
+    );
+    expect_code(&o, 0);
+    assert_eq!(fs::read_to_string(&host_key).unwrap(), k2);
+    assert_eq!(fs::metadata(&host_key).unwrap().uid(), 1000);
+    stack.down();
+    stack.up();
+    assert_eq!(stack.exec("gitea", &["cat", JWT]), k2);
+    assert_eq!(
+        stack.exec("gitea", &["stat", "-c", "%u", JWT]).trim(),
+        "1000"
+    );
+}
