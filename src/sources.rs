@@ -144,7 +144,11 @@ impl Sources {
         }
         // A service that looks like a forge but is none forgekeep knows is a warning
         // below, not a reason to stop: the rest of the file is still kept.
-        if !any && project.problems.is_empty() {
+        let warned = project
+            .notes
+            .iter()
+            .any(|n| n.severity >= crate::findings::Severity::Warning);
+        if !any && !warned {
             return Err(Error::usage(format!(
                 "{} has no forge or CI service forgekeep knows",
                 project.file.display()
@@ -158,12 +162,8 @@ impl Sources {
             message: message.clone(),
             fix: fix.into(),
         };
-        for p in &project.problems {
-            self.findings.push(at_file(
-                crate::findings::Severity::Warning,
-                &p.message,
-                &p.fix,
-            ));
+        for n in &project.notes {
+            self.findings.push(at_file(n.severity, &n.message, &n.fix));
         }
         for w in &project.warnings {
             self.findings.push(at_file(

@@ -45,8 +45,14 @@ fn forge_folders(t: &TestDir, dirs: &[&str]) {
     }
 }
 
-fn check_compose(file: &Path, env: &[(&str, &str)]) -> (std::process::Output, serde_json::Value) {
+/// `forgekeep check --json --compose FILE EXTRA` with `env` added.
+fn fk_check(
+    file: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Output, serde_json::Value) {
     let mut c = fk_cmd(&["check", "--json", "--compose", file.to_str().unwrap()]);
+    c.args(extra);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -132,7 +138,7 @@ fn the_report_played_for_real() {
     assert_ne!(k1, k2, "down && up made no new key");
 
     // check names it: the volume line, the container to copy it from.
-    let (o, v) = check_compose(&file, &[]);
+    let (o, v) = fk_check(&file, &[], &[]);
     expect_code(&o, 1);
     let f = finding_at(&v, "not-persistent", JWT);
     assert_eq!(f["severity"], "error");
@@ -201,7 +207,7 @@ fn the_report_played_for_real() {
 
     // The fix, as written: copy out (owners kept), add the line, recreate: the forge
     // keeps the key it has.
-    let (_o, v) = check_compose(&file, &[]);
+    let (_o, v) = fk_check(&file, &[], &[]);
     let fix = finding_at(&v, "not-persistent", JWT)["fix"]
         .as_str()
         .unwrap()
@@ -218,7 +224,7 @@ fn the_report_played_for_real() {
         stack.exec("gitea", &["stat", "-c", "%u", JWT]).trim(),
         "1000"
     );
-    let (_o, v) = check_compose(&file, &[]);
+    let (_o, v) = fk_check(&file, &[], &[]);
     assert!(
         !findings_with(&v, "not-persistent")
             .iter()
@@ -255,4 +261,162 @@ fn the_report_played_for_real() {
         stack.exec("gitea", &["stat", "-c", "%u", JWT]).trim(),
         "1000"
     );
+}
+
+/// The mountpoint of a docker volume.
+fn mountpoint(volume: &str) -> PathBuf {
+    PathBuf::from(docker_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", volume]).trim())
+}
+
+#[test]
+fn a_stack_started_with_dash_p_is_found_backed_up_running_and_restored_into_its_volume() {
+    // Issue 13 item 10: `docker-compose -p NAME` stacks had "named volumes that do not exist".
+    let Some(docker) = engine::docker(
+        "docker::a_stack_started_with_dash_p_is_found_backed_up_running_and_restored_into_its_volume",
+    ) else {
+        return;
+    };
+    let t = TestDir::new();
+    let folder = unique("named");
+    let file = t.write(
+        &format!("{folder}/docker-compose.yml"),
+        b"services:\n  gitea:\n    image: gitea/gitea:1.22\n    network_mode: none\n    volumes:\n      - gitea:/data\nvolumes:\n  gitea:\n",
+        0o644,
+    );
+    let project = unique("fkp");
+    let mut stack = Stack::new(docker, &file);
+    stack.project = Some(project.clone());
+    stack.up();
+    let live_key = stack.exec("gitea", &["cat", "/data/gitea/jwt/private.pem"]);
+    let volume = mountpoint(&format!("{project}_gitea"));
+    let jwt = volume.join("gitea/jwt/private.pem");
+    let db = volume.join("gitea/gitea.db");
+
+    // Nothing says `-p` but the containers' labels: forgekeep asks the engine.
+    let (o, v) = fk_check(&file, &["--with-db"], &[]);
+    let items = item_paths(&v);
+    for p in [&jwt, &db] {
+        assert!(items.contains(&p.display().to_string()), "{p:?}: {v}");
+    }
+    assert!(findings_with(&v, "volume-unknown").is_empty(), "{v}");
+    assert!(
+        findings_with(&v, "config-problem").iter().any(|f| {
+            let m = f["message"].as_str().unwrap();
+            m.contains(&format!("run as compose project {project}"))
+                && m.contains(&format!("COMPOSE_PROJECT_NAME={project}"))
+        }),
+        "{v}"
+    );
+    assert!(code(&o) != 2, "{}", stderr(&o));
+    // Named explicitly, the same.
+    let (_o, v) = fk_check(&file, &[], &[("COMPOSE_PROJECT_NAME", project.as_str())]);
+    assert!(item_paths(&v).contains(&jwt.display().to_string()), "{v}");
+
+    // A backup of the running stack: the database through SQLite's online backup.
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("named.tar.zst.age");
+    backup_compose(&file, &recipient, &archive, &["--with-db"]);
+    let list = list_json(&archive, &key);
+    assert_eq!(
+        source_in_container(&list, "/data/gitea/jwt/private.pem")["path"],
+        jwt.display().to_string()
+    );
+
+    // The volume is gone; named volumes of an unknown project say how to name it.
+    stack.compose(&["down", "-v"]);
+    let (_o, v) = fk_check(&file, &[], &[]);
+    let unknown = findings_with(&v, "volume-unknown");
+    assert!(
+        unknown.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("run forgekeep with COMPOSE_PROJECT_NAME=NAME")),
+        "{v}"
+    );
+
+    // A restore into a new, empty named volume of the same name; the forge, started on
+    // it, serves the archived key (it makes none of its own) as uid 1000.
+    stack.compose(&["up", "--no-start"]);
+    assert!(!jwt.exists());
+    expect_code(&restore(&archive, &key, &[]), 0);
+    assert_eq!(fs::metadata(&jwt).unwrap().uid(), 1000);
+    stack.up();
+    assert_eq!(
+        stack.exec("gitea", &["cat", "/data/gitea/jwt/private.pem"]),
+        live_key
+    );
+    assert_eq!(
+        stack
+            .exec(
+                "gitea",
+                &["stat", "-c", "%u", "/data/gitea/jwt/private.pem"]
+            )
+            .trim(),
+        "1000"
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let first: String = c
+        .query_row("SELECT k FROM stand_in", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(first, "first start");
+}
+
+#[test]
+fn volumes_named_by_the_file_and_external_ones_are_found_through_the_engine() {
+    let Some(docker) = engine::docker(
+        "docker::volumes_named_by_the_file_and_external_ones_are_found_through_the_engine",
+    ) else {
+        return;
+    };
+    let t = TestDir::new();
+    // Top-level `name:` (compose v2; compose v1 refuses it, so the volumes are made here
+    // as compose v2 would name them) and an external volume under its own name.
+    let name = unique("fkn");
+    let external = unique("fkext");
+    let file = t.write(
+        "stack/compose.yaml",
+        format!(
+            "name: {name}\nservices:\n  gitea:\n    image: gitea/gitea:1.22-rootless\n    network_mode: none\n    volumes:\n      - data:/var/lib/gitea\n      - config:/etc/gitea\nvolumes:\n  data:\n  config:\n    external: true\n    name: {external}\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let mut stack = Stack::new(docker, &file);
+    for v in [format!("{name}_data"), external.clone()] {
+        docker_ok(&["volume", "create", &v]);
+        stack.extra_volumes.push(v);
+    }
+    let ini = mountpoint(&external).join("app.ini");
+    fs::write(
+        &ini,
+        "WORK_PATH = /var/lib/gitea\n[server]\nAPP_DATA_PATH = /var/lib/gitea\nDISABLE_SSH = true\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = test-only\n",
+    )
+    .unwrap();
+    let jwt = mountpoint(&format!("{name}_data")).join("jwt/private.pem");
+    openssl_rsa(&jwt);
+
+    let (_o, v) = fk_check(&file, &[], &[]);
+    let items = item_paths(&v);
+    for p in [&ini, &jwt] {
+        assert!(items.contains(&p.display().to_string()), "{p:?}: {v}");
+    }
+    assert!(findings_with(&v, "volume-unknown").is_empty(), "{v}");
+
+    // COMPOSE_PROJECT_NAME beats `name:`: that project has no such volume, and says so.
+    let (_o, v) = fk_check(
+        &file,
+        &[],
+        &[("COMPOSE_PROJECT_NAME", "fk-no-such-project")],
+    );
+    let f = finding_at(&v, "volume-unknown", "/var/lib/gitea/jwt/private.pem");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("named volume fk-no-such-project_data does not exist"),
+        "{f}"
+    );
+    // The external volume keeps its name whatever the project.
+    assert!(item_paths(&v).contains(&ini.display().to_string()), "{v}");
+    drop(stack);
 }

@@ -216,8 +216,8 @@ fn say_project(out: &Out, p: &compose::Project, with_db: bool) {
             }
         }
     }
-    for problem in &p.problems {
-        out.say(format!("  warning: {}", problem.message));
+    for note in &p.notes {
+        out.say(format!("  {}: {}", note.severity, note.message));
     }
 }
 

@@ -9,6 +9,7 @@
 //! each answer bounded in time. When it cannot answer (no docker, no engine, no permission
 //! on its socket) it is not asked again, and forgekeep works from the file alone.
 
+use crate::findings::Severity;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Read;
@@ -282,10 +283,10 @@ pub struct Deployment {
     pub answered: bool,
     /// The file's containers in that project.
     pub containers: Vec<Container>,
-    /// Worth a note (info).
-    pub note: Option<String>,
-    /// Worth a warning: the backup may miss the deployment's volumes.
-    pub problem: Option<String>,
+    /// What is worth saying: the name is the engine's (a note), the user's name is not
+    /// the containers' (a note), or the file runs as several projects (a warning: the
+    /// backup may miss the deployment's volumes).
+    pub note: Option<super::Note>,
 }
 
 impl Deployment {
@@ -326,26 +327,47 @@ impl Engine {
             answered: true,
             ..Deployment::unknown(computed)
         };
+        let note = |severity, message: String, fix: &str| {
+            Some(super::Note {
+                severity,
+                message,
+                fix: fix.to_string(),
+            })
+        };
         if projects.is_empty() || projects.contains(computed) {
             // As computed.
         } else if chosen {
-            d.note = Some(format!(
-                "COMPOSE_PROJECT_NAME (or -p) names project {computed}, but the containers of \
-                 this file run as {listed}: forgekeep follows the name given"
-            ));
+            d.note = note(
+                Severity::Info,
+                format!(
+                    "COMPOSE_PROJECT_NAME names project {computed}, but the containers of this \
+                     file run as {listed}: forgekeep follows the name given"
+                ),
+                "unset COMPOSE_PROJECT_NAME to follow the containers",
+            );
         } else if projects.len() == 1 {
             d.name = listed.clone();
             d.from_engine = true;
-            d.note = Some(format!(
-                "the containers of this file run as compose project {listed} (started with \
-                 `docker-compose -p {listed}` or COMPOSE_PROJECT_NAME={listed}), not \
-                 {computed}: its named volumes are {listed}_…"
-            ));
+            d.note = note(
+                Severity::Info,
+                format!(
+                    "the containers of this file run as compose project {listed} (started with \
+                     `docker-compose -p {listed}` or COMPOSE_PROJECT_NAME={listed}), not \
+                     {computed}: its named volumes are {listed}_…"
+                ),
+                "nothing to do: forgekeep follows the containers (COMPOSE_PROJECT_NAME chooses \
+                 another project)",
+            );
         } else {
-            d.problem = Some(format!(
-                "this file runs as several compose projects ({listed}), none of them \
-                 {computed}: set COMPOSE_PROJECT_NAME to the one to back up (one run each)"
-            ));
+            d.note = note(
+                Severity::Warning,
+                format!(
+                    "this file runs as several compose projects ({listed}), none of them \
+                     {computed}: forgekeep cannot tell which one to back up"
+                ),
+                "set COMPOSE_PROJECT_NAME to the project to back up (one run each; `docker ps` \
+                 shows each container's project)",
+            );
         }
         d.containers = mine
             .into_iter()

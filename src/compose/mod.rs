@@ -30,6 +30,7 @@ pub use image::{app_of_image, image_volumes, ImageRef};
 pub use mounts::{Mount, Mounts, Source};
 
 use crate::error::{Error, Result};
+use crate::findings::Severity;
 use crate::profile::{Forge, Layout};
 use interp::Vars;
 use serde::{Serialize, Serializer};
@@ -61,14 +62,16 @@ pub struct Project {
     pub extra_files: Vec<PathBuf>,
     /// Things compose would warn about (unset variables, missing `env_file`s, ...).
     pub warnings: Vec<String>,
-    /// What may leave secrets out of the backup: a service that looks like a forge but
-    /// cannot be classified, a file that runs as several projects (warnings, not notes).
-    pub problems: Vec<Problem>,
+    /// What the file's services and the engine say about what is kept, each with what
+    /// to do: a service that looks like a forge but cannot be classified (a warning), a
+    /// CI runner, the project the containers run as (notes).
+    pub notes: Vec<Note>,
 }
 
-/// A warning about a compose file as a whole, with what to do about it.
+/// A finding about a compose file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
+pub struct Note {
+    pub severity: Severity,
     pub message: String,
     pub fix: String,
 }
@@ -317,18 +320,7 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         opts.engine.deployment(&file, &dir, &name, chosen.is_some())
     };
     let name = deployment.name.clone();
-    warnings.extend(deployment.note.clone());
-    let mut problems: Vec<Problem> = deployment
-        .problem
-        .clone()
-        .map(|message| Problem {
-            message,
-            fix: "set COMPOSE_PROJECT_NAME to the project to back up (`docker ps` shows each \
-                  container's project)"
-                .into(),
-        })
-        .into_iter()
-        .collect();
+    let mut notes: Vec<Note> = deployment.note.clone().into_iter().collect();
 
     // Top-level volumes, secrets and configs.
     let mut volumes: BTreeMap<String, VolumeDecl> = BTreeMap::new();
@@ -513,19 +505,12 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             _ => (image.clone(), app_of_image(&image)),
         };
         if app.is_none() {
-            match classify_failure(&svc_name, &image, build.as_ref(), base.as_ref()) {
-                Some((true, message)) => problems.push(Problem {
-                    message,
-                    fix: "if it runs a forge, build it FROM the forge's official image (forgekeep \
-                          then knows its layout), or name its configuration and data folders \
-                          as PATHs"
-                        .into(),
-                }),
-                Some((false, note)) => {
-                    warnings.insert(note);
-                }
-                None => {}
-            }
+            notes.extend(classify_failure(
+                &svc_name,
+                &image,
+                build.as_ref(),
+                base.as_ref(),
+            ));
         }
         if let Some((f @ (Forge::Gitea | Forge::Forgejo), _)) = app {
             let r = ImageRef::parse(&reference);
@@ -616,7 +601,7 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         services,
         extra_files,
         warnings: warnings.into_iter().collect(),
-        problems,
+        notes,
     })
 }
 
@@ -627,16 +612,15 @@ fn is_legacy(top: &yaml_rust2::yaml::Hash) -> bool {
     !set("version") && !set("services") && !set("networks") && !set("volumes") && !top.is_empty()
 }
 
-/// Why a service that is no forge forgekeep knows may still be one: `(true, message)` for
-/// a warning (its image, build context or base image names a forge), `(false, message)`
-/// for a note (a CI runner; a built image whose base cannot be read). `None`: nothing
-/// suggests a forge.
+/// Why a service that is no forge forgekeep knows may still be one: a warning when its
+/// image, build context or base image names a forge; a note for a CI runner, or a built
+/// image whose base cannot be read. `None`: nothing suggests a forge.
 fn classify_failure(
     service: &str,
     image: &str,
     build: Option<&Build>,
     base: Option<&std::result::Result<String, String>>,
-) -> Option<(bool, String)> {
+) -> Option<Note> {
     let mut names = vec![image.to_string()];
     if let Some(b) = build {
         names.push(b.context.clone());
@@ -654,25 +638,33 @@ fn classify_failure(
         Some(Err(why)) => format!(" ({why})"),
         _ => String::new(),
     };
+    let note = |severity, message, fix: &str| {
+        Some(Note {
+            severity,
+            message,
+            fix: fix.to_string(),
+        })
+    };
     match names.iter().find_map(|n| build::forge_word(n)) {
-        Some(_) if names.iter().any(|n| build::is_runner(n)) => Some((
-            false,
-            format!(
-                "service {service} ({shown}) is a CI runner: forgekeep keeps no runner state \
-                 (register it again after a restore)"
-            ),
-        )),
-        Some(word) => Some((
-            true,
+        Some(_) if names.iter().any(|n| build::is_runner(n)) => note(
+            Severity::Info,
+            format!("service {service} ({shown}) is a CI runner: forgekeep keeps no runner state"),
+            "nothing to keep: register the runner again after a restore",
+        ),
+        Some(word) => note(
+            Severity::Warning,
             format!(
                 "service {service} ({shown}) looks like {word}, but forgekeep cannot tell which \
                  forge image it runs{unreadable}: its secrets are NOT kept"
             ),
-        )),
-        None if !unreadable.is_empty() => Some((
-            false,
+            "if it runs a forge, build it FROM the forge's official image (forgekeep then knows \
+             its layout), or name its configuration and data folders as PATHs",
+        ),
+        None if !unreadable.is_empty() => note(
+            Severity::Info,
             format!("service {service}: forgekeep cannot tell what it runs{unreadable}"),
-        )),
+            "nothing to do unless it runs a forge",
+        ),
         None => None,
     }
 }

@@ -276,11 +276,15 @@ services:
         [dir.join("compose.yaml"), dir.join("forgejo.env")]
     );
     // The runner is said to be one, not silently skipped.
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     assert_eq!(
-        p.warnings,
-        ["service runner (data.forgejo.org/forgejo/runner:6) is a CI runner: forgekeep keeps no runner state (register it again after a restore)"]
+        p.notes,
+        [Note {
+            severity: Severity::Info,
+            message: "service runner (data.forgejo.org/forgejo/runner:6) is a CI runner: forgekeep keeps no runner state".into(),
+            fix: "nothing to keep: register the runner again after a restore".into(),
+        }]
     );
-    assert!(p.problems.is_empty(), "{:?}", p.problems);
 }
 
 #[test]
@@ -491,4 +495,82 @@ fn volumes_compose_refuses_are_refused() {
             ),
         }
     }
+}
+
+/// A fake `docker` whose `ps` lists `lines` (tab-separated as forgekeep asks) and which
+/// knows the volumes `<project>_data` of every project listed.
+fn engine_listing(t: &TempDir, lines: &[String]) -> Engine {
+    use std::os::unix::fs::PermissionsExt;
+    let listing = t.path().join("ps.txt");
+    std::fs::write(&listing, lines.join("\n") + "\n").unwrap();
+    let fake = t.path().join("docker");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  ps) cat '{}' ;;\n  volume) echo \"/var/lib/docker/volumes/$5/_data\" ;;\n  *) exit 1 ;;\nesac\n",
+            listing.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Engine::with_program(Some(fake), Duration::from_secs(5))
+}
+
+#[test]
+fn the_project_is_the_one_the_files_containers_run_as() {
+    let compose = "services:\n  gitea:\n    image: gitea/gitea:1.22\n    volumes: [\"data:/data\"]\nvolumes:\n  data: {}\n";
+    let t = tree(&[("stack/docker-compose.yml", compose)]);
+    let dir = t.path().join("stack");
+    let file = dir.join("docker-compose.yml");
+    let row = |project: &str, running: &str, files: &str| {
+        format!(
+            "id-{project}\t{project}_gitea_1\t{running}\t{project}\tgitea\t{}\t{files}\tFalse",
+            dir.display()
+        )
+    };
+    let load = |lines: &[String], env: &[(&str, &str)]| {
+        load_with(&file, opts(env, engine_listing(&t, lines))).unwrap()
+    };
+
+    // Started with `docker-compose -p prod` (v1 records the file relative to its folder).
+    let p = load(&[row("prod", "running", "docker-compose.yml")], &[]);
+    assert_eq!(p.name, "prod");
+    assert!(p.name_from_engine && p.engine_answered);
+    assert_eq!(
+        p.services[0].container.as_ref().unwrap().name,
+        "prod_gitea_1"
+    );
+    assert_eq!(
+        at(&p.services[0], "/data/gitea/jwt/private.pem"),
+        Location::Host("/var/lib/docker/volumes/prod_data/_data/gitea/jwt/private.pem".into())
+    );
+    assert_eq!(p.notes[0].severity, Severity::Info);
+
+    // Another file in the same folder, or another folder: not this file's containers.
+    let p = load(&[row("prod", "running", "compose.other.yml")], &[]);
+    assert_eq!((p.name.as_str(), p.name_from_engine), ("stack", false));
+    assert!(p.services[0].container.is_none() && p.engine_answered);
+
+    // As computed: the engine agrees, nothing to say.
+    let p = load(&[row("stack", "exited", &file.display().to_string())], &[]);
+    assert_eq!(p.name, "stack");
+    assert!(!p.name_from_engine && p.notes.is_empty());
+    assert!(!p.services[0].container.as_ref().unwrap().running);
+
+    // Two projects from one file: a warning, and the computed name stands.
+    let p = load(
+        &[row("prod", "running", ""), row("staging", "running", "")],
+        &[],
+    );
+    assert_eq!(p.name, "stack");
+    assert_eq!(p.notes[0].severity, Severity::Warning);
+    assert!(p.notes[0].fix.contains("COMPOSE_PROJECT_NAME"));
+
+    // The user's choice wins over the engine's.
+    let p = load(
+        &[row("prod", "running", "")],
+        &[("COMPOSE_PROJECT_NAME", "staging")],
+    );
+    assert_eq!(p.name, "staging");
+    assert!(p.services[0].container.is_none());
 }
