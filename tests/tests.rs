@@ -7,6 +7,7 @@ mod backup;
 mod check;
 mod cli;
 mod compose;
+mod compose_cli;
 mod config;
 mod contrib;
 mod detect;
