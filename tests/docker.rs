@@ -159,6 +159,14 @@ fn the_report_played_for_real() {
             .contains("this run keeps the current one"),
         "{f}"
     );
+    // The listing marks the key read from the anonymous volume as the error it is.
+    let text = stdout(&fk(&["check", "--compose", file.to_str().unwrap()]));
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("error")
+            && l.contains("/var/lib/docker/volumes/")
+            && l.contains("/jwt/private.pem")),
+        "{text}"
+    );
     // Woodpecker's database, through its named volume `<folder>_woodpecker-server-data`.
     let db = item_paths(&v)
         .into_iter()
@@ -419,4 +427,65 @@ fn volumes_named_by_the_file_and_external_ones_are_found_through_the_engine() {
     // The external volume keeps its name whatever the project.
     assert!(item_paths(&v).contains(&ini.display().to_string()), "{v}");
     drop(stack);
+}
+
+#[test]
+fn a_stack_without_volumes_is_read_from_its_running_container() {
+    // Everything of the rootful image in its anonymous `/data`: while the container
+    // exists, forgekeep reads the configuration there and keeps the keys, each still an
+    // error; what it only looks at (the database without --with-db) is said too.
+    let Some(docker) =
+        engine::docker("docker::a_stack_without_volumes_is_read_from_its_running_container")
+    else {
+        return;
+    };
+    let t = TestDir::new();
+    let folder = unique("bare");
+    let file = t.write(
+        &format!("{folder}/docker-compose.yml"),
+        b"services:\n  gitea:\n    image: gitea/gitea:1.22\n    network_mode: none\n",
+        0o644,
+    );
+    let stack = Stack::new(docker, &file);
+    stack.up();
+    let (o, v) = fk_check(&file, &[], &[]);
+    expect_code(&o, 1);
+    for (path, says) in [
+        ("/data/gitea/conf/app.ini", "this run keeps the current one"),
+        (
+            "/data/gitea/jwt/private.pem",
+            "this run keeps the current one",
+        ),
+        ("/data/gitea/gitea.db", "this run does not keep it"),
+    ] {
+        let f = finding_at(&v, "not-persistent", path);
+        assert!(f["message"].as_str().unwrap().contains(says), "{f}");
+        assert_eq!(f["severity"], "error", "{f}");
+    }
+    let (_o, v) = fk_check(&file, &["--with-db"], &[]);
+    assert!(
+        finding_at(&v, "not-persistent", "/data/gitea/gitea.db")["message"]
+            .as_str()
+            .unwrap()
+            .contains("this run keeps the current one"),
+        "{v}"
+    );
+    assert!(
+        item_paths(&v)
+            .iter()
+            .any(|p| p.starts_with("/var/lib/docker/") && p.ends_with("/gitea/gitea.db")),
+        "{v}"
+    );
+
+    // Gone with the container: still said, and nothing is left to copy.
+    stack.down();
+    let (_o, v) = fk_check(&file, &[], &[]);
+    let f = finding_at(&v, "not-persistent", "/data/gitea/jwt/private.pem");
+    assert!(
+        f["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing to copy: no container of service gitea exists"),
+        "{f}"
+    );
 }

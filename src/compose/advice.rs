@@ -29,14 +29,14 @@ pub fn resolve_service(
         layout,
         with_db,
     };
+    svc.mounts.take_found_in_container(); // what an earlier resolution found
     let mut r = profile::resolve(forge, None, &ctx)?;
-    let kept_from_container = kept_from_container(project, svc, &r);
+    let kept_from_container = from_container(project, svc, &r);
     for f in &mut r.findings {
         match f.code {
+            // Its path is the container path the line is for (see `Mounts::locate`).
             Code::NotPersistent => {
-                if let Some(line) = f.fix.split('`').nth(1).map(str::to_string) {
-                    f.fix = copy_fix(project, svc, &line);
-                }
+                f.fix = copy_fix(project, svc, &svc.mounts.suggest_line(Path::new(&f.path)))
             }
             Code::SecretMissing => explain_empty_mount(project, svc, f),
             _ => {}
@@ -48,10 +48,13 @@ pub fn resolve_service(
     Ok(r)
 }
 
-/// Items found in the container's anonymous volume or own layer ([`super::Mounts::in_container`]):
-/// archived now, yet gone after `docker compose down`, so still a `not-persistent` error.
-fn kept_from_container(project: &Project, svc: &Service, r: &Resolved) -> Vec<Finding> {
+/// What the profile found in the container's anonymous volume or own layer
+/// ([`super::Mounts::in_container`]): items are archived now, yet gone after `docker
+/// compose down`, so still a `not-persistent` error; so is what it only looked at there
+/// (a database without `--with-db`).
+fn from_container(project: &Project, svc: &Service, r: &Resolved) -> Vec<Finding> {
     let mut out = Vec::new();
+    let found = svc.mounts.take_found_in_container();
     for item in &r.items {
         let Some(container_path) = &item.container_path else {
             continue;
@@ -80,6 +83,27 @@ fn kept_from_container(project: &Project, svc: &Service, r: &Resolved) -> Vec<Fi
                 item.path.display()
             ),
             fix: copy_fix(project, svc, &line),
+        });
+    }
+    for path in found {
+        let covered = r.items.iter().any(|i| {
+            i.container_path
+                .as_deref()
+                .is_some_and(|c| path.starts_with(c))
+        });
+        let Some(how) = svc.mounts.lost_how(&path).filter(|_| !covered) else {
+            continue;
+        };
+        out.push(Finding {
+            code: Code::NotPersistent,
+            severity: Severity::Error,
+            path: path.display().to_string(),
+            message: format!(
+                "{} is in {how}: the forge loses it once the container is gone (this run does \
+                 not keep it)",
+                path.display()
+            ),
+            fix: copy_fix(project, svc, &svc.mounts.suggest_line(&path)),
         });
     }
     out

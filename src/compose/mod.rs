@@ -544,6 +544,7 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
                 fallback_base: String::new(),
                 engine: engine.clone(),
                 container: container.as_ref().map(|c| c.id.clone()),
+                found_in_container: Default::default(),
             },
             name: svc_name,
             image,

@@ -109,6 +109,9 @@ pub struct Mounts {
     /// The id of the service's container, when the engine knows one: what it wrote
     /// outside persistent storage can still be read (and kept) while it exists.
     pub(crate) container: Option<String>,
+    /// The container paths [`Mounts::in_container`] found there: each is a secret on no
+    /// persistent storage, whether the profile keeps it or only looked at it.
+    pub(crate) found_in_container: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl std::fmt::Debug for Mounts {
@@ -269,7 +272,24 @@ impl Mounts {
     pub fn in_container(&self, path: &Path) -> Option<PathBuf> {
         let id = self.container.as_ref()?;
         let host = self.engine.storage(id).ok()?.host_path(path)?;
-        std::fs::symlink_metadata(&host).is_ok().then_some(host)
+        std::fs::symlink_metadata(&host).ok()?;
+        self.found_in_container
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_path_buf());
+        Some(host)
+    }
+
+    /// What [`Mounts::in_container`] found since the last call, forgotten.
+    pub fn take_found_in_container(&self) -> Vec<PathBuf> {
+        std::mem::take(
+            &mut *self
+                .found_in_container
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+        .into_iter()
+        .collect()
     }
 }
 
@@ -446,6 +466,7 @@ mod tests {
             fallback_base: "./gitea".into(),
             engine: Arc::new(Engine::none()),
             container: None,
+            found_in_container: Default::default(),
         }
     }
 
