@@ -163,7 +163,7 @@ fn the_report_played_for_real() {
     let text = stdout(&fk(&["check", "--compose", file.to_str().unwrap()]));
     assert!(
         text.lines().any(|l| l.trim_start().starts_with("error")
-            && l.contains("/var/lib/docker/volumes/")
+            && l.contains(&format!("{}/volumes/", engine::root_dir()))
             && l.contains("/jwt/private.pem")),
         "{text}"
     );
@@ -190,7 +190,7 @@ fn the_report_played_for_real() {
     assert_eq!(kept["ownership"], "numeric", "{kept}");
     let kept_at = PathBuf::from(kept["path"].as_str().unwrap());
     assert!(
-        kept_at.starts_with("/var/lib/docker/volumes"),
+        kept_at.starts_with(format!("{}/volumes", engine::root_dir())),
         "{kept_at:?}"
     );
     let inspect = t.mkdir("inspect", 0o700);
@@ -473,7 +473,7 @@ fn a_stack_without_volumes_is_read_from_its_running_container() {
     assert!(
         item_paths(&v)
             .iter()
-            .any(|p| p.starts_with("/var/lib/docker/") && p.ends_with("/gitea/gitea.db")),
+            .any(|p| p.starts_with(&engine::root_dir()) && p.ends_with("/gitea/gitea.db")),
         "{v}"
     );
 

@@ -669,6 +669,13 @@ impl Drop for Stack {
     }
 }
 
+/// The engine's own folder (`/var/lib/docker` by default): volumes and layers are below it.
+pub fn root_dir() -> String {
+    docker_ok(&["info", "--format", "{{.DockerRootDir}}"])
+        .trim()
+        .to_string()
+}
+
 /// A name no other test (or test run) uses: for projects and volumes.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
