@@ -21,24 +21,7 @@ const APP_INI_ROOTLESS: &str = "APP_NAME = test\nRUN_USER = git\nWORK_PATH = /va
 [security]\nINSTALL_LOCK = true\nSECRET_KEY = test-only-secret-key\n";
 
 /// The compose file of woodpecker-ci/woodpecker#4850, the report that started the project.
-const REPORT: &str = "\
-services:
-  gitea:
-    image: gitea/gitea:1.23-rootless
-    volumes:
-      - ./gitea/git:/var/lib/gitea/git
-      - ./gitea/data:/var/lib/gitea/data
-      - ./gitea/config:/etc/gitea
-  woodpecker-server:
-    image: woodpeckerci/woodpecker-server:v3
-    environment:
-      - WOODPECKER_GITEA=true
-      - WOODPECKER_AGENT_SECRET=${WOODPECKER_AGENT_SECRET}
-    volumes:
-      - woodpecker-server-data:/var/lib/woodpecker/
-volumes:
-  woodpecker-server-data:
-";
+const REPORT: &str = include_str!("fixtures/compose/report/docker-compose.yml");
 
 /// `forgekeep ARGS` with a docker that cannot reach any engine.
 fn fk_no_engine(args: &[&str]) -> std::process::Output {

@@ -14,6 +14,7 @@
 
 use crate::engine;
 use forgekeep::compose::{self, Engine, LoadOptions, Source};
+use forgekeep::compose::{array_or_one as list, hash_iter as hash, str_of as text};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -332,28 +333,4 @@ fn v1_project_name(dir: &Path) -> String {
 /// `config` prints values ready to be read again: a literal `$` is `$$`.
 fn unescape(s: &str) -> String {
     s.replace("$$", "$")
-}
-
-fn text(y: &Yaml) -> Option<String> {
-    match y {
-        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn hash(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
-    match y {
-        Yaml::Hash(h) => Box::new(h.iter()),
-        _ => Box::new(std::iter::empty()),
-    }
-}
-
-fn list(y: &Yaml) -> Vec<&Yaml> {
-    match y {
-        Yaml::Array(a) => a.iter().collect(),
-        Yaml::Null | Yaml::BadValue => Vec::new(),
-        other => vec![other],
-    }
 }

@@ -15,25 +15,10 @@ use std::path::{Path, PathBuf};
 /// The compose file of woodpecker-ci/woodpecker#4850, as its author wrote it, without
 /// network: Gitea's `jwt/` is on no volume of the file, so it lands in the rootless
 /// image's anonymous `/var/lib/gitea` volume.
-const REPORT: &str = "services:
-  gitea:
-    image: gitea/gitea:1.22-rootless
-    network_mode: none
-    volumes:
-      - ./gitea/git:/var/lib/gitea/git
-      - ./gitea/data:/var/lib/gitea/data
-      - ./gitea/config:/etc/gitea
-  woodpecker-server:
-    image: woodpeckerci/woodpecker-server:v3
-    network_mode: none
-    environment:
-      - WOODPECKER_GITEA=true
-      - WOODPECKER_AGENT_SECRET=${WOODPECKER_AGENT_SECRET}
-    volumes:
-      - woodpecker-server-data:/var/lib/woodpecker/
-volumes:
-  woodpecker-server-data:
-";
+fn report() -> String {
+    include_str!("fixtures/compose/report/docker-compose.yml")
+        .replace("\n    image: ", "\n    network_mode: none\n    image: ")
+}
 
 const JWT: &str = "/var/lib/gitea/jwt/private.pem";
 
@@ -109,7 +94,7 @@ fn the_report_played_for_real() {
     let name = unique("report");
     let file = t.write(
         &format!("{name}/docker-compose.yml"),
-        REPORT.as_bytes(),
+        report().as_bytes(),
         0o644,
     );
     t.write(

@@ -125,7 +125,7 @@ stay_up
 
 const STAND_INS: &[StandIn] = &[
     StandIn {
-        tags: &["gitea/gitea:1.22-rootless"],
+        tags: &["gitea/gitea:1.22-rootless", "gitea/gitea:1.23-rootless"],
         user: "1000:1000",
         volumes: &["/var/lib/gitea", "/etc/gitea"],
         dirs: &[("var/lib/gitea", 1000), ("etc/gitea", 1000)],

@@ -813,7 +813,7 @@ fn s(key: &str) -> Yaml {
 }
 
 /// A scalar's text (`true`, `8080` included); `None` for null, lists and mappings.
-pub(crate) fn str_of(y: &Yaml) -> Option<String> {
+pub fn str_of(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
         Yaml::Integer(i) => Some(i.to_string()),
@@ -822,7 +822,8 @@ pub(crate) fn str_of(y: &Yaml) -> Option<String> {
     }
 }
 
-fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
+/// A mapping's entries; nothing for anything else.
+pub fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
     match y {
         Yaml::Hash(h) => Box::new(h.iter()),
         _ => Box::new(std::iter::empty()),
@@ -830,7 +831,7 @@ fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
 }
 
 /// A list's items, or a lone scalar/mapping as a list of one; nothing for null.
-fn array_or_one(y: &Yaml) -> Vec<&Yaml> {
+pub fn array_or_one(y: &Yaml) -> Vec<&Yaml> {
     match y {
         Yaml::Array(a) => a.iter().collect(),
         Yaml::Null | Yaml::BadValue => Vec::new(),

@@ -30,24 +30,8 @@ fn at(svc: &Service, path: &str) -> Location {
     svc.mounts.locate(Path::new(path))
 }
 
-const REPORT: &str = "\
-services:
-  gitea:
-    image: gitea/gitea:1.23-rootless
-    volumes:
-      - ./gitea/git:/var/lib/gitea/git
-      - ./gitea/data:/var/lib/gitea/data
-      - ./gitea/config:/etc/gitea
-  woodpecker-server:
-    image: woodpeckerci/woodpecker-server:v3
-    environment:
-      - WOODPECKER_GITEA=true
-      - WOODPECKER_AGENT_SECRET=${WOODPECKER_AGENT_SECRET}
-    volumes:
-      - woodpecker-server-data:/var/lib/woodpecker/
-volumes:
-  woodpecker-server-data:
-";
+/// The compose file of woodpecker-ci/woodpecker#4850 (the oracle test's fixture).
+const REPORT: &str = include_str!("../../tests/fixtures/compose/report/docker-compose.yml");
 
 #[test]
 fn the_report() {
