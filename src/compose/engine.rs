@@ -100,9 +100,30 @@ pub struct Storage {
 
 impl Storage {
     /// The host path of a container path, through the deepest mount holding it, or
-    /// the container's layer when no mount does. `None` when it is on a tmpfs or the
-    /// engine keeps no layer folder.
+    /// the container's layer when no mount does. `None` when it is on a tmpfs, the
+    /// engine keeps no layer folder, or a folder on the way is a symlink: the container
+    /// writes there, and a link it made must not lead forgekeep (root, on the host) to
+    /// the host's own files.
     pub fn host_path(&self, path: &Path) -> Option<PathBuf> {
+        let (base, host) = self.unchecked_host_path(path)?;
+        let below = host.strip_prefix(&base).ok()?;
+        let mut at = base.clone();
+        let folders = below.components().count().saturating_sub(1);
+        for c in below.components().take(folders) {
+            at.push(c);
+            if std::fs::symlink_metadata(&at)
+                .ok()?
+                .file_type()
+                .is_symlink()
+            {
+                return None;
+            }
+        }
+        Some(host)
+    }
+
+    /// (the host folder it is under, the host path) of a container path.
+    fn unchecked_host_path(&self, path: &Path) -> Option<(PathBuf, PathBuf)> {
         let deepest = |targets: &mut dyn Iterator<Item = &PathBuf>| {
             targets
                 .filter(|t| path.starts_with(t))
@@ -121,14 +142,13 @@ impl Storage {
                 .filter(|(t, _)| path.starts_with(t))
                 .max_by_key(|(t, _)| t.components().count())?;
             let rest = path.strip_prefix(target).ok()?;
-            return Some(if rest.as_os_str().is_empty() {
-                source.clone()
-            } else {
-                source.join(rest)
-            });
+            return Some((source.clone(), source.join(rest)));
         }
         let layer = self.layer.as_ref()?;
-        Some(layer.join(path.strip_prefix("/").unwrap_or(path)))
+        Some((
+            layer.clone(),
+            layer.join(path.strip_prefix("/").unwrap_or(path)),
+        ))
     }
 }
 
@@ -548,27 +568,42 @@ mod tests {
 
     #[test]
     fn storage_paths() {
+        let t = tempfile::TempDir::new().unwrap();
+        let root = t.path().display().to_string();
+        for d in [
+            "volumes/0af3/_data/jwt",
+            "git",
+            "overlay2/77/diff/etc/woodpecker",
+        ] {
+            std::fs::create_dir_all(t.path().join(d)).unwrap();
+        }
         let s = parse_inspect(
-            r#"[{"Mounts": [
-                {"Type": "volume", "Name": "0af3", "Source": "/var/lib/docker/volumes/0af3/_data", "Destination": "/var/lib/gitea"},
-                {"Type": "bind", "Source": "/srv/stack/gitea/git", "Destination": "/var/lib/gitea/git"},
+            &r#"[{"Mounts": [
+                {"Type": "volume", "Name": "0af3", "Source": "ROOT/volumes/0af3/_data", "Destination": "/var/lib/gitea"},
+                {"Type": "bind", "Source": "ROOT/git", "Destination": "/var/lib/gitea/git"},
                 {"Type": "tmpfs", "Source": "", "Destination": "/var/lib/gitea/tmp"}],
-              "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": "/var/lib/docker/overlay2/77/diff"}}}]"#,
+              "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": "ROOT/overlay2/77/diff"}}}]"#
+                .replace("ROOT", &root),
         )
         .unwrap();
         let at = |p: &str| s.host_path(Path::new(p));
         assert_eq!(
             at("/var/lib/gitea/jwt/private.pem"),
-            Some("/var/lib/docker/volumes/0af3/_data/jwt/private.pem".into())
+            Some(t.path().join("volumes/0af3/_data/jwt/private.pem"))
         );
-        assert_eq!(
-            at("/var/lib/gitea/git/x"),
-            Some("/srv/stack/gitea/git/x".into())
-        );
+        assert_eq!(at("/var/lib/gitea/git/x"), Some(t.path().join("git/x")));
         assert_eq!(at("/var/lib/gitea/tmp/x"), None);
         assert_eq!(
             at("/etc/woodpecker/agent.conf"),
-            Some("/var/lib/docker/overlay2/77/diff/etc/woodpecker/agent.conf".into())
+            Some(t.path().join("overlay2/77/diff/etc/woodpecker/agent.conf"))
+        );
+        // A link the container made on the way leads nowhere (it would be the host's
+        // /root for forgekeep); the last component may be one (it is archived as a link).
+        std::os::unix::fs::symlink("/root", t.path().join("volumes/0af3/_data/ssh")).unwrap();
+        assert_eq!(at("/var/lib/gitea/ssh/id_rsa"), None);
+        assert_eq!(
+            at("/var/lib/gitea/ssh"),
+            Some(t.path().join("volumes/0af3/_data/ssh"))
         );
     }
 }

@@ -407,7 +407,11 @@ impl Locate for Mounts {
                 Ok(mp) => Location::Host(under(&join_sub(&mp, subpath))),
                 Err(why) => Location::Unknown { why },
             },
-            Source::Anonymous | Source::Tmpfs => not_persistent(),
+            Source::Anonymous => not_persistent(),
+            // In the container's memory: not on this host's disk at all.
+            Source::Tmpfs => Location::NotPersistent {
+                volume_line: self.suggest_line(&path),
+            },
             Source::Other { kind } => Location::Unknown {
                 why: format!(
                     "{} is a mount of type {kind}, which forgekeep cannot follow",
