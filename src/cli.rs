@@ -314,7 +314,7 @@ pub struct SourceArgs {
     /// A forge profile, optionally with its configuration file: gitea, forgejo, woodpecker, woodpecker-agent, gitlab, gogs, drone (repeatable)
     #[arg(short = 'p', long = "profile", value_name = "NAME[=CONFIG]")]
     pub profiles: Vec<String>,
-    /// A docker-compose file: its forge and CI services' secrets, found through their volumes (repeatable)
+    /// A docker-compose file: its forge and CI services' secrets, found through their volumes; named volumes are the project's that COMPOSE_PROJECT_NAME names, else the one its containers run as (repeatable)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub compose: Vec<PathBuf>,
     /// Include the forge's SQLite database (taken with SQLite's online backup, consistent while the service runs)

@@ -142,62 +142,51 @@ impl Sources {
         let mut any = false;
         for (svc, forge, layout) in project.apps() {
             any = true;
-            let ctx = Context {
-                env: &svc.env,
-                locate: &svc.mounts,
-                layout,
-                with_db,
-                version: crate::compose::image_version(&svc.image),
-                working_dir: None,
-            };
-            let mut resolved = profile::resolve(forge, None, &ctx)?;
-            for f in &mut resolved.findings {
-                if f.code == crate::findings::Code::NotPersistent {
-                    f.fix = with_copy_command(&f.fix, &svc.name);
-                }
-            }
-            resolved.service = Some(svc.name.clone());
-            resolved.compose = Some(project.file.clone());
+            let resolved =
+                crate::compose::advice::resolve_service(project, svc, (forge, layout), with_db)?;
             self.add_profile(resolved, Ownership::Numeric, Some(&svc.name))?;
         }
-        // An image docker would refuse names no image: said, never read as another one.
-        let refused: Vec<(String, String)> = project
-            .services
+        // A service that looks like a forge but is none forgekeep knows is a warning
+        // below, not a reason to stop: the rest of the file is still kept.
+        let warned = project
+            .notes
             .iter()
-            .filter_map(|s| Some((s.name.clone(), crate::compose::reference_problem(&s.image)?)))
-            .collect();
-        if !any {
-            let why = refused
-                .first()
-                .map(|(svc, why)| format!(" (service {svc}: {why})"))
-                .unwrap_or_default();
+            .any(|n| n.severity >= crate::findings::Severity::Warning);
+        // An image docker would refuse makes docker refuse the file: with nothing else
+        // to keep, so does forgekeep (beside a known service it is a warning note).
+        let refused = project.services.iter().find_map(|s| {
+            crate::compose::reference_problem(&s.image).map(|why| (s.name.clone(), why))
+        });
+        if let (false, Some((svc, why))) = (any, refused) {
             return Err(Error::usage(format!(
-                "{} has no forge or CI service forgekeep knows{why}",
+                "{} has no forge or CI service forgekeep can read (service {svc}: {why})",
                 project.file.display()
             ))
-            .hint(if refused.is_empty() {
-                "forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone"
-            } else {
-                "write the image as docker does, name[:tag][@digest], e.g. gitea/gitea:1.23-rootless"
-            }));
+            .hint("write the image as docker does, name[:tag][@digest], e.g. gitea/gitea:1.23-rootless"));
         }
-        for (svc, why) in refused {
-            self.findings.push(Finding {
-                code: crate::findings::Code::ConfigProblem,
-                severity: crate::findings::Severity::Warning,
-                path: project.file.display().to_string(),
-                message: format!("service {svc}: {why}, so its secrets were not looked for"),
-                fix: "write the image as docker does, name[:tag][@digest], e.g. gitea/gitea:1.23-rootless".into(),
-            });
+        if !any && !warned {
+            return Err(Error::usage(format!(
+                "{} has no forge or CI service forgekeep knows",
+                project.file.display()
+            ))
+            .hint("forgekeep recognises the images gitea/gitea, forgejo/forgejo, woodpeckerci/woodpecker-server|agent, gitlab/gitlab-ce|ee, gogs/gogs and drone/drone, and services built FROM them"));
+        }
+        let at_file = |severity, message: &String, fix: &str| Finding {
+            code: crate::findings::Code::ConfigProblem,
+            severity,
+            path: project.file.display().to_string(),
+            message: message.clone(),
+            fix: fix.into(),
+        };
+        for n in &project.notes {
+            self.findings.push(at_file(n.severity, &n.message, &n.fix));
         }
         for w in &project.warnings {
-            self.findings.push(Finding {
-                code: crate::findings::Code::ConfigProblem,
-                severity: crate::findings::Severity::Info,
-                path: project.file.display().to_string(),
-                message: w.clone(),
-                fix: "check the compose file".into(),
-            });
+            self.findings.push(at_file(
+                crate::findings::Severity::Info,
+                w,
+                "check the compose file",
+            ));
         }
         for f in &project.extra_files {
             let given = f.display().to_string();
@@ -295,20 +284,5 @@ impl Sources {
             }
         }
         out
-    }
-}
-
-/// A new bind mount hides what the container has at that path, and Gitea then makes a
-/// new key: the fix must say to copy the live one out first, with the exact command.
-fn with_copy_command(fix: &str, service: &str) -> String {
-    let line = fix.split('`').nth(1).unwrap_or("");
-    match line.split_once(':') {
-        Some((host, container)) if !host.is_empty() && container.starts_with('/') => {
-            let container = container.split(':').next().unwrap_or(container);
-            format!(
-                "docker compose cp {service}:{container} {host}, then add `{line}` to the service's volumes, then docker compose up -d (adding the volume without copying first hides the current file, and the forge starts without it)"
-            )
-        }
-        _ => fix.to_string(),
     }
 }

@@ -1,5 +1,9 @@
 //! `--compose FILE`: a forge's secrets found through its compose service's volumes, by
 //! the real binary, with fixtures beside the compose file (paths relative to it).
+//!
+//! These tests are about the file alone: forgekeep is shown a docker whose engine does
+//! not answer, as on a host where forgekeep runs apart from the engine. What a real
+//! engine adds is in `docker.rs`.
 
 use crate::util::*;
 use std::fs;
@@ -17,27 +21,21 @@ const APP_INI_ROOTLESS: &str = "APP_NAME = test\nRUN_USER = git\nWORK_PATH = /va
 [security]\nINSTALL_LOCK = true\nSECRET_KEY = test-only-secret-key\n";
 
 /// The compose file of woodpecker-ci/woodpecker#4850, the report that started the project.
-const REPORT: &str = "\
-services:
-  gitea:
-    image: gitea/gitea:1.23-rootless
-    volumes:
-      - ./gitea/git:/var/lib/gitea/git
-      - ./gitea/data:/var/lib/gitea/data
-      - ./gitea/config:/etc/gitea
-  woodpecker-server:
-    image: woodpeckerci/woodpecker-server:v3
-    environment:
-      - WOODPECKER_GITEA=true
-      - WOODPECKER_AGENT_SECRET=${WOODPECKER_AGENT_SECRET}
-    volumes:
-      - woodpecker-server-data:/var/lib/woodpecker/
-volumes:
-  woodpecker-server-data:
-";
+const REPORT: &str = include_str!("fixtures/compose/report/docker-compose.yml");
+
+/// `forgekeep ARGS` with a docker that cannot reach any engine.
+fn fk_no_engine(args: &[&str]) -> std::process::Output {
+    fk_cmd(args)
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/forgekeep-test/docker.sock",
+        )
+        .output()
+        .unwrap()
+}
 
 fn check(compose: &Path) -> (std::process::Output, serde_json::Value) {
-    let o = fk(&["check", "--json", "--compose", compose.to_str().unwrap()]);
+    let o = fk_no_engine(&["check", "--json", "--compose", compose.to_str().unwrap()]);
     let v = json_of(&o);
     (o, v)
 }
@@ -61,7 +59,7 @@ fn rootful_data_volume_archives_host_paths_numeric_with_container_paths() {
     ssh_host_key(&hostkey, "ed25519", &[]);
     let (key, recipient) = t.age_key("key.txt");
     let archive = t.join("a.tar.zst.age");
-    let o = fk(&[
+    let o = fk_no_engine(&[
         "backup",
         "--json",
         "--compose",
@@ -145,9 +143,19 @@ fn the_reports_rootless_setup_names_the_lost_jwt_key_and_the_volume_that_fixes_i
         .unwrap_or_else(|| panic!("no not-persistent finding for the JWT key: {v}"));
     assert_eq!(jwt["severity"], "error");
     let fix = jwt["fix"].as_str().unwrap();
-    assert!(fix.contains("./gitea/jwt:/var/lib/gitea/jwt"), "{fix}");
+    assert!(fix.contains("`./gitea/jwt:/var/lib/gitea/jwt`"), "{fix}");
+    // Issue 13 item 9: a command compose v1 has too (no `docker compose cp`), naming the
+    // container (here by its compose labels: no engine to ask), owners kept, the host
+    // side next to the compose file.
+    let host = t.join("stack/gitea/jwt");
+    let copy = format!(
+        "`mkdir -p {h} && docker cp \"$(docker ps -q -f label=com.docker.compose.project=stack -f label=com.docker.compose.service=gitea)\":/var/lib/gitea/jwt/. - | tar -x --numeric-owner -C {h}`",
+        h = host.display()
+    );
+    assert!(fix.contains(&copy), "{fix}\n{copy}");
+    assert!(!fix.contains("docker compose cp"), "{fix}");
     assert!(
-        fix.contains("docker compose cp gitea:/var/lib/gitea/jwt ./gitea/jwt"),
+        fix.contains(&format!("`docker-compose -f {} up -d`", compose.display())),
         "{fix}"
     );
 
@@ -218,6 +226,10 @@ fn long_volume_syntax_and_default_interpolation_locate_the_keys() {
     let moved = elsewhere.join("jwt/private.pem");
     openssl_rsa(&moved);
     let o = fk_cmd(&["check", "--json", "--compose", compose.to_str().unwrap()])
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/forgekeep-test/docker.sock",
+        )
         .env("FK_TEST_GITEA_DATA", &elsewhere)
         .output()
         .unwrap();
@@ -263,7 +275,7 @@ fn forgejo_rootless_compose_collects_actions_and_lfs_signing_keys() {
     );
     let (key, recipient) = t.age_key("key.txt");
     let archive = t.join("a.tar.zst.age");
-    let o = fk(&[
+    let o = fk_no_engine(&[
         "backup",
         "--compose",
         compose.to_str().unwrap(),
@@ -374,5 +386,257 @@ fn woodpeckers_tokens_are_tied_to_giteas_jwt_key() {
     assert!(
         tie["message"].as_str().unwrap().contains("does NOT keep"),
         "{tie}"
+    );
+}
+
+#[test]
+fn a_service_built_from_an_official_image_is_that_forge() {
+    // Issue 8 item 8: `build:` services were "not a forge or CI service", so their keys
+    // and databases were never archived and nothing said so.
+    let t = TestDir::new();
+    let compose = t.write(
+        "stack/docker-compose.yml",
+        b"services:
+  gitea:
+    build: ./gitea-image
+    volumes:
+      - ./gitea/data:/var/lib/gitea
+      - ./gitea/config:/etc/gitea
+  ci:
+    image: example/ci-server:local
+    build:
+      context: ./ci
+      dockerfile: docker/Dockerfile.server
+      args:
+        WOODPECKER_VERSION: v3
+    volumes:
+      - ./ci/data:/var/lib/woodpecker
+  mystery:
+    image: example/gitea-custom:1
+  runner:
+    image: gitea/act_runner:0.2.11
+  db:
+    image: postgres:16
+",
+        0o644,
+    );
+    t.write(
+        "stack/gitea-image/Dockerfile",
+        b"# A theme on top of the official image.\nARG VERSION=1.22\nFROM docker.io/gitea/gitea:${VERSION}-rootless\nCOPY custom/ /var/lib/gitea/custom/\n",
+        0o644,
+    );
+    t.write(
+        "stack/ci/docker/Dockerfile.server",
+        b"ARG WOODPECKER_VERSION=latest\nFROM alpine:3 AS certs\nRUN apk add ca-certificates\nFROM woodpeckerci/woodpecker-server:${WOODPECKER_VERSION}\nCOPY --from=certs /etc/ssl /etc/ssl\n",
+        0o644,
+    );
+    t.write(
+        "stack/gitea/config/app.ini",
+        APP_INI_ROOTLESS.as_bytes(),
+        0o600,
+    );
+    let jwt = t.join("stack/gitea/data/jwt/private.pem");
+    openssl_rsa(&jwt);
+
+    let (o, v) = check(&compose);
+    let profiles = v["profiles"].as_array().unwrap();
+    let by_service = |s: &str| {
+        profiles
+            .iter()
+            .find(|p| p["service"] == s)
+            .unwrap_or_else(|| panic!("no profile for service {s}: {v}"))
+    };
+    assert_eq!(by_service("gitea")["forge"], "gitea");
+    assert_eq!(by_service("gitea")["layout"], "docker-rootless");
+    assert_eq!(by_service("ci")["forge"], "woodpecker");
+    assert!(item_paths(&v).contains(&jwt.display().to_string()), "{v}");
+
+    // The look-alike is a warning, the runner a note; the database nothing.
+    let about = |s: &str| {
+        findings_with(&v, "config-problem")
+            .into_iter()
+            .filter(|f| f["message"].as_str().unwrap().contains(s))
+            .collect::<Vec<_>>()
+    };
+    let mystery = about("service mystery");
+    assert_eq!(mystery.len(), 1, "{v}");
+    assert_eq!(mystery[0]["severity"], "warning");
+    assert!(
+        mystery[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("looks like gitea"),
+        "{}",
+        mystery[0]
+    );
+    assert_eq!(about("service runner")[0]["severity"], "info");
+    assert!(about("service db").is_empty(), "{v}");
+    assert!(code(&o) >= 1, "{}", stderr(&o));
+
+    // detect says what the built service is built from.
+    let o = fk_no_engine(&["detect", "--compose", compose.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "gitea: built from docker.io/gitea/gitea:1.22-rootless (gitea, docker rootless)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("warning: service mystery"), "{text}");
+
+    // A file whose only forge-like service cannot be classified is checked, not refused.
+    let lone = t.write(
+        "lone/docker-compose.yml",
+        b"services:\n  forge:\n    build: ./forgejo-custom\n",
+        0o644,
+    );
+    let (o, v) = check(&lone);
+    expect_code(&o, 3);
+    let f = &findings_with(&v, "config-problem")[0];
+    assert!(
+        f["message"].as_str().unwrap().contains("its Dockerfile"),
+        "{f}"
+    );
+}
+
+#[test]
+fn unrelated_binds_do_not_decide_where_the_fix_puts_a_secret() {
+    // Issue 8: `/etc/timezone` gave `/etc/config:/etc/gitea`, `/root/.docker` gave
+    // `/root/woodpecker:/etc/woodpecker`.
+    let t = TestDir::new();
+    let compose = t.write(
+        "stack/docker-compose.yml",
+        b"services:
+  gitea:
+    image: gitea/gitea:1.22-rootless
+    volumes:
+      - ./gitea/data:/var/lib/gitea
+      - /etc/timezone:/etc/timezone:ro
+      - /etc/localtime:/etc/localtime:ro
+  woodpecker-agent:
+    image: woodpeckerci/woodpecker-agent:v3
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock
+      - /root/.docker:/root/.docker
+",
+        0o644,
+    );
+    let (_o, v) = check(&compose);
+    let fix_for = |path: &str| {
+        findings_with(&v, "not-persistent")
+            .into_iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("no not-persistent finding for {path}: {v}"))["fix"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let app_ini = fix_for("/etc/gitea/app.ini");
+    assert!(app_ini.contains("`./gitea/config:/etc/gitea`"), "{app_ini}");
+    let agent = fix_for("/etc/woodpecker/agent.conf");
+    assert!(
+        agent.contains("`./woodpecker-agent/woodpecker:/etc/woodpecker`"),
+        "{agent}"
+    );
+    let all = v["findings"].to_string();
+    for wrong in ["/etc/config", "/root/woodpecker", "/var/run/woodpecker"] {
+        assert!(!all.contains(wrong), "{wrong} in {all}");
+    }
+}
+
+#[test]
+fn an_empty_mounted_folder_says_the_stack_has_not_run_yet() {
+    // Issue 8: a stack not started yet got "check the service's volumes", as if the mount
+    // were wrong.
+    let t = TestDir::new();
+    let compose = t.write(
+        "stack/docker-compose.yml",
+        b"services:\n  gitea:\n    image: gitea/gitea:1.22-rootless\n    volumes:\n      - ./gitea/data:/var/lib/gitea\n      - ./gitea/config:/etc/gitea\n",
+        0o644,
+    );
+    t.mkdir("stack/gitea/config", 0o755); // made by hand; data/ not even that
+    let (o, v) = check(&compose);
+    expect_code(&o, 1);
+    let missing = findings_with(&v, "secret-missing");
+    let f = missing
+        .iter()
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("gitea/config/app.ini")
+        })
+        .unwrap_or_else(|| panic!("{v}"));
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "the folder {} mounted at /etc/gitea is empty: the stack has not been started with it yet",
+            t.join("stack/gitea/config").display()
+        )),
+        "{message}"
+    );
+    let fix = f["fix"].as_str().unwrap();
+    assert!(fix.starts_with("start the stack once"), "{fix}");
+    assert!(!fix.contains("check the service's volumes"), "{fix}");
+
+    // Once something is there, the usual advice.
+    t.write("stack/gitea/config/other.ini", b"x", 0o600);
+    let (_o, v) = check(&compose);
+    let f = findings_with(&v, "secret-missing")
+        .into_iter()
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("gitea/config/app.ini")
+        })
+        .unwrap_or_else(|| panic!("{v}"))
+        .clone();
+    assert!(!f["message"].as_str().unwrap().contains("is empty"), "{f}");
+}
+
+#[test]
+fn a_legacy_version_1_file_is_named_and_read() {
+    // compose 1.x still runs files with services at the top level; its named volumes have
+    // no project prefix.
+    let t = TestDir::new();
+    let compose = t.write(
+        "old/docker-compose.yml",
+        b"gitea:\n  image: gitea/gitea:1.22\n  volumes:\n    - ./data:/data\n    - gitea-ssh:/data/ssh\n",
+        0o644,
+    );
+    t.write(
+        "old/data/gitea/conf/app.ini",
+        APP_INI_ROOTFUL.as_bytes(),
+        0o600,
+    );
+    let jwt = t.join("old/data/gitea/jwt/private.pem");
+    openssl_rsa(&jwt);
+    let (_o, v) = check(&compose);
+    assert!(item_paths(&v).contains(&jwt.display().to_string()), "{v}");
+    let legacy = findings_with(&v, "config-problem")
+        .into_iter()
+        .find(|f| {
+            f["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("a legacy compose file (version 1")
+        })
+        .unwrap_or_else(|| panic!("the file is not named legacy: {v}"));
+    assert_eq!(legacy["severity"], "info");
+    // Its volume is the docker volume `gitea-ssh`, not `old_gitea-ssh`.
+    let unknown = findings_with(&v, "volume-unknown");
+    assert!(
+        unknown.iter().any(|f| f["message"]
+            .as_str()
+            .unwrap()
+            .contains("named volume gitea-ssh:")),
+        "{v}"
+    );
+    let o = fk_no_engine(&["detect", "--compose", compose.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("(project old, a legacy version 1 file)"),
+        "{}",
+        stdout(&o)
     );
 }

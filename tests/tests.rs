@@ -1,15 +1,18 @@
 //! Integration tests: the real binary, a fresh temp folder per test, grouped by feature.
 
+mod engine;
 mod util;
 
 mod backup;
 mod check;
 mod cli;
 mod compose;
+mod compose_cli;
 mod config;
 mod contrib;
 mod detect;
 mod diff;
+mod docker;
 mod fidelity;
 mod hostile;
 mod interop;

@@ -49,10 +49,17 @@ pub fn run(args: &CheckArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             // A folder's status covers what is inside it (a world-readable host key in
             // /data/ssh makes /data/ssh not "ok").
             let inside = format!("{path}/");
+            // A container's finding names its path there (a key archived from an
+            // anonymous volume is still lost on `down`).
+            let in_container = item.container_path.as_deref();
             let status = worst(
                 &findings
                     .iter()
-                    .filter(|f| f.path == path || f.path.starts_with(&inside))
+                    .filter(|f| {
+                        f.path == path
+                            || f.path.starts_with(&inside)
+                            || Some(f.path.as_str()) == in_container
+                    })
                     .cloned()
                     .collect::<Vec<_>>(),
             )

@@ -11,7 +11,7 @@ use crate::cli::DetectArgs;
 use crate::compose;
 use crate::error::{ExitCode, Result};
 use crate::profile::{self, detect::Detected, Context, HostPaths, Layout, Locate, RootedPaths};
-use crate::report::Out;
+use crate::report::{shell_quote, Out};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -186,38 +186,43 @@ fn say_items(out: &Out, r: &profile::Resolved, indent: &str) {
 }
 
 fn say_project(out: &Out, p: &compose::Project, with_db: bool) {
-    out.say(format!("compose {} (project {})", p.file.display(), p.name));
+    out.say(format!(
+        "compose {} (project {}{})",
+        p.file.display(),
+        p.name,
+        if p.legacy {
+            ", a legacy version 1 file"
+        } else {
+            ""
+        }
+    ));
     for svc in &p.services {
         match svc.app {
             None => match compose::reference_problem(&svc.image) {
                 Some(why) => out.say(format!("  {}: {why}", svc.name)),
                 None => out.say(format!(
                     "  {}: {} (not a forge or CI service)",
-                    svc.name, svc.image
+                    svc.name,
+                    svc.image_label()
                 )),
             },
-            Some((forge, layout)) => {
+            Some(app) => {
                 out.say(format!(
                     "  {}: {} ({}, {})",
                     svc.name,
-                    svc.image,
-                    forge.as_str(),
-                    crate::commands::check::layout_name(layout)
+                    svc.image_label(),
+                    app.0.as_str(),
+                    crate::commands::check::layout_name(app.1)
                 ));
-                let ctx = Context {
-                    env: &svc.env,
-                    locate: &svc.mounts,
-                    layout,
-                    with_db,
-                    version: compose::image_version(&svc.image),
-                    working_dir: None,
-                };
-                match profile::resolve(forge, None, &ctx) {
+                match compose::advice::resolve_service(p, svc, app, with_db) {
                     Ok(r) => say_items(out, &r, "    "),
                     Err(e) => out.say(format!("    cannot be resolved: {e}")),
                 }
             }
         }
+    }
+    for note in &p.notes {
+        out.say(format!("  {}: {}", note.severity, note.message));
     }
 }
 
@@ -250,17 +255,4 @@ fn find_compose_files(root: &Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// `word` as one shell word: as is when it is plainly safe, else in single quotes.
-fn shell_quote(word: &str) -> String {
-    if !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-=:@,+".contains(c))
-    {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }

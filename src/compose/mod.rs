@@ -17,14 +17,20 @@
 //! for the profiles but never serialized, printed or put in a message; only their keys
 //! are.
 
+pub mod advice;
+pub mod build;
+pub mod engine;
 pub mod image;
 pub mod interp;
 pub mod mounts;
 
+pub use build::Build;
+pub use engine::{Container, Engine};
 pub use image::{app_of_image, image_version, image_volumes, reference_problem, ImageRef};
-pub use mounts::{Mount, Mounts, Source, VolumeResolver};
+pub use mounts::{Mount, Mounts, Source};
 
 use crate::error::{Error, Result};
+use crate::findings::Severity;
 use crate::profile::{Forge, Layout};
 use interp::Vars;
 use serde::{Serialize, Serializer};
@@ -42,6 +48,13 @@ pub struct Project {
     pub dir: PathBuf,
     /// The project name: docker names the named volume `v` of project `p` `p_v`.
     pub name: String,
+    /// The name came from the engine (the file's containers run under it), not from
+    /// the file, its folder or COMPOSE_PROJECT_NAME: compose commands need `-p NAME`.
+    pub name_from_engine: bool,
+    /// The engine listed its containers (even none): what it says about them is known.
+    pub engine_answered: bool,
+    /// A version 1 file: services at the top level, no `services:` (compose 1.x only).
+    pub legacy: bool,
     pub services: Vec<Service>,
     /// Files that hold this deployment's configuration and often its secrets, to archive
     /// with it: the compose file, the `.env` next to it, and the `env_file:`s and
@@ -49,6 +62,18 @@ pub struct Project {
     pub extra_files: Vec<PathBuf>,
     /// Things compose would warn about (unset variables, missing `env_file`s, ...).
     pub warnings: Vec<String>,
+    /// What the file's services and the engine say about what is kept, each with what
+    /// to do: a service that looks like a forge but cannot be classified (a warning), a
+    /// CI runner, the project the containers run as (notes).
+    pub notes: Vec<Note>,
+}
+
+/// A finding about a compose file as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub severity: Severity,
+    pub message: String,
+    pub fix: String,
 }
 
 impl Project {
@@ -70,7 +95,11 @@ pub struct Service {
     pub name: String,
     /// The image as written (after interpolation); empty for a build-only service.
     pub image: String,
-    /// The forge it runs, from its image ([`app_of_image`]).
+    /// `build:`, for a service built locally.
+    pub build: Option<Build>,
+    /// The image its Dockerfile starts from, when it is built and that can be read.
+    pub built_from: Option<String>,
+    /// The forge it runs, from its image ([`app_of_image`]) or the image it is built from.
     #[serde(serialize_with = "ser_app")]
     pub app: Option<(Forge, Layout)>,
     /// The environment the container gets: its `env_file`s, then `environment:`.
@@ -80,6 +109,10 @@ pub struct Service {
     /// Its `env_file`s (absolute, whether they exist or not).
     pub env_files: Vec<PathBuf>,
     pub mounts: Mounts,
+    /// `container_name:`, when set.
+    pub container_name: Option<String>,
+    /// Its container on this engine (a running one first), when the engine knows one.
+    pub container: Option<Container>,
 }
 
 impl std::fmt::Debug for Service {
@@ -88,6 +121,7 @@ impl std::fmt::Debug for Service {
         f.debug_struct("Service")
             .field("name", &self.name)
             .field("image", &self.image)
+            .field("built_from", &self.built_from)
             .field("app", &self.app)
             .field("env_keys", &self.env.keys().collect::<Vec<_>>())
             .field("env_files", &self.env_files)
@@ -97,9 +131,28 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
+    /// The image its forge and version are read from: the image it is built from when
+    /// that names a forge, else its own image.
+    pub fn reference(&self) -> &str {
+        match &self.built_from {
+            Some(b) if app_of_image(b).is_some() => b,
+            _ => &self.image,
+        }
+    }
+
     /// One line per mount: `./gitea/git → /var/lib/gitea/git (bind)`.
     pub fn mount_descriptions(&self) -> Vec<String> {
         self.mounts.descriptions()
+    }
+
+    /// What it runs, for humans: its image, or the image it is built from.
+    pub fn image_label(&self) -> String {
+        match (&self.built_from, &self.build) {
+            (Some(base), _) if self.image.is_empty() => format!("built from {base}"),
+            (Some(base), _) => format!("{} (built from {base})", self.image),
+            (None, Some(b)) if self.image.is_empty() => format!("built from {}", b.context),
+            _ => self.image.clone(),
+        }
     }
 }
 
@@ -129,8 +182,8 @@ pub struct LoadOptions {
     pub env: Vars,
     /// `docker compose -p NAME`: overrides every other source of the project name.
     pub project_name: Option<String>,
-    /// Asks docker where named volumes are.
-    pub resolver: Arc<VolumeResolver>,
+    /// Asks docker where named volumes are, and which containers run the file.
+    pub engine: Arc<Engine>,
     /// The host's root is mounted here (`detect --root`): absolute and `~` paths of the
     /// file are that host's, so they are looked up under this folder.
     pub root: Option<PathBuf>,
@@ -144,7 +197,7 @@ impl LoadOptions {
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
             project_name: None,
-            resolver: Arc::new(VolumeResolver::docker()),
+            engine: Arc::new(Engine::docker()),
             root: None,
         }
     }
@@ -155,7 +208,7 @@ impl LoadOptions {
         LoadOptions {
             env: Vars::new(),
             project_name: None,
-            resolver: Arc::new(VolumeResolver::none()),
+            engine: Arc::new(Engine::none()),
             root: Some(root.to_path_buf()),
         }
     }
@@ -237,16 +290,26 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             ));
         }
     }
+    let legacy = is_legacy(top);
+    if legacy {
+        warnings.insert(
+            "a legacy compose file (version 1: services at the top level, no `services:`): \
+             docker-compose 1.x runs it, `docker compose` v2 refuses it; its named volumes \
+             are docker volumes of the same name, without the project prefix"
+                .into(),
+        );
+    }
+    let service_defs = if legacy { &root } else { &root["services"] };
 
-    // The project name, by compose's precedence: -p, COMPOSE_PROJECT_NAME, name:, folder.
-    let raw_name = opts
-        .project_name
+    // The project name, by compose's precedence: -p, COMPOSE_PROJECT_NAME, name:, folder;
+    // then the engine's word when the file's containers run under another one.
+    let chosen = opts.project_name.clone().or_else(|| {
+        vars.get("COMPOSE_PROJECT_NAME")
+            .filter(|v| !v.is_empty())
+            .cloned()
+    });
+    let raw_name = chosen
         .clone()
-        .or_else(|| {
-            vars.get("COMPOSE_PROJECT_NAME")
-                .filter(|v| !v.is_empty())
-                .cloned()
-        })
         .or_else(|| str_of(&root["name"]).filter(|v| !v.is_empty()))
         .unwrap_or_else(|| {
             dir.file_name()
@@ -260,6 +323,13 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         ))
         .hint("set `name:` in the file or COMPOSE_PROJECT_NAME"));
     }
+    let deployment = if opts.root.is_some() {
+        engine::Deployment::unknown(&name) // another host's disk: our engine knows nothing of it
+    } else {
+        opts.engine.deployment(&file, &dir, &name, chosen.is_some())
+    };
+    let name = deployment.name.clone();
+    let mut notes: Vec<Note> = deployment.note.clone().into_iter().collect();
 
     // Top-level volumes, secrets and configs.
     let mut volumes: BTreeMap<String, VolumeDecl> = BTreeMap::new();
@@ -309,13 +379,18 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
     let configs = files_of("configs");
 
     // Services.
-    let resolver = opts.resolver.clone();
+    let engine = opts.engine.clone();
     let mut services = Vec::new();
     let mut volumes_from: Vec<(usize, String)> = Vec::new();
-    for (k, def) in hash_iter(&root["services"]) {
+    for (k, def) in hash_iter(service_defs) {
         let svc_name = str_of(k).unwrap_or_default();
+        if svc_name.starts_with("x-") {
+            continue;
+        }
         let at = |what: &str| format!("service {svc_name}: {what}");
         let image = str_of(&def["image"]).unwrap_or_default();
+        let build = Build::parse(&def["build"], &host_path);
+        let base = build.as_ref().map(|b| b.base_image(&vars));
 
         // Environment: env_files in order, then `environment:`.
         let mut env = BTreeMap::new();
@@ -375,9 +450,10 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         // Mounts.
         let mut list = Vec::new();
         for v in array_or_one(&def["volumes"]) {
-            let m = parse_volume(v, &volumes, &name, &host_path).map_err(|e| bad(at(&e)))?;
+            let prefix = if legacy { None } else { Some(name.as_str()) };
+            let m = parse_volume(v, &volumes, prefix, &host_path).map_err(|e| bad(at(&e)))?;
             if let Source::Volume { name: vname, .. } = &m.source {
-                if !volumes.contains_key(vname) {
+                if !legacy && !volumes.contains_key(vname) {
                     warnings.insert(at(&format!(
                         "the volume {vname} is not declared under the top-level `volumes:`"
                     )));
@@ -431,11 +507,22 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             }
         }
 
-        // The app; an image pinned by digest alone does not say whether it is rootless,
-        // the mounts do.
-        let mut app = app_of_image(&image);
+        // The app: from the image the service is built from, else its image. An image
+        // pinned by digest alone does not say whether it is rootless, the mounts do.
+        let (reference, mut app) = match &base {
+            Some(Ok(b)) if app_of_image(b).is_some() => (b.clone(), app_of_image(b)),
+            _ => (image.clone(), app_of_image(&image)),
+        };
+        if app.is_none() {
+            notes.extend(classify_failure(
+                &svc_name,
+                &image,
+                build.as_ref(),
+                base.as_ref(),
+            ));
+        }
         if let (Some((f @ (Forge::Gitea | Forge::Forgejo), _)), Ok(r)) =
-            (app, ImageRef::parse(&image))
+            (app, ImageRef::parse(&reference))
         {
             let under = |p: &str| list.iter().any(|m: &Mount| m.target.starts_with(p));
             if r.tag.is_none()
@@ -458,21 +545,28 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
                 }
             }
         }
+        let container = deployment.container_of(&svc_name);
         services.push(Service {
             mounts: Mounts {
                 service: svc_name.clone(),
                 list,
                 image_volumes: app
-                    .map(|a| image_volumes(a, image_version(&image).as_ref()))
+                    .map(|a| image_volumes(a, image_version(&reference).as_ref()))
                     .unwrap_or(&[]),
                 fallback_base: String::new(),
-                resolver: resolver.clone(),
+                engine: engine.clone(),
+                container: container.as_ref().map(|c| c.id.clone()),
+                found_in_container: Default::default(),
             },
             name: svc_name,
             image,
+            built_from: base.and_then(Result::ok),
+            build,
             app,
             env,
             env_files,
+            container_name: str_of(&def["container_name"]),
+            container,
         });
     }
     for (i, other) in volumes_from {
@@ -497,7 +591,9 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
             Source::Bind { written, .. } => {
                 let parent = mounts::written_parent(written)?;
                 let (root, last) = parent.rsplit_once('/')?;
-                (last == s.name).then(|| root.to_string())
+                // `/etc/gitea/app.ini` of a service `gitea` is no `/etc/<service>` rule.
+                let system = root.starts_with('/') && mounts::is_system_folder(Path::new(root));
+                (last == s.name && !system).then(|| root.to_string())
             }
             _ => None,
         })
@@ -512,10 +608,86 @@ pub fn load_with(file: &Path, opts: LoadOptions) -> Result<Project> {
         file,
         dir,
         name,
+        name_from_engine: deployment.from_engine,
+        engine_answered: deployment.answered,
+        legacy,
         services,
         extra_files,
         warnings: warnings.into_iter().collect(),
+        notes,
     })
+}
+
+/// compose 1.x's rule for a version 1 file: no `version:`, and none of `services:`,
+/// `networks:`, `volumes:` (with any of them it is a later format).
+fn is_legacy(top: &yaml_rust2::yaml::Hash) -> bool {
+    let set = |k: &str| top.get(&s(k)).is_some_and(|v| !matches!(v, Yaml::Null));
+    !set("version") && !set("services") && !set("networks") && !set("volumes") && !top.is_empty()
+}
+
+/// Why a service that is no forge forgekeep knows may still be one: a warning when its
+/// image, build context or base image names a forge; a note for a CI runner, or a built
+/// image whose base cannot be read. `None`: nothing suggests a forge.
+fn classify_failure(
+    service: &str,
+    image: &str,
+    build: Option<&Build>,
+    base: Option<&std::result::Result<String, String>>,
+) -> Option<Note> {
+    let mut names = vec![image.to_string()];
+    if let Some(b) = build {
+        names.push(b.context.clone());
+    }
+    if let Some(Ok(base)) = base {
+        names.push(base.clone());
+    }
+    let shown = names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unreadable = match base {
+        Some(Err(why)) => format!(" ({why})"),
+        _ => String::new(),
+    };
+    let note = |severity, message, fix: &str| {
+        Some(Note {
+            severity,
+            message,
+            fix: fix.to_string(),
+        })
+    };
+    // An image docker would refuse names no image: said, never read as another one.
+    if let Some(why) = image::reference_problem(image) {
+        return note(
+            Severity::Warning,
+            format!("service {service}: {why}, so its secrets were not looked for"),
+            "write the image as docker does, name[:tag][@digest], e.g. gitea/gitea:1.23-rootless",
+        );
+    }
+    match names.iter().find_map(|n| build::forge_word(n)) {
+        Some(_) if names.iter().any(|n| build::is_runner(n)) => note(
+            Severity::Info,
+            format!("service {service} ({shown}) is a CI runner: forgekeep keeps no runner state"),
+            "nothing to keep: register the runner again after a restore",
+        ),
+        Some(word) => note(
+            Severity::Warning,
+            format!(
+                "service {service} ({shown}) looks like {word}, but forgekeep cannot tell which \
+                 forge image it runs{unreadable}: its secrets are NOT kept"
+            ),
+            "if it runs a forge, build it FROM the forge's official image (forgekeep then knows \
+             its layout), or name its configuration and data folders as PATHs",
+        ),
+        None if !unreadable.is_empty() => note(
+            Severity::Info,
+            format!("service {service}: forgekeep cannot tell what it runs{unreadable}"),
+            "nothing to do unless it runs a forge",
+        ),
+        None => None,
+    }
 }
 
 /// Compose's project-name normalization: lowercase, keep `[a-z0-9_-]`, no leading `_`/`-`.
@@ -541,18 +713,23 @@ fn host_path(written: &str, dir: &Path, home: Option<&Path>) -> PathBuf {
     mounts::clean(&p)
 }
 
-/// One entry of a service's `volumes:`, short or long syntax.
+/// One entry of a service's `volumes:`, short or long syntax. An undeclared named volume
+/// is `<project>_<name>`, or just `<name>` in a version 1 file (`project` is `None`).
 fn parse_volume(
     v: &Yaml,
     volumes: &BTreeMap<String, VolumeDecl>,
-    project: &str,
+    project: Option<&str>,
     host_path: &dyn Fn(&str) -> PathBuf,
 ) -> std::result::Result<Mount, String> {
     let named = |n: &str, subpath: Option<String>| {
         let decl = volumes.get(n);
+        let undeclared = || match project {
+            Some(p) => format!("{p}_{n}"),
+            None => n.to_string(),
+        };
         Source::Volume {
             name: n.to_string(),
-            docker_name: decl.map_or_else(|| format!("{project}_{n}"), |d| d.docker_name.clone()),
+            docker_name: decl.map_or_else(undeclared, |d| d.docker_name.clone()),
             device: decl.and_then(|d| d.device.clone()),
             subpath,
         }
@@ -656,7 +833,7 @@ fn s(key: &str) -> Yaml {
 }
 
 /// A scalar's text (`true`, `8080` included); `None` for null, lists and mappings.
-fn str_of(y: &Yaml) -> Option<String> {
+pub fn str_of(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
         Yaml::Integer(i) => Some(i.to_string()),
@@ -665,7 +842,8 @@ fn str_of(y: &Yaml) -> Option<String> {
     }
 }
 
-fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
+/// A mapping's entries; nothing for anything else.
+pub fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
     match y {
         Yaml::Hash(h) => Box::new(h.iter()),
         _ => Box::new(std::iter::empty()),
@@ -673,7 +851,7 @@ fn hash_iter(y: &Yaml) -> Box<dyn Iterator<Item = (&Yaml, &Yaml)> + '_> {
 }
 
 /// A list's items, or a lone scalar/mapping as a list of one; nothing for null.
-fn array_or_one(y: &Yaml) -> Vec<&Yaml> {
+pub fn array_or_one(y: &Yaml) -> Vec<&Yaml> {
     match y {
         Yaml::Array(a) => a.iter().collect(),
         Yaml::Null | Yaml::BadValue => Vec::new(),

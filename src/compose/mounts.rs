@@ -7,15 +7,12 @@
 //! of the container (its own layer); [`Mounts::locate`] says so and proposes the
 //! `volumes:` line that fixes it, in the style the file already uses.
 
+use super::engine::Engine;
 use crate::profile::{Locate, Location};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
-use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 /// Where a mount's content comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,7 +105,13 @@ pub struct Mounts {
     /// when the service's own binds show no convention: `./<service>`, or the folder
     /// other services' binds suggest (`./volumes/<service>`).
     pub(crate) fallback_base: String,
-    pub(crate) resolver: Arc<VolumeResolver>,
+    pub(crate) engine: Arc<Engine>,
+    /// The id of the service's container, when the engine knows one: what it wrote
+    /// outside persistent storage can still be read (and kept) while it exists.
+    pub(crate) container: Option<String>,
+    /// The container paths [`Mounts::in_container`] found there: each is a secret on no
+    /// persistent storage, whether the profile keeps it or only looked at it.
+    pub(crate) found_in_container: std::sync::Mutex<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl std::fmt::Debug for Mounts {
@@ -234,20 +237,20 @@ impl Mounts {
     }
 
     /// The host folder new binds for `dir` go in: the folder of this service's bind
-    /// whose target is nearest to `dir`, when that is a real folder (not `.` or `/`).
+    /// whose target is nearest to `dir`, when that bind is the forge's own (its target
+    /// shares a folder with `dir` that is not a system folder such as `/etc` or `/root`)
+    /// and its host folder is a real one (not `.` or `/`). Otherwise next to the
+    /// compose file: `./<service>`. A bind of `/etc/timezone` or `/root/.docker` says
+    /// nothing about where the forge's data belongs (they once gave
+    /// `/etc/config:/etc/gitea` and `/root/woodpecker:/etc/woodpecker`).
     fn suggest_base(&self, dir: &Path) -> String {
-        let shared = |t: &Path| {
-            t.components()
-                .zip(dir.components())
-                .take_while(|(a, b)| a == b)
-                .count()
-        };
         let best = self
             .list
             .iter()
             .filter_map(|m| match &m.source {
-                Source::Bind { written, path } if !looks_like_file(path) => {
-                    Some((shared(&m.target), written))
+                Source::Bind { written, path } if !looks_like_file(path) && !path.is_file() => {
+                    let common = common_folder(&m.target, dir);
+                    (!is_system_folder(&common)).then(|| (common.components().count(), written))
                 }
                 _ => None,
             })
@@ -261,6 +264,35 @@ impl Mounts {
     }
 }
 
+impl Mounts {
+    /// Where the service's container keeps `path`, which no persistent mount holds: its
+    /// anonymous volume or its own layer, as the engine says, when the file is there.
+    /// Still lost on `docker compose down` (see [`Mounts::lost_how`]), but it can be
+    /// archived before that happens.
+    pub fn in_container(&self, path: &Path) -> Option<PathBuf> {
+        let id = self.container.as_ref()?;
+        let host = self.engine.storage(id).ok()?.host_path(path)?;
+        std::fs::symlink_metadata(&host).ok()?;
+        self.found_in_container
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_path_buf());
+        Some(host)
+    }
+
+    /// What [`Mounts::in_container`] found since the last call, forgotten.
+    pub fn take_found_in_container(&self) -> Vec<PathBuf> {
+        std::mem::take(
+            &mut *self
+                .found_in_container
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+        .into_iter()
+        .collect()
+    }
+}
+
 /// The host folder names the forges' docs use for their images' volumes (Gitea rootless
 /// `./data:/var/lib/gitea`, `./config:/etc/gitea`; GitLab `$GITLAB_HOME/{config,logs,data}`).
 fn volume_nickname(dir: &Path) -> Option<&'static str> {
@@ -270,6 +302,44 @@ fn volume_nickname(dir: &Path) -> Option<&'static str> {
         "/var/log/gitlab" => "logs",
         _ => return None,
     })
+}
+
+/// The deepest folder both paths are in (component-wise).
+fn common_folder(a: &Path, b: &Path) -> PathBuf {
+    a.components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect()
+}
+
+/// Folders shared by unrelated software: a bind below one of them (`/etc/timezone`,
+/// `/var/run/docker.sock`, `/root/.docker`) is no convention for the forge's own data.
+pub(crate) fn is_system_folder(p: &Path) -> bool {
+    const SYSTEM: &[&str] = &[
+        "",
+        "/",
+        "/etc",
+        "/var",
+        "/var/lib",
+        "/var/run",
+        "/var/log",
+        "/run",
+        "/usr",
+        "/usr/local",
+        "/usr/share",
+        "/opt",
+        "/srv",
+        "/home",
+        "/root",
+        "/tmp",
+        "/mnt",
+        "/media",
+        "/dev",
+        "/proc",
+        "/sys",
+    ];
+    p.to_str().is_some_and(|s| SYSTEM.contains(&s))
 }
 
 /// The folder part of a bind source as written, when it is a folder worth reusing.
@@ -300,8 +370,11 @@ impl Locate for Mounts {
 
     fn locate(&self, path: &Path) -> Location {
         let path = clean(path);
-        let not_persistent = || Location::NotPersistent {
-            volume_line: self.suggest_line(&path),
+        let not_persistent = || match self.in_container(&path) {
+            Some(host) => Location::Host(host),
+            None => Location::NotPersistent {
+                volume_line: self.suggest_line(&path),
+            },
         };
         let Some((mount, rest)) = self.find(&path) else {
             return not_persistent();
@@ -330,11 +403,15 @@ impl Locate for Mounts {
                 docker_name,
                 subpath,
                 ..
-            } => match self.resolver.mountpoint(docker_name) {
+            } => match self.engine.mountpoint(docker_name) {
                 Ok(mp) => Location::Host(under(&join_sub(&mp, subpath))),
                 Err(why) => Location::Unknown { why },
             },
-            Source::Anonymous | Source::Tmpfs => not_persistent(),
+            Source::Anonymous => not_persistent(),
+            // In the container's memory: not on this host's disk at all.
+            Source::Tmpfs => Location::NotPersistent {
+                volume_line: self.suggest_line(&path),
+            },
             Source::Other { kind } => Location::Unknown {
                 why: format!(
                     "{} is a mount of type {kind}, which forgekeep cannot follow",
@@ -370,167 +447,6 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
-/// Finds the host folders of named volumes with `docker volume inspect`, once per
-/// volume. When docker is missing, times out or fails for any reason other than "no
-/// such volume" (no engine, no permission on its socket), it is not asked again.
-pub struct VolumeResolver {
-    program: Option<PathBuf>,
-    timeout: Duration,
-    state: Mutex<ResolverState>,
-}
-
-#[derive(Default)]
-struct ResolverState {
-    cache: HashMap<String, Result<PathBuf, String>>,
-    /// Why docker cannot answer, once that is known.
-    down: Option<String>,
-}
-
-impl VolumeResolver {
-    /// Asks the `docker` found on `PATH`, waiting at most 5 seconds per question.
-    pub fn docker() -> VolumeResolver {
-        let program = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("docker"))
-                .find(|p| p.is_file())
-        });
-        VolumeResolver::with_program(program, Duration::from_secs(5))
-    }
-
-    /// Never asks anyone: every named volume is unknown.
-    pub fn none() -> VolumeResolver {
-        VolumeResolver::with_program(None, Duration::from_secs(5))
-    }
-
-    /// Asks `program` (a docker-compatible client), waiting at most `timeout`.
-    pub fn with_program(program: Option<PathBuf>, timeout: Duration) -> VolumeResolver {
-        VolumeResolver {
-            program,
-            timeout,
-            state: Mutex::new(ResolverState::default()),
-        }
-    }
-
-    /// The host folder of the volume docker calls `name`, or why it is unknown.
-    pub fn mountpoint(&self, name: &str) -> Result<PathBuf, String> {
-        let unknown = |detail: &str| {
-            format!(
-                "named volume {name}: its host folder is unknown without docker \
-                 (docker volume inspect {name}{detail})"
-            )
-        };
-        let Some(program) = &self.program else {
-            return Err(unknown(": no docker command here"));
-        };
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(done) = state.cache.get(name) {
-            return done.clone();
-        }
-        if let Some(down) = &state.down {
-            return Err(unknown(&format!(": {down}")));
-        }
-        let answer = match run_with_timeout(
-            program,
-            &["volume", "inspect", "--format", "{{.Mountpoint}}", name],
-            self.timeout,
-        ) {
-            Ok(out) => {
-                let line = out.lines().next().unwrap_or("").trim();
-                if line.is_empty() {
-                    Err(unknown(": no Mountpoint in its answer"))
-                } else {
-                    Ok(PathBuf::from(line))
-                }
-            }
-            Err(RunError::Failed(msg)) if msg.to_ascii_lowercase().contains("no such volume") => {
-                Err(format!(
-                    "named volume {name} does not exist: docker has no volume of that name \
-                     (never started, or another project name; `docker volume ls`)"
-                ))
-            }
-            Err(RunError::Failed(msg)) | Err(RunError::Unavailable(msg)) => {
-                state.down = Some(msg.clone());
-                Err(unknown(&format!(": {msg}")))
-            }
-        };
-        state.cache.insert(name.to_string(), answer.clone());
-        answer
-    }
-}
-
-enum RunError {
-    /// The command ran and failed; its first line of stderr.
-    Failed(String),
-    /// It could not be run or did not answer in time.
-    Unavailable(String),
-}
-
-/// Runs `program args`, returns its stdout; kills it after `timeout`.
-fn run_with_timeout(program: &Path, args: &[&str], timeout: Duration) -> Result<String, RunError> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            RunError::Unavailable(format!(
-                "cannot run {}: {}",
-                program.display(),
-                crate::error::plain_io(&e)
-            ))
-        })?;
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(r) = r {
-                let _ = r.take(1 << 20).read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = reader(
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let err = reader(
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    );
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(RunError::Unavailable(format!(
-                    "docker did not answer within {} s",
-                    timeout.as_secs()
-                )));
-            }
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    if status.success() {
-        Ok(stdout)
-    } else {
-        let first = stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("it failed without a message");
-        let first: String = first.chars().take(200).collect();
-        Err(RunError::Failed(first))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,7 +468,9 @@ mod tests {
             list,
             image_volumes,
             fallback_base: "./gitea".into(),
-            resolver: Arc::new(VolumeResolver::none()),
+            engine: Arc::new(Engine::none()),
+            container: None,
+            found_in_container: Default::default(),
         }
     }
 
@@ -646,10 +564,42 @@ mod tests {
     }
 
     #[test]
-    fn resolver_without_docker() {
-        let r = VolumeResolver::none();
-        let why = r.mountpoint("p_v").unwrap_err();
-        assert!(why.starts_with("named volume p_v: its host folder is unknown without docker (docker volume inspect p_v"), "{why}");
+    fn unrelated_binds_are_no_convention() {
+        // Review (issue 8): `/etc/timezone` gave `/etc/config:/etc/gitea`, `/root/.docker`
+        // gave `/root/woodpecker:/etc/woodpecker`; `/var/run/docker.sock` the same.
+        let m = mounts(
+            vec![
+                bind("/etc/timezone", "/etc/timezone", "/etc/timezone"),
+                bind("/root/.docker", "/root/.docker", "/root/.docker"),
+                bind("/var/lib/docker", "/var/lib/docker", "/var/lib/docker"),
+            ],
+            &["/var/lib/gitea", "/etc/gitea"],
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/etc/gitea/app.ini")),
+            "./gitea/config:/etc/gitea"
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/etc/woodpecker/agent.conf")),
+            "./gitea/woodpecker:/etc/woodpecker"
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/var/lib/gitea/jwt/private.pem")),
+            "./gitea/data:/var/lib/gitea"
+        );
+        // The forge's own absolute binds still set the convention.
+        let m = mounts(
+            vec![bind(
+                "/srv/gitea/git",
+                "/srv/gitea/git",
+                "/var/lib/gitea/git",
+            )],
+            &["/var/lib/gitea", "/etc/gitea"],
+        );
+        assert_eq!(
+            m.suggest_line(Path::new("/var/lib/gitea/jwt/private.pem")),
+            "/srv/gitea/jwt:/var/lib/gitea/jwt"
+        );
     }
 
     #[test]

@@ -3,14 +3,14 @@ use crate::profile::{Locate, Location};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-fn opts(env: &[(&str, &str)], resolver: VolumeResolver) -> LoadOptions {
+fn opts(env: &[(&str, &str)], engine: Engine) -> LoadOptions {
     LoadOptions {
         env: env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         project_name: None,
-        resolver: Arc::new(resolver),
+        engine: Arc::new(engine),
         root: None,
     }
 }
@@ -30,24 +30,8 @@ fn at(svc: &Service, path: &str) -> Location {
     svc.mounts.locate(Path::new(path))
 }
 
-const REPORT: &str = "\
-services:
-  gitea:
-    image: gitea/gitea:1.23-rootless
-    volumes:
-      - ./gitea/git:/var/lib/gitea/git
-      - ./gitea/data:/var/lib/gitea/data
-      - ./gitea/config:/etc/gitea
-  woodpecker-server:
-    image: woodpeckerci/woodpecker-server:v3
-    environment:
-      - WOODPECKER_GITEA=true
-      - WOODPECKER_AGENT_SECRET=${WOODPECKER_AGENT_SECRET}
-    volumes:
-      - woodpecker-server-data:/var/lib/woodpecker/
-volumes:
-  woodpecker-server-data:
-";
+/// The compose file of woodpecker-ci/woodpecker#4850 (the oracle test's fixture).
+const REPORT: &str = include_str!("../../tests/fixtures/compose/report/docker-compose.yml");
 
 #[test]
 fn the_report() {
@@ -59,11 +43,7 @@ fn the_report() {
     let started = Instant::now();
     // The real `docker` (present here without an engine, or absent): either way it
     // cannot say where the volume is.
-    let p = load_with(
-        &dir.join("docker-compose.yml"),
-        opts(&[], VolumeResolver::docker()),
-    )
-    .unwrap();
+    let p = load_with(&dir.join("docker-compose.yml"), opts(&[], Engine::docker())).unwrap();
     assert_eq!(p.name, "forgestack");
     assert_eq!(p.dir, dir);
     assert_eq!(
@@ -156,11 +136,7 @@ services:
         (".env", "SECRET=from-dotenv\nFROM_ENV=dotenv\n"),
     ]);
     let f = t.path().join("docker-compose.yml");
-    let p = load_with(
-        &f,
-        opts(&[("SECRET", "from-process")], VolumeResolver::none()),
-    )
-    .unwrap();
+    let p = load_with(&f, opts(&[("SECRET", "from-process")], Engine::none())).unwrap();
     assert_eq!(p.name, "my_forge");
     let g = &p.services[0];
     assert_eq!(g.app, Some((Forge::Gitea, Layout::Docker)));
@@ -182,7 +158,7 @@ services:
     // COMPOSE_PROJECT_NAME beats `name:`, as in compose.
     let p = load_with(
         &f,
-        opts(&[("COMPOSE_PROJECT_NAME", "other")], VolumeResolver::none()),
+        opts(&[("COMPOSE_PROJECT_NAME", "other")], Engine::none()),
     )
     .unwrap();
     assert_eq!(p.name, "other");
@@ -191,11 +167,7 @@ services:
         "compose.yaml",
         "services:\n  g:\n    image: gitea/gitea\n    environment:\n      K: ${GITEA_SECRET:?put it in .env}\n",
     )]);
-    let e = load_with(
-        &t.path().join("compose.yaml"),
-        opts(&[], VolumeResolver::none()),
-    )
-    .unwrap_err();
+    let e = load_with(&t.path().join("compose.yaml"), opts(&[], Engine::none())).unwrap_err();
     assert!(
         e.what.contains("GITEA_SECRET") && e.what.contains("put it in .env"),
         "{}",
@@ -247,10 +219,7 @@ services:
     let dir = t.path().join("stack");
     let p = load_with(
         &dir.join("compose.yaml"),
-        opts(
-            &[("HOME", "/home/u"), ("BARE", "b")],
-            VolumeResolver::none(),
-        ),
+        opts(&[("HOME", "/home/u"), ("BARE", "b")], Engine::none()),
     )
     .unwrap();
     let f = p.service("forgejo").unwrap();
@@ -290,7 +259,16 @@ services:
         p.extra_files,
         [dir.join("compose.yaml"), dir.join("forgejo.env")]
     );
+    // The runner is said to be one, not silently skipped.
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(
+        p.notes,
+        [Note {
+            severity: Severity::Info,
+            message: "service runner (data.forgejo.org/forgejo/runner:6) is a CI runner: forgekeep keeps no runner state".into(),
+            fix: "nothing to keep: register the runner again after a restore".into(),
+        }]
+    );
 }
 
 #[test]
@@ -320,14 +298,15 @@ volumes:
     let fake = t.path().join("docker");
     std::fs::write(
         &fake,
-        "#!/bin/sh\nif [ \"$5\" = gitlab-data-explicit ]; then echo /var/lib/docker/volumes/gitlab-data-explicit/_data; \
+        "#!/bin/sh\n[ \"$1\" = volume ] || exit 0 # no containers\n\
+         if [ \"$5\" = gitlab-data-explicit ]; then echo /var/lib/docker/volumes/gitlab-data-explicit/_data; \
          else echo \"Error response from daemon: get $5: no such volume\" >&2; exit 1; fi\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let resolver = VolumeResolver::with_program(Some(fake), Duration::from_secs(5));
-    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], resolver)).unwrap();
+    let engine = Engine::with_program(Some(fake), Duration::from_secs(5));
+    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], engine)).unwrap();
     let g = &p.services[0];
     assert_eq!(g.app, Some((Forge::Gitlab, Layout::Docker)));
     assert_eq!(
@@ -367,8 +346,8 @@ fn docker_that_hangs_is_given_up() {
     std::fs::write(&fake, "#!/bin/sh\nsleep 30\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let resolver = VolumeResolver::with_program(Some(fake), Duration::from_millis(300));
-    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], resolver)).unwrap();
+    let engine = Engine::with_program(Some(fake), Duration::from_millis(300));
+    let p = load_with(&t.path().join("docker-compose.yml"), opts(&[], engine)).unwrap();
     let started = Instant::now();
     for _ in 0..3 {
         match at(&p.services[0], "/data/database.sqlite") {
@@ -399,7 +378,7 @@ secrets:
     let t = tree(&[("docker-compose.yml", compose), ("secrets/agent.txt", "x")]);
     let p = load_with(
         &t.path().join("docker-compose.yml"),
-        opts(&[], VolumeResolver::none()),
+        opts(&[], Engine::none()),
     )
     .unwrap();
     let g = p.service("gitea").unwrap();
@@ -442,7 +421,7 @@ fn digest_pinned_gitea_is_rootless_by_its_mounts() {
         "c.yml",
         "services:\n  g:\n    image: gitea/gitea@sha256:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080706050403020100f\n    volumes:\n      - ./d:/var/lib/gitea\n      - ./c:/etc/gitea\n",
     )]);
-    let p = load_with(&t.path().join("c.yml"), opts(&[], VolumeResolver::none())).unwrap();
+    let p = load_with(&t.path().join("c.yml"), opts(&[], Engine::none())).unwrap();
     assert_eq!(
         p.services[0].app,
         Some((Forge::Gitea, Layout::DockerRootless))
@@ -453,7 +432,7 @@ fn digest_pinned_gitea_is_rootless_by_its_mounts() {
 fn bad_files_are_usage_errors() {
     let t = tree(&[("a.yml", "services: [\n"), ("b.yml", "- just a list\n")]);
     for f in ["a.yml", "b.yml", "missing.yml"] {
-        let e = load_with(&t.path().join(f), opts(&[], VolumeResolver::none())).unwrap_err();
+        let e = load_with(&t.path().join(f), opts(&[], Engine::none())).unwrap_err();
         assert!(e.what.contains(f), "{}", e.what);
     }
 }
@@ -470,10 +449,7 @@ fn a_volume_subpath_that_leaves_the_volume_is_refused() {
         "compose.yml",
         "services:\n  g:\n    image: gitea/gitea\n    volumes:\n      - type: volume\n        source: data\n        target: /data\n        volume:\n          subpath: ../../../etc\nvolumes:\n  data:\n",
     )]);
-    let e = load_with(
-        &t.path().join("compose.yml"),
-        opts(&[], VolumeResolver::none()),
-    );
+    let e = load_with(&t.path().join("compose.yml"), opts(&[], Engine::none()));
     match e {
         Err(e) => assert!(e.what.contains("leaves the volume"), "{}", e.what),
         Ok(p) => assert!(
@@ -494,10 +470,7 @@ fn volumes_compose_refuses_are_refused() {
             "compose.yml",
             &format!("services:\n  g:\n    image: gitea/gitea\n    volumes:\n      - \"{vol}\"\n"),
         )]);
-        match load_with(
-            &t.path().join("compose.yml"),
-            opts(&[], VolumeResolver::none()),
-        ) {
+        match load_with(&t.path().join("compose.yml"), opts(&[], Engine::none())) {
             Err(e) => assert!(e.what.contains(says), "{}", e.what),
             Ok(p) => assert!(
                 p.warnings.iter().any(|w| w.contains(says)),
@@ -506,4 +479,82 @@ fn volumes_compose_refuses_are_refused() {
             ),
         }
     }
+}
+
+/// A fake `docker` whose `ps` lists `lines` (tab-separated as forgekeep asks) and which
+/// knows the volumes `<project>_data` of every project listed.
+fn engine_listing(t: &TempDir, lines: &[String]) -> Engine {
+    use std::os::unix::fs::PermissionsExt;
+    let listing = t.path().join("ps.txt");
+    std::fs::write(&listing, lines.join("\n") + "\n").unwrap();
+    let fake = t.path().join("docker");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  ps) cat '{}' ;;\n  volume) echo \"/var/lib/docker/volumes/$5/_data\" ;;\n  *) exit 1 ;;\nesac\n",
+            listing.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Engine::with_program(Some(fake), Duration::from_secs(5))
+}
+
+#[test]
+fn the_project_is_the_one_the_files_containers_run_as() {
+    let compose = "services:\n  gitea:\n    image: gitea/gitea:1.22\n    volumes: [\"data:/data\"]\nvolumes:\n  data: {}\n";
+    let t = tree(&[("stack/docker-compose.yml", compose)]);
+    let dir = t.path().join("stack");
+    let file = dir.join("docker-compose.yml");
+    let row = |project: &str, running: &str, files: &str| {
+        format!(
+            "id-{project}\t{project}_gitea_1\t{running}\t{project}\tgitea\t{}\t{files}\tFalse",
+            dir.display()
+        )
+    };
+    let load = |lines: &[String], env: &[(&str, &str)]| {
+        load_with(&file, opts(env, engine_listing(&t, lines))).unwrap()
+    };
+
+    // Started with `docker-compose -p prod` (v1 records the file relative to its folder).
+    let p = load(&[row("prod", "running", "docker-compose.yml")], &[]);
+    assert_eq!(p.name, "prod");
+    assert!(p.name_from_engine && p.engine_answered);
+    assert_eq!(
+        p.services[0].container.as_ref().unwrap().name,
+        "prod_gitea_1"
+    );
+    assert_eq!(
+        at(&p.services[0], "/data/gitea/jwt/private.pem"),
+        Location::Host("/var/lib/docker/volumes/prod_data/_data/gitea/jwt/private.pem".into())
+    );
+    assert_eq!(p.notes[0].severity, Severity::Info);
+
+    // Another file in the same folder, or another folder: not this file's containers.
+    let p = load(&[row("prod", "running", "compose.other.yml")], &[]);
+    assert_eq!((p.name.as_str(), p.name_from_engine), ("stack", false));
+    assert!(p.services[0].container.is_none() && p.engine_answered);
+
+    // As computed: the engine agrees, nothing to say.
+    let p = load(&[row("stack", "exited", &file.display().to_string())], &[]);
+    assert_eq!(p.name, "stack");
+    assert!(!p.name_from_engine && p.notes.is_empty());
+    assert!(!p.services[0].container.as_ref().unwrap().running);
+
+    // Two projects from one file: a warning, and the computed name stands.
+    let p = load(
+        &[row("prod", "running", ""), row("staging", "running", "")],
+        &[],
+    );
+    assert_eq!(p.name, "stack");
+    assert_eq!(p.notes[0].severity, Severity::Warning);
+    assert!(p.notes[0].fix.contains("COMPOSE_PROJECT_NAME"));
+
+    // The user's choice wins over the engine's.
+    let p = load(
+        &[row("prod", "running", "")],
+        &[("COMPOSE_PROJECT_NAME", "staging")],
+    );
+    assert_eq!(p.name, "staging");
+    assert!(p.services[0].container.is_none());
 }
