@@ -227,3 +227,20 @@ fn keygen_never_overwrites() {
     expect_code(&o, 1);
     assert_eq!(fs::read(&key).unwrap(), before);
 }
+
+#[test]
+fn keygen_note_is_true_for_a_verification_key_kept_on_the_host() {
+    // Regression: keygen -o /etc/forgekeep/verify-identity.txt said "keep it OFF the
+    // backed-up host", contradicting contrib/'s on-host verification key.
+    let td = TestDir::new();
+    let key = td.join("verify-identity.txt");
+    let o = fk(&["keygen", "-o", key.to_str().unwrap()]);
+    expect_code(&o, 0);
+    let err = stderr(&o);
+    assert!(!err.to_lowercase().contains("off the"), "{err}");
+    assert!(
+        err.contains("private key") && err.contains("recipient"),
+        "{err}"
+    );
+    assert!(stdout(&o).trim().starts_with("age1"));
+}
