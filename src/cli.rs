@@ -99,7 +99,10 @@ pub struct IdentityArgs {
   forgekeep backup                      (everything from /etc/forgekeep/config.toml)
 
 --keep-* prune the output folder after a complete archive is in place (this host's archives
-only; see forgekeep prune --help for the rules).")]
+only; see forgekeep prune --help for the rules). A run that names its own sources or
+recipients is not the configured job: it needs its own -o and never applies [retention].
+-o DIR/ names archives forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; a run that finds the
+name of its second taken waits for the next one, so names stay unique and in time order.")]
 pub struct BackupArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
@@ -108,12 +111,12 @@ pub struct BackupArgs {
     /// Encrypt with a passphrase instead of recipients (asked twice on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
     #[arg(long, conflicts_with_all = ["recipients", "recipients_files"])]
     pub passphrase: bool,
-    /// Replace an existing output file
+    /// Replace an existing output FILE (never a dated forgekeep-<host>-<stamp> archive)
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
     pub keep: KeepArgs,
-    /// List what would be archived and the findings; write nothing
+    /// List what would be archived, the findings, where the archive would go and what retention would delete; write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Turn off `strict = true` of the configuration file for this run
@@ -281,7 +284,8 @@ hours/days/ISO weeks/months/years that have one; when fewer periods have an arch
 asks for, the oldest archive is kept as well (as restic 0.17 does). An archive kept by any rule is \
 kept. The newest archive is always kept. Rules apply to each host's archives separately (--host \
 limits the run to one). At least one rule with \
-N > 0 is required. Times come from the UTC stamp in the file name. Only regular files named \
+N > 0 is required: --keep-* flags, or, for the configuration's own output folder only (DIR \
+omitted or that folder), its [retention] table. Times come from the UTC stamp in the file name. Only regular files named \
 forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age are considered; nothing else in the folder is touched. \
 Runs under the folder's lock (exit 6 while a backup or prune of it runs).
 
