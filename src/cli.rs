@@ -47,9 +47,16 @@ pub struct GlobalArgs {
     /// Say more (repeat for debug output)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Read defaults from this TOML file (default: /etc/forgekeep/config.toml when it exists); flags override it
-    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
-    pub config: Option<PathBuf>,
+}
+
+/// `--config FILE`: only on the commands that read the configuration file (backup, check,
+/// prune), so that a broken file never stands in the way of a restore and no other
+/// command pretends to read it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArg {
+    /// Read the job from this TOML file instead of $FORGEKEEP_CONFIG or /etc/forgekeep/config.toml (read when it exists); flags override it
+    #[arg(long = "config", value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,15 +84,16 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-/// Where the archive's keys come from when decrypting.
+/// Where the archive's keys come from when decrypting: identity files or a passphrase,
+/// one of the two (a group, so that usage lines and errors name both).
 #[derive(Debug, Args, Clone)]
+#[group(id = "keys", required = true, multiple = false)]
 pub struct IdentityArgs {
     /// Identity file: an age identity, an OpenSSH private key, or a passphrase-encrypted identity file (repeatable)
-    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", value_hint = ValueHint::FilePath,
-          required_unless_present = "passphrase")]
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", value_hint = ValueHint::FilePath)]
     pub identities: Vec<PathBuf>,
     /// The archive was encrypted with a passphrase (asked on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
-    #[arg(long, conflicts_with = "identities")]
+    #[arg(long)]
     pub passphrase: bool,
 }
 
@@ -122,6 +130,8 @@ pub struct BackupArgs {
     /// Turn off `strict = true` of the configuration file for this run
     #[arg(long, conflicts_with = "strict")]
     pub no_strict: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// How `backup` encrypts and writes; also the `[backup]` table of the configuration file.
@@ -197,15 +207,18 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    group(clap::ArgGroup::new("which").required(true).args(["archive", "latest"])),
+    after_help = "Examples:
   forgekeep verify /var/backups/forgekeep/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt
-  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json")]
+  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json"
+)]
 pub struct VerifyArgs {
     /// The archive, or - for stdin
-    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath, required_unless_present = "latest")]
+    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: Option<PathBuf>,
     /// Verify the newest forgekeep-*.tar.zst.age in DIR and print its age (for monitoring)
-    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "archive")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub latest: Option<PathBuf>,
     /// With --latest: exit 1 when the newest archive is older than this (e.g. 26h, 2d)
     #[arg(long, value_name = "AGE", requires = "latest")]
@@ -249,6 +262,8 @@ Examples:
 pub struct CheckArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +320,8 @@ pub struct PruneArgs {
     /// Say what would be deleted; delete nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// What to back up or check: paths, forge profiles, compose files; also the `[sources]`

@@ -72,6 +72,51 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order the manual lists them.
+    pub const ALL: [Code; 17] = [
+        Code::WorldReadable,
+        Code::GroupReadable,
+        Code::Writable,
+        Code::ParentWritable,
+        Code::OwnerMismatch,
+        Code::SymlinkEscapes,
+        Code::SourceIsSymlink,
+        Code::SpecialSkipped,
+        Code::NameNotUtf8,
+        Code::Unreadable,
+        Code::ChangedWhileRead,
+        Code::SecretMissing,
+        Code::ModeTooOpen,
+        Code::OwnerUnexpected,
+        Code::ConfigProblem,
+        Code::NotPersistent,
+        Code::VolumeUnknown,
+    ];
+
+    /// Its severity and meaning, as the manual's FINDINGS section (and the README's
+    /// table, which a test compares) states them.
+    pub fn manual(self) -> (&'static str, &'static str) {
+        match self {
+            Code::WorldReadable => ("warning", "a file holding a secret (key material, a file a profile names) readable by every user"),
+            Code::GroupReadable => ("warning", "a file holding a secret readable by its group"),
+            Code::Writable => ("warning", "a file writable by group or others"),
+            Code::ParentWritable => ("warning", "a folder holding secrets is writable by group or others (sticky folders such as /tmp are fine)"),
+            Code::OwnerMismatch => ("warning (info under a root-owned folder)", "the file and its folder have different owners; a non-root folder owner can replace the file"),
+            Code::SymlinkEscapes => ("warning", "a link points outside its source; the target is not archived"),
+            Code::SourceIsSymlink => ("warning", "a source named on the command line is a link; the link is archived"),
+            Code::SpecialSkipped => ("warning", "a FIFO, socket or device was skipped"),
+            Code::NameNotUtf8 => ("warning", "a name that cannot be recorded was skipped"),
+            Code::Unreadable => ("error", "a file or folder cannot be read: no archive (exit 1)"),
+            Code::ChangedWhileRead => ("error", "a file changed while it was read: no archive (exit 1)"),
+            Code::SecretMissing => ("error (the configuration itself), warning (a key the forge regenerates, a file it names), info (extras)", "something the forge's configuration names is not there"),
+            Code::ModeTooOpen => ("warning", "wider permissions than the forge needs (e.g. a JWT key not 0600)"),
+            Code::OwnerUnexpected => ("warning", "not owned by the user the forge runs as (RUN_USER, uid 1000 in the images)"),
+            Code::ConfigProblem => ("warning or info", "the forge's configuration puts its secrets at risk: an empty SECRET_KEY, an app.ini the forge cannot write back to, WOODPECKER_GRPC_SECRET unset, a database left out, ..."),
+            Code::NotPersistent => ("error", "(compose) a secret in the container's layer or an anonymous volume: lost on docker compose down"),
+            Code::VolumeUnknown => ("warning", "(compose) on a named volume whose host folder cannot be found (no docker to ask)"),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::WorldReadable => "world-readable",

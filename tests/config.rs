@@ -41,7 +41,7 @@ fn backup_with_only_the_config_file_does_the_whole_job() {
     ]);
     expect_code(&v, 0);
     // --config on the command line works the same way.
-    let o = fk(&["--config", config.to_str().unwrap(), "backup", "--dry-run"]);
+    let o = fk(&["backup", "--config", config.to_str().unwrap(), "--dry-run"]);
     expect_code(&o, 0);
     assert!(stdout(&o).contains("jwt/private.pem"), "{}", stdout(&o));
 }
@@ -62,9 +62,9 @@ fn flags_override_the_file() {
     );
     let out = t.join("from-flag.age");
     let o = fk(&[
+        "backup",
         "--config",
         config.to_str().unwrap(),
-        "backup",
         other.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
@@ -85,7 +85,7 @@ fn unknown_key_is_an_error_naming_key_and_line() {
         &t,
         "[sources]\npaths = [\"/etc\"]\n\n[retention]\nkeep-dayly = 7\n",
     );
-    let o = fk(&["--config", config.to_str().unwrap(), "backup", "--dry-run"]);
+    let o = fk(&["backup", "--config", config.to_str().unwrap(), "--dry-run"]);
     expect_code(&o, 2);
     let err = stderr(&o);
     assert!(
@@ -123,9 +123,9 @@ fn a_broken_config_does_not_stop_a_restore() {
 fn missing_config_file_is_a_clear_error() {
     let t = TestDir::new();
     let o = fk(&[
+        "backup",
         "--config",
         t.join("nope.toml").to_str().unwrap(),
-        "backup",
         "--dry-run",
     ]);
     expect_code(&o, 1);
@@ -190,9 +190,9 @@ fn no_strict_turns_off_the_files_strict() {
     let c = config.to_str().unwrap();
     let out = t.join("a.age");
     let o = fk(&[
+        "backup",
         "--config",
         c,
-        "backup",
         tree.to_str().unwrap(),
         "-r",
         &recipient,
@@ -203,9 +203,9 @@ fn no_strict_turns_off_the_files_strict() {
     assert!(stderr(&o).contains("--no-strict"), "{}", stderr(&o));
     assert!(!out.exists());
     let o = fk(&[
+        "backup",
         "--config",
         c,
-        "backup",
         tree.to_str().unwrap(),
         "-r",
         &recipient,
