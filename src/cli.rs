@@ -251,7 +251,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
-file's [sources]), reads no content and writes nothing. Exit 0 clean, 3 warnings, 1 errors \
+file's [sources]) and writes nothing; of the content it reads only the first 64 KiB of files others may read, to tell key material and secret settings from public text. Exit 0 clean, 3 warnings, 1 errors \
 (the configuration itself missing, a secret on no persistent storage in a container, an unreadable file).
 
 Examples:

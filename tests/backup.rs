@@ -355,7 +355,7 @@ fn many_findings_of_one_kind_are_summed_up_unless_verbose() {
     let td = TestDir::new();
     let tree = td.gitea_tree();
     for i in 0..15 {
-        td.write(&format!("srv/gitea/open/f{i}"), b"x", 0o644);
+        td.write(&format!("srv/gitea/open/f{i}"), SECRET_SETTING, 0o644);
     }
     let (_k, r) = td.age_key("k.txt");
     let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "--dry-run"]);

@@ -184,7 +184,7 @@ fn no_strict_turns_off_the_files_strict() {
     // "run without --strict", which the user had not passed.
     let t = TestDir::new();
     let tree = t.gitea_tree();
-    t.write("srv/gitea/open.key", b"k", 0o644);
+    t.write("srv/gitea/open.key", SECRET_SETTING, 0o644);
     let (_key, recipient) = t.age_key("key.txt");
     let config = write_config(&t, "[backup]\nstrict = true\n");
     let c = config.to_str().unwrap();

@@ -138,7 +138,7 @@ fn a_second_backup_while_the_first_runs_exits_6_and_the_first_completes() {
     // while it holds the lock, until the test drains it. No timing is involved.
     let busy = td.mkdir("busy", 0o755);
     for i in 0..1500 {
-        td.write(&format!("busy/f{i:04}"), b"x", 0o644);
+        td.write(&format!("busy/f{i:04}"), SECRET_SETTING, 0o644);
     }
     let src = private_src(&td, "src");
     let dir = td.mkdir("backups", 0o700);
@@ -605,7 +605,7 @@ fn quiet_prints_nothing_for_a_clean_run_and_only_the_findings_otherwise() {
     assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
 
     // A key readable by everyone: only its finding, on stderr, and exit 3.
-    let open = td.write("src/open.key", b"k", 0o644);
+    let open = td.write("src/open.key", SECRET_SETTING, 0o644);
     let o = run_backup(&src, &r, dir.join("second.age").to_str().unwrap(), &["-q"]);
     expect_code(&o, 3);
     assert_eq!(stdout(&o), "", "stdout");

@@ -198,6 +198,7 @@ fn gather(args: &BackupArgs, out: &Out) -> Result<Collection> {
             exclude: args.sources.exclude.clone(),
             sqlite: sources.sqlite.clone(),
             snapshot: !args.dry_run,
+            secrets: sources.secrets(),
         },
     )?;
     let mut findings = sources.findings.clone();

@@ -28,6 +28,7 @@ pub fn run(args: &CheckArgs, config: &Config, out: &Out) -> Result<ExitCode> {
                 exclude: source_args.exclude.clone(),
                 sqlite: sources.sqlite.clone(),
                 snapshot: false,
+                secrets: sources.secrets(),
             },
         )?;
         entries = collection.items.len();
