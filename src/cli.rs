@@ -250,8 +250,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 #[command(
+    mut_arg("paths", |a| a.help("Files or folders to audit (symlinks are not followed)")),
     after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
-file's [sources]) and writes nothing; of the content it reads only the first 64 KiB of files others may read, to tell key material and secret settings from public text. Exit 0 clean, 3 warnings, 1 errors \
+file's [sources]) and writes nothing; of the content it reads only the first 64 KiB of files others may read, to tell key material and secret settings from public text. Without sources on the command line it checks the configured job as a whole: the [backup] table's recipients and output folder too. Exit 0 clean, 3 warnings, 1 errors \
 (the configuration itself missing, a secret on no persistent storage in a container, an unreadable file).
 
 Examples:

@@ -69,11 +69,13 @@ pub enum Code {
     NotPersistent,
     /// A secret is on a volume whose host folder cannot be found.
     VolumeUnknown,
+    /// The configured job cannot run as written (recipients, output folder).
+    JobProblem,
 }
 
 impl Code {
     /// Every code, in the order the manual lists them.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::WorldReadable,
         Code::GroupReadable,
         Code::Writable,
@@ -91,6 +93,7 @@ impl Code {
         Code::ConfigProblem,
         Code::NotPersistent,
         Code::VolumeUnknown,
+        Code::JobProblem,
     ];
 
     /// Its severity and meaning, as the manual's FINDINGS section (and the README's
@@ -114,6 +117,7 @@ impl Code {
             Code::ConfigProblem => ("warning or info", "the forge's configuration puts its secrets at risk: an empty SECRET_KEY, an app.ini the forge cannot write back to, WOODPECKER_GRPC_SECRET unset, a database left out, ..."),
             Code::NotPersistent => ("error", "(compose) a secret in the container's layer or an anonymous volume: lost on docker compose down"),
             Code::VolumeUnknown => ("warning", "(compose) on a named volume whose host folder cannot be found (no docker to ask)"),
+            Code::JobProblem => ("error (the run would fail), warning (open to others), info", "(check) the configured job's [backup] cannot run as written: a recipients file missing, unparsable or writable by others, an output folder missing, not writable or open to others"),
         }
     }
 
@@ -136,6 +140,7 @@ impl Code {
             Code::ConfigProblem => "config-problem",
             Code::NotPersistent => "not-persistent",
             Code::VolumeUnknown => "volume-unknown",
+            Code::JobProblem => "job-problem",
         }
     }
 }

@@ -98,6 +98,14 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<BoxedRecipient>> {
             .min_by_key(|s| line.len() - s.len());
         match key {
             Some(k) => out.push(parse_recipient(k, &origin)?),
+            // A private key where public keys belong: on the backed-up host, and no
+            // recipient to encrypt to. Said, not skipped.
+            None if line.starts_with("AGE-SECRET-KEY-") || line.contains("PRIVATE KEY-----") => {
+                return Err(Error::usage(format!(
+                    "{origin}: this is a private key, not a recipient"
+                ))
+                .hint("put the public key here (age-keygen -y FILE or ssh-keygen -y -f FILE prints it) and keep the private key off the backed-up host"));
+            }
             None => log::warn!("{origin}: skipped: not an age, ssh-ed25519 or ssh-rsa key"),
         }
     }

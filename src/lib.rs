@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod findings;
 pub mod fsx;
+pub mod job;
 pub mod keys;
 pub mod lock;
 pub mod manual;

@@ -127,7 +127,7 @@ pub const JSON_OUTPUT: &str = r#"With --json every command prints exactly one JS
 
 error (any command, exit code != 0 and != 3): {"ok": false, "exit_code": N, "error": "one line", "hint": "what to do" | null}
 
-finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown", "severity": "info" | "warning" | "error", "path", "message", "fix"}
+finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown" | "job-problem", "severity": "info" | "warning" | "error", "path", "message", "fix"}
 
 entry (in backup --dry-run, list): {"path", "type": "file" | "dir" | "symlink", "role": "content" | "ancestor", "source": index into sources, "size", "mode": "0600", "uid", "gid", "user"?, "group"?, "mtime": seconds, "target"? (symlinks), "sha256"? (list: files)}
 
@@ -142,7 +142,7 @@ list: {"command": "list", "archive", "format", "version", "tool", "host", "creat
 
 diff: {"command": "diff", "archive", "created", "host", "differences": [{"change": "missing" | "changed" | "drift" | "extra" | "unreadable", "path", "recorded"?, "detail", "consequence"?}], "counts": {"missing", "changed", "drift", "extra", "unreadable"}}
 
-check: {"command": "check", "profiles": [profile], "entries", "findings": [finding], "errors", "warnings"}
+check: {"command": "check", "profiles": [profile], "paths": [{"path", "label"?, "status"}] (sources that are no profile's item: plain paths, compose files), "job"?: {"config", "parts": [{"what", "path", "status"}]} (when the configured job was checked: no sources on the command line), "entries", "findings": [finding], "errors", "warnings"}
 profile: {"forge": "gitea" | "forgejo" | "woodpecker" | "woodpecker-agent" | "gitlab" | "gogs" | "drone", "layout": "native" | "docker" | "docker-rootless", "config"?, "service"?, "compose"?, "items": [{"path", "container_path"?, "what", "kind": "file" | "dir" | "sqlite", "required", "regenerates", "signing_key", "owner"?, "max_mode"?}], "findings": [finding]}
 
 detect: {"command": "detect", "installations": [{"forge", "config"?, "via", "profile"?: profile}], "compose": [{"file", "services": [{"name", "image", "forge"?, "layout"?}]}]}

@@ -205,3 +205,119 @@ fn one_finding_per_file_whose_fix_ends_the_findings() {
         "0640 is what the profile expects: {after:?}"
     );
 }
+
+#[test]
+fn check_without_sources_validates_the_configured_job_regression_night_failure() {
+    // Regression (issue 13): the example config named a recipients file the recipe never
+    // wrote, and check did not look at [backup]: the first run failed at night.
+    let t = TestDir::new();
+    let src = t.mkdir("src", 0o700);
+    t.write("src/secret", b"s3cret\n", 0o600);
+    let config = t.write(
+        "etc/config.toml",
+        format!(
+            "[sources]\npaths = [\"{}\"]\n[backup]\nrecipients-files = [\"recipients\"]\noutput = \"{}/\"\n",
+            src.display(),
+            t.join("out").display()
+        )
+        .as_bytes(),
+        0o600,
+    );
+    let c = config.to_str().unwrap();
+    let recipients = t.join("etc/recipients");
+    let out = t.join("out");
+    let job = |want: i32| {
+        let o = fk(&["check", "--config", c, "--json"]);
+        expect_code(&o, want);
+        let v = json_of(&o);
+        assert_eq!(v["job"]["config"], c, "{v}");
+        findings_with(&v, "job-problem")
+            .into_iter()
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["message"].as_str().unwrap().to_string(),
+                    f["fix"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Nothing there yet: two errors, each with the command that fixes it.
+    let found = job(1);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].0, recipients.to_str().unwrap());
+    assert!(found[0].3.contains("echo 'age1"), "{found:?}");
+    assert!(found[1].3.contains("install -d -m 0700"), "{found:?}");
+    // The private key where the public key belongs: an error that says so.
+    let (key, recipient) = t.age_key("etc/key.txt");
+    fs::copy(&key, &recipients).unwrap();
+    fs::create_dir(&out).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o700)).unwrap();
+    let found = job(1);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].2.contains("private key"), "{found:?}");
+    // Others could add their key, or delete archives: warnings.
+    fs::write(&recipients, format!("{recipient}\n")).unwrap();
+    fs::set_permissions(&recipients, fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o777)).unwrap();
+    let found = job(3);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|f| f.1 == "warning" && f.3.starts_with("chmod go-w")),
+        "{found:?}"
+    );
+    fs::set_permissions(&recipients, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o700)).unwrap();
+    let o = fk(&["check", "--config", c]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!(
+            "ok       {}  (recipients file (1 recipient(s)))",
+            recipients.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("ok       {}/  (output folder)", out.display())),
+        "{text}"
+    );
+    // The job really runs as checked.
+    expect_code(&fk(&["backup", "--config", c]), 0);
+    // A check with its own sources is an audit of those, not of the job.
+    fs::remove_file(&recipients).unwrap();
+    let o = fk(&["check", src.to_str().unwrap(), "--config", c, "--json"]);
+    expect_code(&o, 0);
+    assert!(json_of(&o).get("job").is_none());
+}
+
+#[test]
+fn check_on_plain_paths_prints_each_item_regression_summary_only() {
+    // Regression (issue 13): check on plain paths printed only the summary line; its
+    // --help said PATHs are "stored"; a missing path said "nothing was archived".
+    let t = TestDir::new();
+    let clean = t.mkdir("clean", 0o700);
+    t.write("clean/secret", SECRET_SETTING, 0o600);
+    let open = t.mkdir("open", 0o700);
+    t.write("open/secret", SECRET_SETTING, 0o644);
+    let o = fk(&["check", clean.to_str().unwrap(), open.to_str().unwrap()]);
+    expect_code(&o, 3);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "paths", "{text}");
+    assert_eq!(
+        lines[1],
+        format!("  ok       {}", clean.display()),
+        "{text}"
+    );
+    assert_eq!(lines[2], format!("  warning  {}", open.display()), "{text}");
+    let help = stdout(&fk(&["check", "--help"]));
+    assert!(!help.contains("stored"), "{help}");
+    let o = fk(&["check", t.join("missing").to_str().unwrap()]);
+    expect_code(&o, 1);
+    assert!(!stderr(&o).contains("archived"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+}

@@ -216,3 +216,29 @@ fn no_strict_turns_off_the_files_strict() {
     expect_code(&o, 3);
     assert!(out.exists());
 }
+
+#[test]
+fn the_example_config_names_the_recipients_file_the_recipe_writes() {
+    // Regression (issue 13): examples/config.toml pointed at sample-recipients.txt while
+    // the recipe wrote /etc/forgekeep/recipients.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(repo.join("README.md")).unwrap();
+    let recipe = &readme[readme.find("### Nightly backup").unwrap()..];
+    let written: Vec<&str> = recipe
+        .lines()
+        .filter_map(|l| l.split("> ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap())
+        .collect();
+    let example = forgekeep::config::Config::parse(
+        &fs::read_to_string(repo.join("examples/config.toml")).unwrap(),
+        std::path::Path::new("/etc/forgekeep/config.toml"),
+    )
+    .unwrap();
+    for f in &example.backup.recipients_files {
+        assert!(
+            written.contains(&f.to_str().unwrap()),
+            "the recipe writes {written:?}, the example reads {f:?}"
+        );
+    }
+    assert!(!example.backup.recipients_files.is_empty());
+}

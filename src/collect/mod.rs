@@ -203,7 +203,7 @@ pub fn resolve_source(given: &str) -> Result<PathBuf> {
     let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::runtime(format!("source {given} does not exist"))
-                .hint("check the path; nothing was archived")
+                .hint("check the path, or leave it out of the sources")
         } else {
             Error::io("cannot read source", &abs, &e)
         }
