@@ -168,6 +168,27 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Who besides the owner may write a file or folder of this mode, for messages:
+/// "every user", "its group", or None.
+pub fn who_may_write(mode: u32) -> Option<&'static str> {
+    who(mode, 0o002, 0o020)
+}
+
+/// Who besides the owner may read a file of this mode (see [`who_may_write`]).
+pub fn who_may_read(mode: u32) -> Option<&'static str> {
+    who(mode, 0o004, 0o040)
+}
+
+fn who(mode: u32, others: u32, group: u32) -> Option<&'static str> {
+    if mode & others != 0 {
+        Some("every user")
+    } else if mode & group != 0 {
+        Some("its group")
+    } else {
+        None
+    }
+}
+
 /// The worst severity among `findings`, if any.
 pub fn worst(findings: &[Finding]) -> Option<Severity> {
     findings.iter().map(|f| f.severity).max()

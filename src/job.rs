@@ -231,12 +231,7 @@ fn open_to_others(c: &mut Checked, path: &Path, consequence: &str) {
         return;
     };
     let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        let who = if mode & 0o002 != 0 {
-            "every user"
-        } else {
-            "its group"
-        };
+    if let Some(who) = crate::findings::who_may_write(mode) {
         c.problem(
             Severity::Warning,
             path,

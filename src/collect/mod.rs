@@ -518,12 +518,7 @@ impl Collector {
     fn check_dir_writable(&mut self, dir: &Path, meta: &Metadata) {
         let mode = meta.mode();
         // A sticky directory (like /tmp) lets others create files but not replace ours.
-        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            let who = if mode & 0o002 != 0 {
-                "every user"
-            } else {
-                "its group"
-            };
+        if let (Some(who), 0) = (crate::findings::who_may_write(mode), mode & 0o1000) {
             self.finding(
                 Code::ParentWritable,
                 Severity::Warning,
@@ -595,17 +590,13 @@ impl Collector {
             secrecy::Holds::Public => return,
         };
         let mut who = Vec::new();
-        if matches!(holds, secrecy::Holds::Secret(_)) {
-            match open & 0o044 {
-                0o044 | 0o004 => who.push("readable by every user"),
-                0o040 => who.push("readable by its group"),
-                _ => {}
-            }
+        if let (secrecy::Holds::Secret(_), Some(readers)) =
+            (&holds, crate::findings::who_may_read(open))
+        {
+            who.push(format!("readable by {readers}"));
         }
-        match open & 0o022 {
-            0o002 | 0o022 => who.push("writable by every user"),
-            0o020 => who.push("writable by its group"),
-            _ => {}
+        if let Some(writers) = crate::findings::who_may_write(open) {
+            who.push(format!("writable by {writers}"));
         }
         let fix = if code == Code::GroupReadable {
             format!(
