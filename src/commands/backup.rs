@@ -59,8 +59,8 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     // rename (see `unique_name`).
     let (output, created) = name_output(target, args.force)?;
     let enc = encryption(args)?;
-    let collection = gather(args, out)?;
-    let worst = verdict_severity(&collection);
+    let (collection, blocking) = gather(args, out)?;
+    let worst = verdict_severity(&collection, blocking);
     let refusal = refusal(&collection, worst, args.options.strict, config_strict);
     let incomplete = lacks_secrets(&collection);
 
@@ -81,28 +81,14 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let output = output.expect("a real run has an output");
     let (written_to, size, summary) = write(&output, created, args, &enc, &collection, out)?;
 
-    // Retention only after a complete archive is safely in place, and only when it holds
-    // everything the older ones do: a run that found a secret missing or lost must not
-    // delete the archives that still have it.
-    if pruning && incomplete {
-        out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
-    }
-    // Only this host's archives: others sharing the folder keep their own rules.
-    let host = host_for_filename();
-    let pruned = match (&lock, &output) {
-        (Some(lock), Output::File { name, .. }) if pruning && !incomplete => Some(
-            crate::commands::prune::prune_dir(lock, &keep, false, name.to_str(), Some(&host), out)
-                .map_err(|e| Error {
-                    what: format!(
-                        "the archive {written_to} was written, but pruning failed: {}",
-                        e.what
-                    ),
-                    ..e
-                })?,
-        ),
-        _ => None,
-    };
-    let elapsed = started.elapsed();
+    let pruned = prune_after_writing(
+        lock.as_ref().filter(|_| pruning),
+        &output,
+        &keep,
+        incomplete,
+        &written_to,
+        out,
+    )?;
     out.say(format!(
         "{} {}{}",
         summary_line("archived", &collection, Some(summary.content_bytes)),
@@ -122,7 +108,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         "files": summary.files,
         "content_bytes": summary.content_bytes,
         "findings": collection.findings,
-        "duration_ms": elapsed.as_millis() as u64,
+        "duration_ms": started.elapsed().as_millis() as u64,
     });
     // Only when pruning ran (documented as `"prune"?`: absent, not null, otherwise).
     if let Some(p) = &pruned {
@@ -136,6 +122,38 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     }
     out.report(&report);
     Ok(exit_for(worst))
+}
+
+/// Retention, under the lock the backup holds (`lock` is given only when there are
+/// rules), after a complete archive is safely in place, and only when it holds
+/// everything the older ones do: a run that found a secret missing or lost must not
+/// delete the archives that still have it. Only this host's archives: others sharing
+/// the folder keep their own rules.
+fn prune_after_writing(
+    lock: Option<&crate::lock::Lock>,
+    output: &Output,
+    keep: &KeepArgs,
+    incomplete: bool,
+    written_to: &str,
+    out: &Out,
+) -> Result<Option<crate::commands::prune::PruneOutcome>> {
+    let (Some(lock), Output::File { name, .. }) = (lock, output) else {
+        return Ok(None);
+    };
+    if incomplete {
+        out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
+        return Ok(None);
+    }
+    let host = host_for_filename();
+    crate::commands::prune::prune_dir(lock, keep, false, name.to_str(), Some(&host), out)
+        .map(Some)
+        .map_err(|e| Error {
+            what: format!(
+                "the archive {written_to} was written, but pruning failed: {}",
+                e.what
+            ),
+            ..e
+        })
 }
 
 /// Why this run is not the configured job, if it is not: it names its own sources or
@@ -182,8 +200,10 @@ fn retention_rules(
     }
 }
 
-/// Sources resolved and walked, the profiles' findings and the collection's in one list.
-fn gather(args: &BackupArgs, out: &Out) -> Result<Collection> {
+/// Sources resolved and walked, the profiles' findings and the collection's in one list;
+/// and the worst of collection's own findings (an unreadable file), which alone may stop
+/// the backup (see [`verdict_severity`]).
+fn gather(args: &BackupArgs, out: &Out) -> Result<(Collection, Option<Severity>)> {
     let sources = resolve_sources(&args.sources, args.options.numeric_ids)?;
     if sources.requests.is_empty() {
         out.findings(&sources.findings);
@@ -201,25 +221,20 @@ fn gather(args: &BackupArgs, out: &Out) -> Result<Collection> {
             secrets: sources.secrets(),
         },
     )?;
+    let blocking = worst(&collection.findings);
     let mut findings = sources.findings.clone();
     findings.extend(sources.audit());
     findings.append(&mut collection.findings);
     collection.findings = findings;
     out.findings(&collection.findings);
-    Ok(collection)
+    Ok((collection, blocking))
 }
 
 /// The severity that decides the run. Collection's findings decide whether an archive
 /// can be trusted to be complete (an unreadable file: no archive). The profiles' errors
 /// (a key on no persistent storage, a missing file) do not stop the backup of everything
 /// else: they are reported and make the run exit 3, as warnings do.
-fn verdict_severity(c: &Collection) -> Option<Severity> {
-    let blocking = c
-        .findings
-        .iter()
-        .filter(|f| matches!(f.code, Code::Unreadable | Code::ChangedWhileRead))
-        .map(|f| f.severity)
-        .max();
+fn verdict_severity(c: &Collection, blocking: Option<Severity>) -> Option<Severity> {
     worst(&c.findings).map(|w| {
         w.min(Severity::Warning)
             .max(blocking.unwrap_or(Severity::Info))
