@@ -47,9 +47,16 @@ pub struct GlobalArgs {
     /// Say more (repeat for debug output)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Read defaults from this TOML file (default: /etc/forgekeep/config.toml when it exists); flags override it
-    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
-    pub config: Option<PathBuf>,
+}
+
+/// `--config FILE`: only on the commands that read the configuration file (backup, check,
+/// prune), so that a broken file never stands in the way of a restore and no other
+/// command pretends to read it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArg {
+    /// Read the job from this TOML file instead of $FORGEKEEP_CONFIG or /etc/forgekeep/config.toml (read when it exists); flags override it
+    #[arg(long = "config", value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,15 +84,16 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-/// Where the archive's keys come from when decrypting.
+/// Where the archive's keys come from when decrypting: identity files or a passphrase,
+/// one of the two (a group, so that usage lines and errors name both).
 #[derive(Debug, Args, Clone)]
+#[group(id = "keys", required = true, multiple = false)]
 pub struct IdentityArgs {
     /// Identity file: an age identity, an OpenSSH private key, or a passphrase-encrypted identity file (repeatable)
-    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", value_hint = ValueHint::FilePath,
-          required_unless_present = "passphrase")]
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY", value_hint = ValueHint::FilePath)]
     pub identities: Vec<PathBuf>,
     /// The archive was encrypted with a passphrase (asked on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
-    #[arg(long, conflicts_with = "identities")]
+    #[arg(long)]
     pub passphrase: bool,
 }
 
@@ -99,7 +107,10 @@ pub struct IdentityArgs {
   forgekeep backup                      (everything from /etc/forgekeep/config.toml)
 
 --keep-* prune the output folder after a complete archive is in place (this host's archives
-only; see forgekeep prune --help for the rules).")]
+only; see forgekeep prune --help for the rules). A run that names its own sources or
+recipients is not the configured job: it needs its own -o and never applies [retention].
+-o DIR/ names archives forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; a run that finds the
+name of its second taken waits for the next one, so names stay unique and in time order.")]
 pub struct BackupArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
@@ -108,17 +119,19 @@ pub struct BackupArgs {
     /// Encrypt with a passphrase instead of recipients (asked twice on the terminal, or FORGEKEEP_PASSPHRASE_FILE)
     #[arg(long, conflicts_with_all = ["recipients", "recipients_files"])]
     pub passphrase: bool,
-    /// Replace an existing output file
+    /// Replace an existing output FILE (never a dated forgekeep-<host>-<stamp> archive)
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
     pub keep: KeepArgs,
-    /// List what would be archived and the findings; write nothing
+    /// List what would be archived, the findings, where the archive would go and what retention would delete; write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
     /// Turn off `strict = true` of the configuration file for this run
     #[arg(long, conflicts_with = "strict")]
     pub no_strict: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// How `backup` encrypts and writes; also the `[backup]` table of the configuration file.
@@ -194,15 +207,18 @@ pub struct RestoreArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    group(clap::ArgGroup::new("which").required(true).args(["archive", "latest"])),
+    after_help = "Examples:
   forgekeep verify /var/backups/forgekeep/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt
-  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json")]
+  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json"
+)]
 pub struct VerifyArgs {
     /// The archive, or - for stdin
-    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath, required_unless_present = "latest")]
+    #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: Option<PathBuf>,
     /// Verify the newest forgekeep-*.tar.zst.age in DIR and print its age (for monitoring)
-    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "archive")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub latest: Option<PathBuf>,
     /// With --latest: exit 1 when the newest archive is older than this (e.g. 26h, 2d)
     #[arg(long, value_name = "AGE", requires = "latest")]
@@ -234,8 +250,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 #[command(
+    mut_arg("paths", |a| a.help("Files or folders to audit (symlinks are not followed)")),
     after_help = "Resolves the same sources as backup (paths, -p, --compose, or the configuration \
-file's [sources]), reads no content and writes nothing. Exit 0 clean, 3 warnings, 1 errors \
+file's [sources]) and writes nothing; of the content it reads only the first 64 KiB of files others may read, to tell key material and secret settings from public text. Without sources on the command line it checks the configured job as a whole: the [backup] table's recipients and output folder too. Exit 0 clean, 3 warnings, 1 errors \
 (the configuration itself missing, a secret on no persistent storage in a container, an unreadable file).
 
 Examples:
@@ -246,6 +263,8 @@ Examples:
 pub struct CheckArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -281,7 +300,8 @@ hours/days/ISO weeks/months/years that have one; when fewer periods have an arch
 asks for, the oldest archive is kept as well (as restic 0.17 does). An archive kept by any rule is \
 kept. The newest archive is always kept. Rules apply to each host's archives separately (--host \
 limits the run to one). At least one rule with \
-N > 0 is required. Times come from the UTC stamp in the file name. Only regular files named \
+N > 0 is required: --keep-* flags, or, for the configuration's own output folder only (DIR \
+omitted or that folder), its [retention] table. Times come from the UTC stamp in the file name. Only regular files named \
 forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age are considered; nothing else in the folder is touched. \
 Runs under the folder's lock (exit 6 while a backup or prune of it runs).
 
@@ -301,6 +321,8 @@ pub struct PruneArgs {
     /// Say what would be deleted; delete nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// What to back up or check: paths, forge profiles, compose files; also the `[sources]`

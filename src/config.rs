@@ -47,6 +47,32 @@ impl Config {
         Ok(config)
     }
 
+    /// The folder the configured job writes into: `[backup] output` when it names a
+    /// folder, else the folder of the file it names.
+    pub fn output_folder(&self) -> Option<&Path> {
+        let o = self.backup.output.as_deref()?;
+        if o.is_dir() || o.as_os_str().to_string_lossy().ends_with('/') {
+            return Some(o);
+        }
+        match o.parent() {
+            Some(p) if !p.as_os_str().is_empty() => Some(p),
+            _ => Some(Path::new(".")),
+        }
+    }
+
+    /// Is `dir` the configured job's folder (the same folder, however named)? Only there
+    /// does `[retention]` apply: it was written for that folder's archives.
+    pub fn is_output_folder(&self, dir: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(folder) = self.output_folder() else {
+            return false;
+        };
+        match (std::fs::metadata(dir), std::fs::metadata(folder)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let line = e

@@ -74,7 +74,16 @@ impl Error {
         let e = Error::runtime(format!("{action} {}: {}", path.display(), plain_io(err)));
         match err.kind() {
             io::ErrorKind::PermissionDenied => {
-                e.hint("run as a user that may access it (often root or the forge's user)")
+                let missing = crate::owners::missing_root_capabilities();
+                if missing.is_empty() {
+                    e.hint("run as a user that may access it (often root or the forge's user)")
+                } else {
+                    // Root already: what it lacks are capabilities, not a user.
+                    e.hint(format!(
+                        "this root process lacks {} (a container or a service unit without them): grant them, or run where root has them",
+                        missing.join(" and ")
+                    ))
+                }
             }
             io::ErrorKind::NotFound => e.hint("check the path"),
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {

@@ -69,9 +69,58 @@ pub enum Code {
     NotPersistent,
     /// A secret is on a volume whose host folder cannot be found.
     VolumeUnknown,
+    /// The configured job cannot run as written (recipients, output folder).
+    JobProblem,
 }
 
 impl Code {
+    /// Every code, in the order the manual lists them.
+    pub const ALL: [Code; 18] = [
+        Code::WorldReadable,
+        Code::GroupReadable,
+        Code::Writable,
+        Code::ParentWritable,
+        Code::OwnerMismatch,
+        Code::SymlinkEscapes,
+        Code::SourceIsSymlink,
+        Code::SpecialSkipped,
+        Code::NameNotUtf8,
+        Code::Unreadable,
+        Code::ChangedWhileRead,
+        Code::SecretMissing,
+        Code::ModeTooOpen,
+        Code::OwnerUnexpected,
+        Code::ConfigProblem,
+        Code::NotPersistent,
+        Code::VolumeUnknown,
+        Code::JobProblem,
+    ];
+
+    /// Its severity and meaning, as the manual's FINDINGS section (and the README's
+    /// table, which a test compares) states them.
+    pub fn manual(self) -> (&'static str, &'static str) {
+        match self {
+            Code::WorldReadable => ("warning", "a file holding a secret (key material, a file a profile names) readable by every user"),
+            Code::GroupReadable => ("warning", "a file holding a secret readable by its group"),
+            Code::Writable => ("warning", "a file writable by group or others"),
+            Code::ParentWritable => ("warning", "a folder holding secrets is writable by group or others (sticky folders such as /tmp are fine)"),
+            Code::OwnerMismatch => ("warning (info under a root-owned folder)", "the file and its folder have different owners; a non-root folder owner can replace the file"),
+            Code::SymlinkEscapes => ("warning", "a link points outside its source; the target is not archived"),
+            Code::SourceIsSymlink => ("warning", "a source named on the command line is a link; the link is archived"),
+            Code::SpecialSkipped => ("warning", "a FIFO, socket or device was skipped"),
+            Code::NameNotUtf8 => ("warning", "a name that cannot be recorded was skipped"),
+            Code::Unreadable => ("error", "a file or folder cannot be read: no archive (exit 1)"),
+            Code::ChangedWhileRead => ("error", "a file changed while it was read: no archive (exit 1)"),
+            Code::SecretMissing => ("error (the configuration itself), warning (a key the forge regenerates, a file it names), info (extras)", "something the forge's configuration names is not there"),
+            Code::ModeTooOpen => ("warning", "wider permissions than the forge needs (e.g. a JWT key not 0600)"),
+            Code::OwnerUnexpected => ("warning", "not owned by the user the forge runs as (RUN_USER, uid 1000 in the images)"),
+            Code::ConfigProblem => ("warning or info", "the forge's configuration puts its secrets at risk: an empty SECRET_KEY, an app.ini the forge cannot write back to, WOODPECKER_GRPC_SECRET unset, a database left out, ..."),
+            Code::NotPersistent => ("error", "(compose) a secret in the container's layer or an anonymous volume: lost on docker compose down"),
+            Code::VolumeUnknown => ("warning", "(compose) on a named volume whose host folder cannot be found (no docker to ask)"),
+            Code::JobProblem => ("error (the run would fail), warning (open to others), info", "(check) the configured job's [backup] cannot run as written: a recipients file missing, unparsable or writable by others, an output folder missing, not writable or open to others"),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::WorldReadable => "world-readable",
@@ -91,6 +140,7 @@ impl Code {
             Code::ConfigProblem => "config-problem",
             Code::NotPersistent => "not-persistent",
             Code::VolumeUnknown => "volume-unknown",
+            Code::JobProblem => "job-problem",
         }
     }
 }
@@ -115,6 +165,27 @@ impl fmt::Display for Finding {
             self.message,
             self.fix
         )
+    }
+}
+
+/// Who besides the owner may write a file or folder of this mode, for messages:
+/// "every user", "its group", or None.
+pub fn who_may_write(mode: u32) -> Option<&'static str> {
+    who(mode, 0o002, 0o020)
+}
+
+/// Who besides the owner may read a file of this mode (see [`who_may_write`]).
+pub fn who_may_read(mode: u32) -> Option<&'static str> {
+    who(mode, 0o004, 0o040)
+}
+
+fn who(mode: u32, others: u32, group: u32) -> Option<&'static str> {
+    if mode & others != 0 {
+        Some("every user")
+    } else if mode & group != 0 {
+        Some("its group")
+    } else {
+        None
     }
 }
 

@@ -98,6 +98,14 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<BoxedRecipient>> {
             .min_by_key(|s| line.len() - s.len());
         match key {
             Some(k) => out.push(parse_recipient(k, &origin)?),
+            // A private key where public keys belong: on the backed-up host, and no
+            // recipient to encrypt to. Said, not skipped.
+            None if line.starts_with("AGE-SECRET-KEY-") || line.contains("PRIVATE KEY-----") => {
+                return Err(Error::usage(format!(
+                    "{origin}: this is a private key, not a recipient"
+                ))
+                .hint("put the public key here (age-keygen -y FILE or ssh-keygen -y -f FILE prints it) and keep the private key off the backed-up host"));
+            }
             None => log::warn!("{origin}: skipped: not an age, ssh-ed25519 or ssh-rsa key"),
         }
     }
@@ -250,6 +258,9 @@ impl Keyring {
             Error::usage(format!("identity file {name}: {why}"))
                 .hint("give an age identity file (forgekeep keygen, age-keygen) or an OpenSSH private key")
         };
+        if let Some(e) = mistaken_identity(&bytes, &name) {
+            return Err(e);
+        }
         if bytes.starts_with(b"age-encryption.org/")
             || bytes.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
         {
@@ -265,7 +276,7 @@ impl Keyring {
                 None,
             )
             .map_err(|_| bad("the encrypted identity file is damaged"))?
-            .ok_or_else(|| bad("it is an age file encrypted to keys, not to a passphrase"))?;
+            .ok_or_else(|| swapped(&name))?;
             self.encrypted.push(id);
             return Ok(());
         }
@@ -341,6 +352,52 @@ impl Keyring {
         }
         Ok(Encryption::Recipients(out))
     }
+}
+
+/// The common mistakes with `-i`, said as such: a public key (a recipients file, an
+/// `id_ed25519.pub`) where the private key belongs. None when the file may be an
+/// identity.
+fn mistaken_identity(bytes: &[u8], name: &str) -> Option<Error> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .peekable();
+    lines.peek()?;
+    let public = |l: &str| {
+        l.starts_with("age1")
+            || [
+                "ssh-ed25519 ",
+                "ssh-rsa ",
+                "ecdsa-sha2-",
+                "sk-ssh-",
+                "sk-ecdsa-",
+            ]
+            .iter()
+            .any(|t| l.contains(t))
+    };
+    if !lines.all(public) {
+        return None;
+    }
+    Some(
+        Error::usage(format!(
+            "identity file {name}: this is a public key (a recipient); -i needs the private key"
+        ))
+        .hint(if name.ends_with(".pub") {
+            "give the private key: the same file name without .pub"
+        } else {
+            "give the identity file that holds AGE-SECRET-KEY-1… (the one forgekeep keygen -o wrote) or the SSH private key"
+        }),
+    )
+}
+
+/// An archive given as `-i`: most likely the archive and the key were swapped.
+fn swapped(name: &str) -> Error {
+    Error::usage(format!(
+        "{name} is an age-encrypted file (an archive?), not an identity: are the archive and the key swapped?"
+    ))
+    .hint("name the archive first and the key after -i: forgekeep restore ARCHIVE -i KEY")
 }
 
 /// A new X25519 identity, as the text of an identity file, and its recipient.

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod findings;
 pub mod fsx;
+pub mod job;
 pub mod keys;
 pub mod lock;
 pub mod manual;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod restore;
 pub mod retention;
 pub mod sources;
+pub mod usage;
 
 use cli::{Cli, Command};
 use error::{ExitCode, Result};
@@ -36,14 +38,14 @@ use error::{ExitCode, Result};
 pub fn run(cli: &Cli) -> Result<ExitCode> {
     let out = report::Out::new(&cli.global);
     match &cli.command {
-        Command::Backup(a) => commands::backup::run(a, &config(cli)?, &out),
+        Command::Backup(a) => commands::backup::run(a, &config(&a.config)?, &out),
         Command::Restore(a) => commands::restore::run(a, &out),
         Command::Verify(a) => commands::verify::run(a, &out),
         Command::List(a) => commands::list::run(a, &out),
         Command::Diff(a) => commands::diff::run(a, &out),
-        Command::Check(a) => commands::check::run(a, &config(cli)?, &out),
+        Command::Check(a) => commands::check::run(a, &config(&a.config)?, &out),
         Command::Detect(a) => commands::detect::run(a, &out),
-        Command::Prune(a) => commands::prune::run(a, &config(cli)?, &out),
+        Command::Prune(a) => commands::prune::run(a, &config(&a.config)?, &out),
         Command::Keygen(a) => commands::keygen::run(a, &out),
         Command::Generate(a) => commands::generate::run(a),
     }
@@ -51,6 +53,6 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
 
 /// The configuration file, read only by the commands that use it (backup, check, prune):
 /// a broken config file must not stand in the way of a restore.
-fn config(cli: &Cli) -> Result<config::Config> {
-    config::Config::load(cli.global.config.as_deref())
+fn config(arg: &cli::ConfigArg) -> Result<config::Config> {
+    config::Config::load(arg.path.as_deref())
 }

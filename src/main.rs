@@ -9,19 +9,30 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            // --help and --version are not errors; clap knows which is which.
-            let code = if e.use_stderr() {
-                ExitCode::Usage.code()
-            } else {
-                0
-            };
-            let _ = e.print();
-            // `--json` promises one JSON object on stdout, usage errors included: the
-            // scripts that pass it parse stdout, not clap's text.
-            if code != 0 && json_requested() {
-                forgekeep::report::error_json(&parse_error(&e));
+            use clap::error::ErrorKind;
+            // --help and --version are not errors, and `forgekeep` alone gets the help;
+            // everything else is one error line with a hint, as forgekeep's own errors.
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                std::process::exit(if e.use_stderr() {
+                    ExitCode::Usage.code()
+                } else {
+                    0
+                });
             }
-            std::process::exit(code);
+            let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            // `--json` promises one JSON object on stdout, usage errors included: the
+            // scripts that pass it parse stdout, not the text.
+            forgekeep::report::error(
+                &forgekeep::usage::argument_error(&e, &argv),
+                json_requested(&argv),
+            );
+            std::process::exit(ExitCode::Usage.code());
         }
     };
     let level = match (cli.global.quiet, cli.global.verbose) {
@@ -50,17 +61,9 @@ fn main() {
 }
 
 /// `--json` among the arguments (before a `--`), for errors found before it is parsed.
-fn json_requested() -> bool {
-    std::env::args_os()
+fn json_requested(argv: &[std::ffi::OsString]) -> bool {
+    argv.iter()
         .skip(1)
-        .take_while(|a| a != "--")
+        .take_while(|a| *a != "--")
         .any(|a| a == "--json")
-}
-
-/// clap's error as forgekeep's one-line error: its first line, without "error: ".
-fn parse_error(e: &clap::Error) -> forgekeep::error::Error {
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or_default();
-    let what = first.strip_prefix("error: ").unwrap_or(first).trim();
-    forgekeep::error::Error::usage(what).hint("see forgekeep --help, or forgekeep COMMAND --help")
 }

@@ -15,17 +15,124 @@ the file's folder. The example below is examples/config.toml:\n\n",
     include_str!("../examples/config.toml")
 );
 
+/// The EXIT STATUS section of each command's page: (code, meaning) for the codes that
+/// command can return. The main page lists them all.
+pub fn exit_status(command: Option<&str>) -> Vec<(i32, &'static str)> {
+    const USAGE: (i32, &str) = (2, "usage error: a bad flag or value, a missing argument");
+    const RUNTIME: (i32, &str) = (
+        1,
+        "runtime error (I/O, a file that cannot be read or written)",
+    );
+    const INTEGRITY: (i32, &str) = (
+        4,
+        "integrity failure: a corrupt, truncated or tampered archive, a checksum mismatch, an unsafe entry",
+    );
+    const NO_KEY: (i32, &str) = (5, "no identity matches, or a wrong passphrase");
+    const LOCKED: (i32, &str) = (6, "another forgekeep run holds the lock on the folder");
+    match command {
+        Some("backup") => vec![
+            (0, "the archive was written; no warnings"),
+            (1, "no archive: a runtime error (I/O, disk full), a source that cannot be read or changed while read, or --strict and warnings"),
+            USAGE,
+            (3, "the archive was written, with warnings or with errors of the profiles (a secret missing or on no persistent storage): see FINDINGS"),
+            LOCKED,
+        ],
+        Some("restore") => vec![
+            (0, "restored (with --dry-run: the restore would go through)"),
+            RUNTIME,
+            USAGE,
+            INTEGRITY,
+            NO_KEY,
+            (7, "refused: existing files differ from the archive and --force was not given; nothing changed"),
+        ],
+        Some("verify") => vec![
+            (0, "every entry and checksum matches (with --latest: and the newest archive is young enough)"),
+            (1, "runtime error (I/O), or with --latest and --max-age: the newest archive is older than AGE"),
+            USAGE,
+            INTEGRITY,
+            NO_KEY,
+        ],
+        Some("list") => vec![(0, "listed"), RUNTIME, USAGE, INTEGRITY, NO_KEY],
+        Some("diff") => vec![
+            (0, "the live files match the archive"),
+            (3, "something differs (missing, changed, drift, extra)"),
+            RUNTIME,
+            USAGE,
+            INTEGRITY,
+            NO_KEY,
+        ],
+        Some("check") => vec![
+            (0, "clean"),
+            (3, "warnings found"),
+            (1, "errors found (see FINDINGS), or the check itself failed"),
+            USAGE,
+        ],
+        Some("detect") => vec![(0, "done, whether or not anything was found"), RUNTIME, USAGE],
+        Some("prune") => vec![
+            (0, "pruned (or, with --dry-run, planned)"),
+            RUNTIME,
+            (2, "usage error, also: no retention rule (every --keep-* absent or 0, and no [retention] for this folder)"),
+            LOCKED,
+        ],
+        Some("keygen") => vec![
+            (0, "the identity was written"),
+            (1, "the file exists (never overwritten) or cannot be written"),
+            USAGE,
+        ],
+        _ => vec![
+            (0, "success"),
+            (1, "runtime error (I/O, unreadable source, file changed while read, --strict findings)"),
+            (2, "usage error"),
+            (3, "done, with warnings (the archive was written); check: warnings found; diff: differences found"),
+            INTEGRITY,
+            NO_KEY,
+            LOCKED,
+            (7, "restore refused: existing files differ and --force was not given"),
+        ],
+    }
+}
+
+/// The environment variables forgekeep reads: (name, the commands that read it, what
+/// it does). Each page lists those of its command; the main page all.
+pub const ENVIRONMENT: [(&str, &[&str], &str); 5] = [
+    (
+        "FORGEKEEP_CONFIG",
+        &["backup", "check", "prune"],
+        "The configuration file when --config is not given (default: /etc/forgekeep/config.toml, read when it exists).",
+    ),
+    (
+        "FORGEKEEP_PASSPHRASE_FILE",
+        &["backup", "restore", "verify", "list", "diff"],
+        "A file whose first line is the passphrase (--passphrase, passphrase-protected identity files), for scripts; without it the passphrase is asked on the terminal. Never on the command line.",
+    ),
+    (
+        "FORGEKEEP_NO_PROGRESS",
+        &["backup", "restore", "verify"],
+        "When set, no progress bar is drawn (one appears only on a terminal, for archives over 32 MiB, without -q or --json).",
+    ),
+    (
+        "FORGEKEEP_LOG",
+        &[],
+        "Log filter in env_logger syntax (e.g. debug), over -q and -v.",
+    ),
+    (
+        "TMPDIR",
+        &["backup"],
+        "Where SQLite database copies are made (default /tmp), used only when nobody but root can rename anything on its path.",
+    ),
+];
+
 /// The JSON OUTPUT section. Every key a command prints must appear here (a test checks).
 pub const JSON_OUTPUT: &str = r#"With --json every command prints exactly one JSON object on stdout (human text moves to stderr). Keys are stable; new keys may be added. Every object has "ok" (true when the command did what it was asked, false for an error or, for check and diff, when something needs attention) and, except errors, "command".
 
 error (any command, exit code != 0 and != 3): {"ok": false, "exit_code": N, "error": "one line", "hint": "what to do" | null}
 
-finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown", "severity": "info" | "warning" | "error", "path", "message", "fix"}
+finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown" | "job-problem", "severity": "info" | "warning" | "error", "path", "message", "fix"}
 
 entry (in backup --dry-run, list): {"path", "type": "file" | "dir" | "symlink", "role": "content" | "ancestor", "source": index into sources, "size", "mode": "0600", "uid", "gid", "user"?, "group"?, "mtime": seconds, "target"? (symlinks), "sha256"? (list: files)}
 
 backup: {"command": "backup", "archive": path | "-", "size": bytes | null, "entries", "files", "content_bytes", "findings": [finding], "duration_ms", "prune"?: prune object without "command" (with --keep-*, or [retention] for the configured output folder; this host's archives only), "prune_skipped"?: why no pruning was done (the archive lacks secrets older ones may hold)}
-backup --dry-run: {"command": "backup", "dry_run": true, "entries": [entry], "findings": [finding]}; when the real run would be refused (an unreadable source, strict): "ok": false, "exit_code", "error", "hint" in the same object
+backup --dry-run: {"command": "backup", "dry_run": true, "archive"?: the path the archive would get | "-" (absent without an output), "entries": [entry], "findings": [finding], "prune"?: prune object without "command", the plan retention would carry out after the real run ("dry_run": true, "deleted": [])}; when the real run would be refused (an unreadable source, strict): "ok": false, "exit_code", "error", "hint" in the same object
 
 restore: {"command": "restore", "archive", "dry_run", "steps": [{"action": "create" | "replace" | "fix-metadata" | "unchanged" | "conflict", "path", "dest", "type", "mode", "uid", "gid", "reason"?}], "mappings": [{"kind": "user" | "group", "recorded", "to", "how"}], "counts": {"create", "replace", "fix_metadata", "unchanged", "conflict"}, "undo_archive": path | null, "warnings": [text]}
 
@@ -35,7 +142,7 @@ list: {"command": "list", "archive", "format", "version", "tool", "host", "creat
 
 diff: {"command": "diff", "archive", "created", "host", "differences": [{"change": "missing" | "changed" | "drift" | "extra" | "unreadable", "path", "recorded"?, "detail", "consequence"?}], "counts": {"missing", "changed", "drift", "extra", "unreadable"}}
 
-check: {"command": "check", "profiles": [profile], "entries", "findings": [finding], "errors", "warnings"}
+check: {"command": "check", "profiles": [profile], "paths": [{"path", "label"?, "status"}] (sources that are no profile's item: plain paths, compose files), "job"?: {"config", "parts": [{"what", "path", "status"}]} (when the configured job was checked: no sources on the command line), "entries", "findings": [finding], "errors", "warnings"}
 profile: {"forge": "gitea" | "forgejo" | "woodpecker" | "woodpecker-agent" | "gitlab" | "gogs" | "drone", "layout": "native" | "docker" | "docker-rootless", "config"?, "service"?, "compose"?, "items": [{"path", "container_path"?, "what", "kind": "file" | "dir" | "sqlite", "required", "regenerates", "signing_key", "owner"?, "max_mode"?}], "findings": [finding]}
 
 detect: {"command": "detect", "installations": [{"forge", "config"?, "via", "profile"?: profile}], "compose": [{"file", "services": [{"name", "image", "forge"?, "layout"?}]}]}

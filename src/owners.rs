@@ -227,11 +227,12 @@ impl OwnerPolicy {
     }
 }
 
-/// Can the calling user give a file this owner? Root can; others only keep their own uid
-/// and may choose among their groups.
+/// Can the calling user give a file this owner? Root with `CAP_CHOWN` can; anyone else
+/// (root in a container or a unit without it too) only keeps their own uid and may
+/// choose among their groups.
 pub fn can_chown_to(uid: u32, gid: u32) -> bool {
     let me = nix::unistd::geteuid();
-    if me.is_root() {
+    if me.is_root() && missing_root_capabilities().is_empty() {
         return true;
     }
     if uid != me.as_raw() {
@@ -241,4 +242,34 @@ pub fn can_chown_to(uid: u32, gid: u32) -> bool {
         || nix::unistd::getgroups()
             .map(|gs| gs.iter().any(|g| g.as_raw() == gid))
             .unwrap_or(false)
+}
+
+/// The capabilities a root restore relies on: give files their owners (`CAP_CHOWN`), set
+/// modes of files it then no longer owns (`CAP_FOWNER`), write into folders of other
+/// users (`CAP_DAC_OVERRIDE`). (Bit numbers of linux/capability.h.)
+const ROOT_CAPABILITIES: [(u32, &str); 3] =
+    [(0, "CAP_CHOWN"), (1, "CAP_DAC_OVERRIDE"), (3, "CAP_FOWNER")];
+
+/// Which of those this process lacks while running as root (a container without them, a
+/// unit's `CapabilityBoundingSet=`): root is then not all-powerful, and "run as root" is
+/// no advice. Empty for a non-root caller, whose limits are its uid's.
+pub fn missing_root_capabilities() -> Vec<&'static str> {
+    if !nix::unistd::geteuid().is_root() {
+        return Vec::new();
+    }
+    let Some(effective) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+    else {
+        return Vec::new();
+    };
+    ROOT_CAPABILITIES
+        .iter()
+        .filter(|(bit, _)| effective & (1 << bit) == 0)
+        .map(|(_, name)| *name)
+        .collect()
 }

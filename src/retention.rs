@@ -38,6 +38,13 @@ pub struct Archive {
     pub time: Timestamp,
 }
 
+/// The name `backup -o DIR/` gives an archive made at `time` (to the second, UTC), which
+/// [`parse_name`] reads back. Unique in a folder because backup picks it under the
+/// folder's lock and waits for the next second when it is taken.
+pub fn archive_name(host: &str, time: Timestamp) -> String {
+    format!("{PREFIX}{host}-{}{SUFFIX}", time.strftime("%Y%m%dT%H%M%SZ"))
+}
+
 /// `forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age` → (host, time); anything else → None.
 ///
 /// Strict: the host is one or more of the characters `host_for_filename` produces (ASCII
@@ -275,6 +282,21 @@ mod tests {
             keep_monthly: monthly,
             keep_yearly: yearly,
         }
+    }
+
+    #[test]
+    fn made_names_parse_back() {
+        let t: Timestamp = "2026-11-25T03:00:09.750Z".parse().unwrap();
+        let name = archive_name("git.example.org", t);
+        assert_eq!(
+            name,
+            "forgekeep-git.example.org-20261125T030009Z.tar.zst.age"
+        );
+        let (h, back) = parse_name(&name).unwrap();
+        assert_eq!(
+            (h.as_str(), back.as_second()),
+            ("git.example.org", t.as_second())
+        );
     }
 
     #[test]

@@ -286,3 +286,25 @@ impl Sources {
         out
     }
 }
+
+impl Sources {
+    /// What collection needs to judge permissions: every item the profiles keep (a
+    /// secret, and so is what is inside it), and the widest mode of those whose mode the
+    /// profile states, by the path collection walks (symlinks above it resolved).
+    pub fn secrets(&self) -> crate::collect::secrecy::Secrets {
+        let mut s = crate::collect::secrecy::Secrets::default();
+        for r in &self.resolved {
+            for item in &r.items {
+                let Ok(path) = resolve_source(&item.path.display().to_string()) else {
+                    continue;
+                };
+                if let Some(mode) = item.max_mode {
+                    s.expected_mode.insert(path.clone(), mode);
+                }
+                s.items
+                    .insert(path, format!("{} ({})", item.what, r.forge.as_str()));
+            }
+        }
+        s
+    }
+}

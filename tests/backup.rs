@@ -355,7 +355,7 @@ fn many_findings_of_one_kind_are_summed_up_unless_verbose() {
     let td = TestDir::new();
     let tree = td.gitea_tree();
     for i in 0..15 {
-        td.write(&format!("srv/gitea/open/f{i}"), b"x", 0o644);
+        td.write(&format!("srv/gitea/open/f{i}"), SECRET_SETTING, 0o644);
     }
     let (_k, r) = td.age_key("k.txt");
     let o = fk(&["backup", tree.to_str().unwrap(), "-r", &r, "--dry-run"]);
@@ -372,4 +372,96 @@ fn many_findings_of_one_kind_are_summed_up_unless_verbose() {
         "-v",
     ]);
     assert_eq!(stderr(&o).matches("warning [world-readable]").count(), 15);
+}
+
+/// Archive names of this host for `times`, as `backup -o DIR/` makes them.
+fn dated_names(times: &[jiff::Timestamp]) -> Vec<String> {
+    let host = forgekeep::commands::backup::host_for_filename();
+    times
+        .iter()
+        .map(|t| forgekeep::retention::archive_name(&host, *t))
+        .collect()
+}
+
+#[test]
+fn two_backups_in_the_same_second_get_distinct_sortable_names_regression_collision() {
+    // Regression (issue 13): a second backup into the folder in the same second failed
+    // ("already exists"), and with --force replaced the first, a different archive.
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (k, r) = td.age_key("k.txt");
+    let out = td.mkdir("out", 0o700);
+    // The names of this second and the next are taken (as by runs that just finished):
+    // the backup waits for a free second rather than fail or replace one.
+    let now = jiff::Timestamp::now();
+    let taken = dated_names(&[now, now + jiff::SignedDuration::from_secs(1)]);
+    for n in &taken {
+        fs::write(out.join(n), n.as_bytes()).unwrap();
+    }
+    let slash = format!("{}/", out.display());
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args = vec!["backup", tree.to_str().unwrap(), "-r", &r, "-o", &slash];
+        args.extend(extra);
+        expect_code(&fk(&args), 0);
+    }
+    for n in &taken {
+        assert_eq!(
+            fs::read_to_string(out.join(n)).unwrap(),
+            *n,
+            "never replaced"
+        );
+    }
+    let mut names: Vec<String> = names_in(&out)
+        .into_iter()
+        .map(|n| n.into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // Sortable: by name is by time, and every name is one prune and verify --latest read.
+    let mut times: Vec<jiff::Timestamp> = names
+        .iter()
+        .map(|n| forgekeep::retention::parse_name(n).expect("a dated name").1)
+        .collect();
+    let by_name = times.clone();
+    times.sort();
+    times.dedup();
+    assert_eq!(times, by_name, "unique and in time order: {names:?}");
+    for n in &names[2..] {
+        expect_code(
+            &fk(&[
+                "verify",
+                out.join(n).to_str().unwrap(),
+                "-i",
+                k.to_str().unwrap(),
+            ]),
+            0,
+        );
+    }
+}
+
+#[test]
+fn force_never_replaces_a_dated_archive() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (_k, r) = td.age_key("k.txt");
+    let out = td.mkdir("out", 0o700);
+    let name = &dated_names(&["2026-11-26T03:17:00Z".parse().unwrap()])[0];
+    let dated = out.join(name);
+    fs::write(&dated, "an earlier archive").unwrap();
+    let o = fk(&[
+        "backup",
+        tree.to_str().unwrap(),
+        "-r",
+        &r,
+        "-o",
+        dated.to_str().unwrap(),
+        "--force",
+    ]);
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("--force never replaces"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fs::read_to_string(&dated).unwrap(), "an earlier archive");
 }

@@ -189,3 +189,148 @@ fn help_never_shows_environment_values() {
         );
     }
 }
+
+#[test]
+fn argument_errors_are_one_line_with_a_hint_naming_the_usage() {
+    // Regression (issue 13): clap's multi-line blocks, and `verify A` without -i showed a
+    // usage that named neither --passphrase nor --latest.
+    let td = TestDir::new();
+    let a = td.write("A", b"not an archive", 0o600);
+    let cases: [(Vec<&str>, &[&str]); 4] = [
+        (
+            vec!["verify", a.to_str().unwrap()],
+            &["--passphrase", "--latest", "-i"],
+        ),
+        (
+            vec!["backup", "--levl", "3"],
+            &["--level", "forgekeep backup --help"],
+        ),
+        (vec!["restore"], &["ARCHIVE", "--passphrase"]),
+        (vec!["no-such-command"], &["forgekeep --help"]),
+    ];
+    for (args, wanted) in cases {
+        let o = fk(&args);
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("forgekeep: error: ") && err.contains(" (hint: "),
+            "{args:?}: {err}"
+        );
+        for w in wanted {
+            assert!(err.contains(w), "{args:?}: {w} in {err}");
+        }
+    }
+    // With --json: the same line on stderr and one error object on stdout.
+    let o = fk(&["verify", a.to_str().unwrap(), "--json"]);
+    expect_code(&o, 2);
+    let v = json_of(&o);
+    assert_eq!(
+        (v["ok"].as_bool(), v["exit_code"].as_i64()),
+        (Some(false), Some(2))
+    );
+    assert!(v["hint"].as_str().unwrap().contains("--passphrase"), "{v}");
+}
+
+#[test]
+fn config_flag_only_on_the_commands_that_read_the_file() {
+    let td = TestDir::new();
+    let config = td.write("c.toml", b"this is not toml", 0o600);
+    for cmd in ["backup", "check", "prune"] {
+        let o = fk(&[cmd, "--config", config.to_str().unwrap()]);
+        expect_code(&o, 2);
+        assert!(
+            stderr(&o).contains("c.toml line 1"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+        let help = stdout(&fk(&[cmd, "--help"]));
+        assert!(
+            help.contains("--config <FILE>") && help.contains("FORGEKEEP_CONFIG"),
+            "{help}"
+        );
+    }
+    for cmd in ["restore", "verify", "list", "diff", "detect", "keygen"] {
+        let help = stdout(&fk(&[cmd, "--help"]));
+        assert!(
+            !help.contains("--config <FILE>"),
+            "{cmd} --help shows --config"
+        );
+        let o = fk(&[cmd, "--config", config.to_str().unwrap()]);
+        expect_code(&o, 2);
+        assert!(stderr(&o).contains("'--config'"), "{cmd}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn man_pages_have_a_synopsis_with_values_exit_status_findings_and_no_help_page() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let page = |n: &str| fs::read_to_string(repo.join(format!("{n}.1"))).unwrap();
+    let synopsis = |text: &str| {
+        let start = text.find(".SH SYNOPSIS").unwrap();
+        let end = text[start + 4..].find(".SH").unwrap() + start + 4;
+        text[start..end].to_string()
+    };
+    let verify = synopsis(&page("forgekeep-verify"));
+    for bit in [
+        "\\fB\\-\\-max\\-age\\fR \\fIAGE\\fR",
+        "\\fB\\-\\-latest\\fR \\fIDIR\\fR",
+        "\\fB\\-\\-passphrase\\fR",
+    ] {
+        assert!(verify.contains(bit), "{bit} in {verify}");
+    }
+    assert!(
+        synopsis(&page("forgekeep-backup"))
+            .contains("\\fB\\-o|\\-\\-output\\fR \\fIFILE|DIR|\\-\\fR"),
+        "{}",
+        synopsis(&page("forgekeep-backup"))
+    );
+    for n in [
+        "backup", "restore", "verify", "list", "diff", "check", "detect", "prune", "keygen",
+    ] {
+        let text = page(&format!("forgekeep-{n}"));
+        assert!(text.contains(".SH \"EXIT STATUS\""), "{n}");
+        let reads_config = ["backup", "check", "prune"].contains(&n);
+        assert_eq!(
+            text.contains("\\fB\\-\\-config\\fR"),
+            reads_config,
+            "{n}: --config"
+        );
+        assert_eq!(
+            text.contains("FORGEKEEP_CONFIG"),
+            reads_config,
+            "{n}: FORGEKEEP_CONFIG"
+        );
+        if ["backup", "check"].contains(&n) {
+            for c in forgekeep::findings::Code::ALL {
+                assert!(
+                    text.contains(&format!("\\fB{} (", c.as_str().replace('-', "\\-"))),
+                    "{n}: FINDINGS lacks {}",
+                    c.as_str()
+                );
+            }
+        }
+    }
+    for entry in fs::read_dir(&repo).unwrap() {
+        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains("forgekeep\\-help"),
+            "a forgekeep-help(1) reference"
+        );
+    }
+    assert!(page("forgekeep").contains(".SH ENVIRONMENT"));
+}
+
+#[test]
+fn readme_findings_table_lists_every_code() {
+    let readme =
+        fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    for c in forgekeep::findings::Code::ALL {
+        assert!(
+            readme.contains(&format!("| `{}` |", c.as_str())),
+            "README's findings table lacks {}",
+            c.as_str()
+        );
+    }
+}

@@ -41,7 +41,7 @@ fn backup_with_only_the_config_file_does_the_whole_job() {
     ]);
     expect_code(&v, 0);
     // --config on the command line works the same way.
-    let o = fk(&["--config", config.to_str().unwrap(), "backup", "--dry-run"]);
+    let o = fk(&["backup", "--config", config.to_str().unwrap(), "--dry-run"]);
     expect_code(&o, 0);
     assert!(stdout(&o).contains("jwt/private.pem"), "{}", stdout(&o));
 }
@@ -62,9 +62,9 @@ fn flags_override_the_file() {
     );
     let out = t.join("from-flag.age");
     let o = fk(&[
+        "backup",
         "--config",
         config.to_str().unwrap(),
-        "backup",
         other.to_str().unwrap(),
         "-o",
         out.to_str().unwrap(),
@@ -85,7 +85,7 @@ fn unknown_key_is_an_error_naming_key_and_line() {
         &t,
         "[sources]\npaths = [\"/etc\"]\n\n[retention]\nkeep-dayly = 7\n",
     );
-    let o = fk(&["--config", config.to_str().unwrap(), "backup", "--dry-run"]);
+    let o = fk(&["backup", "--config", config.to_str().unwrap(), "--dry-run"]);
     expect_code(&o, 2);
     let err = stderr(&o);
     assert!(
@@ -123,9 +123,9 @@ fn a_broken_config_does_not_stop_a_restore() {
 fn missing_config_file_is_a_clear_error() {
     let t = TestDir::new();
     let o = fk(&[
+        "backup",
         "--config",
         t.join("nope.toml").to_str().unwrap(),
-        "backup",
         "--dry-run",
     ]);
     expect_code(&o, 1);
@@ -184,15 +184,15 @@ fn no_strict_turns_off_the_files_strict() {
     // "run without --strict", which the user had not passed.
     let t = TestDir::new();
     let tree = t.gitea_tree();
-    t.write("srv/gitea/open.key", b"k", 0o644);
+    t.write("srv/gitea/open.key", SECRET_SETTING, 0o644);
     let (_key, recipient) = t.age_key("key.txt");
     let config = write_config(&t, "[backup]\nstrict = true\n");
     let c = config.to_str().unwrap();
     let out = t.join("a.age");
     let o = fk(&[
+        "backup",
         "--config",
         c,
-        "backup",
         tree.to_str().unwrap(),
         "-r",
         &recipient,
@@ -203,9 +203,9 @@ fn no_strict_turns_off_the_files_strict() {
     assert!(stderr(&o).contains("--no-strict"), "{}", stderr(&o));
     assert!(!out.exists());
     let o = fk(&[
+        "backup",
         "--config",
         c,
-        "backup",
         tree.to_str().unwrap(),
         "-r",
         &recipient,
@@ -215,4 +215,30 @@ fn no_strict_turns_off_the_files_strict() {
     ]);
     expect_code(&o, 3);
     assert!(out.exists());
+}
+
+#[test]
+fn the_example_config_names_the_recipients_file_the_recipe_writes() {
+    // Regression (issue 13): examples/config.toml pointed at sample-recipients.txt while
+    // the recipe wrote /etc/forgekeep/recipients.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(repo.join("README.md")).unwrap();
+    let recipe = &readme[readme.find("### Nightly backup").unwrap()..];
+    let written: Vec<&str> = recipe
+        .lines()
+        .filter_map(|l| l.split("> ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap())
+        .collect();
+    let example = forgekeep::config::Config::parse(
+        &fs::read_to_string(repo.join("examples/config.toml")).unwrap(),
+        std::path::Path::new("/etc/forgekeep/config.toml"),
+    )
+    .unwrap();
+    for f in &example.backup.recipients_files {
+        assert!(
+            written.contains(&f.to_str().unwrap()),
+            "the recipe writes {written:?}, the example reads {f:?}"
+        );
+    }
+    assert!(!example.backup.recipients_files.is_empty());
 }

@@ -180,22 +180,57 @@ fn systemd_units_are_hardened_and_their_commands_are_accepted() {
     }
 }
 
-#[test]
-fn systemd_analyze_verify_accepts_the_units() {
-    let found = sh("command -v systemd-analyze");
-    if !found.status.success() {
-        eprintln!(
-            "NOTICE: systemd-analyze not installed (Debian package `systemd`): \
-             only the static checks of the units ran"
-        );
-        return;
+/// The `install` lines of the README's Install section, run as written except that
+/// `/usr/local/` is `root/usr/local/` and the release binary is the test binary.
+fn install_as_the_readme_says(root: &Path) {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("## Install").unwrap()..];
+    let block = &section[section.find("```sh").unwrap() + 5..];
+    let block = &block[..block.find("```").unwrap()];
+    let lines: Vec<&str> = block
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| l.starts_with("install "))
+        .collect();
+    assert_eq!(lines.len(), 2, "the binary and the man pages: {block}");
+    for line in lines {
+        let line = line
+            .replace("target/release/forgekeep", BIN)
+            .replace("/usr/local/", &format!("{}/usr/local/", root.display()));
+        let o = Command::new("sh")
+            .args(["-c", &line])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{line}: {}", stderr(&o));
     }
-    // systemd-analyze wants the ExecStart binary to exist: a copy of the test binary at a
-    // temp path, and the units rewritten to use it.
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_units_with_the_man_pages_installed_as_documented() {
+    // Regression (issue 13): `Documentation=man:forgekeep-backup(1)` failed the check,
+    // because no documented step installed the man pages.
+    require("systemd-analyze");
+    require("man");
     let td = TestDir::new();
-    let bin = td.join("bin/forgekeep");
-    fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    fs::copy(BIN, &bin).unwrap();
+    let root = td.mkdir("root", 0o755);
+    // Every Debian has /usr/local/bin (base-files); the man folder is made by install -D.
+    td.mkdir("root/usr/local/bin", 0o755);
+    install_as_the_readme_says(&root);
+    let bin = root.join("usr/local/bin/forgekeep");
+    let man = root.join("usr/local/share/man");
+    assert!(man.join("man1/forgekeep-backup.1").is_file());
+    // The documented place is one man searches without any MANPATH.
+    let global = sh("manpath -g");
+    assert!(
+        stdout(&global)
+            .split(':')
+            .any(|d| d.trim() == "/usr/local/share/man"),
+        "{}",
+        stdout(&global)
+    );
+    // The units as shipped, their binary at its installed place.
     let units = td.mkdir("units", 0o755);
     let mut paths = Vec::new();
     for rel in UNITS {
@@ -206,10 +241,13 @@ fn systemd_analyze_verify_accepts_the_units() {
         fs::write(&p, text).unwrap();
         paths.push(p);
     }
-    let analyze = |files: &[PathBuf]| {
+    // As the recipe runs it (man pages checked too), with man finding the pages where
+    // they were installed under the scratch root.
+    let analyze = |files: &[PathBuf], manpath: &Path| {
         let o = Command::new("systemd-analyze")
-            .args(["verify", "--man=no"])
+            .arg("verify")
             .args(files)
+            .env("MANPATH", manpath)
             .current_dir(&units)
             .output()
             .unwrap();
@@ -221,16 +259,23 @@ fn systemd_analyze_verify_accepts_the_units() {
             .collect();
         (o.status.success(), complaints)
     };
-    let (ok, complaints) = analyze(&paths);
+    let (ok, complaints) = analyze(&paths, &man);
     assert!(ok && complaints.is_empty(), "{complaints:#?}");
 
-    // The check itself works: a broken copy is caught.
+    // The check itself works: without the pages, or with a broken copy, it complains.
+    let (ok, complaints) = analyze(&paths, &td.mkdir("no-pages", 0o755));
+    assert!(
+        !ok && complaints
+            .iter()
+            .any(|l| l.contains("man forgekeep-backup(1)")),
+        "{complaints:#?}"
+    );
     let broken = units.join("forgekeep-broken.service");
     let text = fs::read_to_string(&paths[0])
         .unwrap()
         .replace("IOSchedulingClass=idle", "IOSchedulingClass=sometimes");
     fs::write(&broken, text).unwrap();
-    let (_, complaints) = analyze(&[broken]);
+    let (_, complaints) = analyze(&[broken], &man);
     assert!(
         complaints.iter().any(|l| l.contains("IO scheduling class")),
         "{complaints:#?}"

@@ -129,3 +129,45 @@ fn absolute_compose_paths_are_read_under_the_mounted_root() {
         stdout(&o)
     );
 }
+
+#[test]
+fn detect_compose_shows_the_findings_that_matter_regression_count_only() {
+    // Regression (issue 13): detect --compose hid the lost JWT key behind "2 problem(s)
+    // ... see forgekeep check".
+    let t = TestDir::new();
+    let compose = t.write(
+        "stack/docker-compose.yml",
+        b"services:\n  gitea:\n    image: gitea/gitea:1.23-rootless\n    volumes:\n      - ./gitea/data:/var/lib/gitea/data\n      - ./gitea/config:/etc/gitea\n",
+        0o644,
+    );
+    t.write(
+        "stack/gitea/config/app.ini",
+        b"RUN_USER = git\nWORK_PATH = /var/lib/gitea\n[server]\nAPP_DATA_PATH = /var/lib/gitea\n[security]\nINSTALL_LOCK = true\nSECRET_KEY = test-only-secret-key\n",
+        0o640,
+    );
+    t.mkdir("stack/gitea/data", 0o755);
+    // An empty root: nothing of this host's own installations in the output.
+    let root = t.mkdir("empty", 0o755);
+    let o = fk(&[
+        "detect",
+        "--root",
+        root.to_str().unwrap(),
+        "--compose",
+        compose.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    let lost = text
+        .lines()
+        .find(|l| l.contains("error [not-persistent] /var/lib/gitea/jwt/private.pem"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        lost.contains("; fix: ") && lost.contains("/var/lib/gitea/jwt"),
+        "{lost}"
+    );
+    assert!(!text.contains("problem(s)"), "{text}");
+    assert!(
+        !text.contains("test-only-secret-key"),
+        "no secret value: {text}"
+    );
+}

@@ -182,7 +182,7 @@ fn backup_json_is_one_documented_object_with_and_without_pruning() {
     assert_eq!(p["deleted"], serde_json::json!(old));
 
     // With findings (exit 3) the report is still the one object, ok true.
-    let open = f.td.write("srv/gitea/open.key", b"k", 0o644);
+    let open = f.td.write("srv/gitea/open.key", SECRET_SETTING, 0o644);
     let o = fk(&args(
         &["backup"],
         &[&f.tree],
@@ -599,7 +599,7 @@ fn a_refused_dry_run_is_one_object_with_the_real_runs_verdict() {
     // object; and --strict was not applied to dry runs.
     let td = TestDir::new();
     let tree = td.gitea_tree();
-    td.write("srv/gitea/open.key", b"k", 0o644);
+    td.write("srv/gitea/open.key", SECRET_SETTING, 0o644);
     let (_key, r) = td.age_key("key.txt");
     let o = fk(&[
         "backup",

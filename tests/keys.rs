@@ -227,3 +227,82 @@ fn keygen_never_overwrites() {
     expect_code(&o, 1);
     assert_eq!(fs::read(&key).unwrap(), before);
 }
+
+#[test]
+fn keygen_note_is_true_for_a_verification_key_kept_on_the_host() {
+    // Regression: keygen -o /etc/forgekeep/verify-identity.txt said "keep it OFF the
+    // backed-up host", contradicting contrib/'s on-host verification key.
+    let td = TestDir::new();
+    let key = td.join("verify-identity.txt");
+    let o = fk(&["keygen", "-o", key.to_str().unwrap()]);
+    expect_code(&o, 0);
+    let err = stderr(&o);
+    assert!(!err.to_lowercase().contains("off the"), "{err}");
+    assert!(
+        err.contains("private key") && err.contains("recipient"),
+        "{err}"
+    );
+    assert!(stdout(&o).trim().starts_with("age1"));
+}
+
+#[test]
+fn a_public_key_given_as_identity_is_named_as_such() {
+    // Regression (issue 13): a recipients file or a .pub as -i said only "no identity found".
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (_key, recipient) = td.age_key("key.txt");
+    let (_ssh, ssh_public) = td.ssh_key("id_ed25519", "ed25519", "");
+    let a = td.join("a.age");
+    backup(&[&tree], &recipient, &a, &[]);
+    let recipients = td.write(
+        "recipients",
+        format!("# ops\n{recipient}\n{ssh_public}\n").as_bytes(),
+        0o644,
+    );
+    for (public, hint) in [
+        (recipients, "AGE-SECRET-KEY-1"),
+        (td.join("id_ed25519.pub"), "without .pub"),
+    ] {
+        let o = fk(&[
+            "verify",
+            a.to_str().unwrap(),
+            "-i",
+            public.to_str().unwrap(),
+        ]);
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert!(
+            err.contains("this is a public key") && err.contains("-i needs the private key"),
+            "{err}"
+        );
+        assert!(err.contains(hint), "{err}");
+    }
+}
+
+#[test]
+fn the_key_and_the_archive_swapped_are_named_as_such() {
+    let td = TestDir::new();
+    let tree = td.gitea_tree();
+    let (key, recipient) = td.age_key("key.txt");
+    let (ssh, ssh_public) = td.ssh_key("id_ed25519", "ed25519", "");
+    let a = td.join("a.age");
+    backup(&[&tree], &recipient, &a, &["-r", &ssh_public]);
+    let (a, key, ssh) = (
+        a.to_str().unwrap(),
+        key.to_str().unwrap(),
+        ssh.to_str().unwrap(),
+    );
+    for args in [
+        vec!["restore", key, "-i", a, "--dry-run"],
+        vec!["verify", key, "-i", key],
+        vec!["list", ssh, "-i", ssh],
+        vec!["diff", key, "-i", a],
+    ] {
+        let o = fk(&args);
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert!(err.contains("swapped"), "{args:?}: {err}");
+        assert!(err.contains("ARCHIVE -i KEY"), "{args:?}: {err}");
+    }
+    expect_code(&fk(&["verify", a, "-i", ssh]), 0);
+}

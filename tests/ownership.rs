@@ -273,3 +273,49 @@ fn unreadable_secret_is_an_error_finding_and_no_archive() {
     assert!(stderr(&o).contains("[unreadable]"), "{}", stderr(&o));
     assert_eq!(names_in(&out).len(), 0, "no archive, no temp file");
 }
+
+#[test]
+fn root_without_cap_chown_is_told_the_capability_and_to_regression_run_as_root() {
+    // Regression (issue 13): root in a container or unit without CAP_CHOWN was told to
+    // run as root.
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    require("setpriv");
+    let td = TestDir::new();
+    let src = td.mkdir("src", 0o700);
+    let f = td.write("src/secret", b"s3cret\n", 0o600);
+    let (uid, gid) = daemon();
+    std::os::unix::fs::chown(&f, Some(uid), Some(gid)).unwrap();
+    let (k, r) = td.age_key("k.txt");
+    let a = td.join("a.age");
+    backup(&[&src], &r, &a, &[]);
+    let without_chown = |extra: &str| {
+        sh(&format!(
+            "setpriv --bounding-set -chown env FORGEKEEP_CONFIG=/dev/null {BIN} restore {} -i {} {extra}",
+            a.display(),
+            k.display()
+        ))
+    };
+    let dest = td.join("newroot");
+    for extra in [
+        format!("--root {}", dest.display()),
+        format!("--root {} --dry-run", dest.display()),
+    ] {
+        let o = without_chown(&extra);
+        expect_code(&o, 1);
+        let err = stderr(&o);
+        assert!(err.contains("lacks CAP_CHOWN"), "{err}");
+        assert!(err.contains("--to DIR"), "{err}");
+        assert!(!err.contains("run as root"), "{err}");
+        assert!(!dest.exists(), "nothing changed");
+    }
+    // --to needs no capability: plain copies owned by the caller.
+    let plain = td.join("plain");
+    let o = without_chown(&format!("--to {}", plain.display()));
+    expect_code(&o, 0);
+    let copy = plain.join(f.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(&copy).unwrap(), b"s3cret\n");
+    assert_eq!(uid_of(&copy), 0);
+}

@@ -45,6 +45,21 @@ fn run_backup(src: &Path, recipient: &str, out: &str, extra: &[&str]) -> Output 
     fk(&args)
 }
 
+/// A configuration file for the whole job: `src` to `dir/` for `recipient`, and `extra`
+/// (e.g. a `[retention]` table).
+fn job_config(td: &TestDir, src: &Path, recipient: &str, dir: &Path, extra: &str) -> PathBuf {
+    td.write(
+        "etc/config.toml",
+        format!(
+            "[sources]\npaths = [\"{}\"]\n[backup]\nrecipients = [\"{recipient}\"]\noutput = \"{}/\"\n{extra}",
+            src.display(),
+            dir.display()
+        )
+        .as_bytes(),
+        0o600,
+    )
+}
+
 /// `DIR/` as `-o` takes it (a generated name inside).
 fn slash(dir: &Path) -> String {
     format!("{}/", dir.display())
@@ -123,7 +138,7 @@ fn a_second_backup_while_the_first_runs_exits_6_and_the_first_completes() {
     // while it holds the lock, until the test drains it. No timing is involved.
     let busy = td.mkdir("busy", 0o755);
     for i in 0..1500 {
-        td.write(&format!("busy/f{i:04}"), b"x", 0o644);
+        td.write(&format!("busy/f{i:04}"), SECRET_SETTING, 0o644);
     }
     let src = private_src(&td, "src");
     let dir = td.mkdir("backups", 0o700);
@@ -335,22 +350,9 @@ fn retention_in_the_config_file_prunes_after_a_backup_without_flags() {
     let (_key, r) = td.age_key("key.txt");
     let src = private_src(&td, "src");
     let dir = folder_with_old_archives(&td);
-    // The file's rules are for the file's output folder.
-    let config = td.write(
-        "etc/config.toml",
-        format!(
-            "[backup]\noutput = \"{}/\"\n[retention]\nkeep-last = 2\n",
-            dir.display()
-        )
-        .as_bytes(),
-        0o600,
-    );
-    let o = run_backup(
-        &src,
-        &r,
-        &slash(&dir),
-        &["--config", config.to_str().unwrap()],
-    );
+    // The file's rules are for the file's job: its sources, keys and output folder.
+    let config = job_config(&td, &src, &r, &dir, "[retention]\nkeep-last = 2\n");
+    let o = fk(&["backup", "--config", config.to_str().unwrap()]);
     expect_code(&o, 0);
     let new = the_new_archive(&dir);
     assert_kept_two(&dir, &new);
@@ -363,28 +365,15 @@ fn a_failed_backup_never_prunes() {
     let (_key, r) = td.age_key("key.txt");
     let dir = folder_with_old_archives(&td);
     let before = names_in(&dir);
-    let config = td.write(
-        "etc/config.toml",
-        format!(
-            "[backup]\noutput = \"{}/\"\n[retention]\nkeep-last = 1\n",
-            dir.display()
-        )
-        .as_bytes(),
-        0o600,
-    );
     let missing = td.join("no-such-source");
+    let config = job_config(&td, &missing, &r, &dir, "[retention]\nkeep-last = 1\n");
     // A source that does not exist: exit 1, with the flag and with the config file.
     let o = run_backup(&missing, &r, &slash(&dir), &["--keep-last", "1", "--json"]);
     expect_code(&o, 1);
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
     assert_eq!(json_of(&o)["exit_code"], 1);
     assert_eq!(names_in(&dir), before);
-    let o = run_backup(
-        &missing,
-        &r,
-        &slash(&dir),
-        &["--config", config.to_str().unwrap()],
-    );
+    let o = fk(&["backup", "--config", config.to_str().unwrap()]);
     expect_code(&o, 1);
     assert_eq!(names_in(&dir), before);
 
@@ -470,7 +459,11 @@ fn verify_latest_checks_the_newest_archive_by_its_name_and_prints_its_age() {
     expect_code(&o, 0);
     let text = stdout(&o);
     assert!(text.contains(&format!("{}: OK", newer.display())), "{text}");
-    assert!(text.contains("newest archive is 0m old"), "{text}");
+    let age_line = text
+        .lines()
+        .find(|l| l.starts_with("newest archive is "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(age_line.ends_with("s old"), "to the second: {age_line}");
 
     let o = verify_latest(&dir, &key, &["--json"]);
     expect_code(&o, 0);
@@ -530,6 +523,16 @@ fn verify_latest_past_max_age_exits_1_with_one_json_object() {
     assert!(
         err.contains("forgekeep: error: the newest archive") && err.contains("more than --max-age"),
         "{err}"
+    );
+    // Regression: the age was rounded down to minutes ("is 1m old, more than --max-age
+    // 1m"); it is the real age, to the second, the same number as age_seconds.
+    let age = v["age_seconds"].as_i64().unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("is {age}s old, more than --max-age 0s")),
+        "{v}"
     );
     // The same without --json: exit 1, the error on stderr.
     let o = verify_latest(&dir, &key, &["--max-age", "0s"]);
@@ -602,7 +605,7 @@ fn quiet_prints_nothing_for_a_clean_run_and_only_the_findings_otherwise() {
     assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
 
     // A key readable by everyone: only its finding, on stderr, and exit 3.
-    let open = td.write("src/open.key", b"k", 0o644);
+    let open = td.write("src/open.key", SECRET_SETTING, 0o644);
     let o = run_backup(&src, &r, dir.join("second.age").to_str().unwrap(), &["-q"]);
     expect_code(&o, 3);
     assert_eq!(stdout(&o), "", "stdout");
@@ -677,25 +680,174 @@ fn config_retention_applies_to_the_config_folder_only() {
     let old = archive_name(&host(), "20250101T030000Z");
     fs::write(adhoc.join(&old), b"").unwrap();
     fs::write(configured.join(&old), b"").unwrap();
-    let config = td.write(
-        "config.toml",
-        format!(
-            "[backup]\noutput = \"{}/\"\n[retention]\nkeep-last = 1\n",
-            configured.display()
-        )
-        .as_bytes(),
-        0o600,
-    );
+    let config = job_config(&td, &src, &r, &configured, "[retention]\nkeep-last = 1\n");
     let c = config.to_str().unwrap();
-    let o = run_backup(&src, &r, &slash(&adhoc), &["--config", c]);
+    // The configured job sent to another folder: that folder is not pruned.
+    let o = fk(&["backup", "--config", c, "-o", &slash(&adhoc)]);
     expect_code(&o, 0);
     assert!(
         adhoc.join(&old).exists(),
         "the ad-hoc folder is not pruned by the file's rules"
     );
+    // Ad-hoc sources into the configured folder: not the configured job, not pruned.
     let o = run_backup(&src, &r, &slash(&configured), &["--config", c]);
     expect_code(&o, 0);
-    assert!(!configured.join(&old).exists(), "the configured folder is");
+    assert!(configured.join(&old).exists(), "an ad-hoc run never prunes");
+    let o = fk(&["backup", "--config", c]);
+    expect_code(&o, 0);
+    assert!(!configured.join(&old).exists(), "the configured job does");
+}
+
+#[test]
+fn an_adhoc_backup_on_a_configured_host_needs_its_own_output_regression_pruned_nightly() {
+    // Regression (issue 13): `backup /etc/gitea -r age1...` without -o on a configured
+    // host wrote into the configured folder, pruned it by the file's [retention], and
+    // became the newest archive, for a key the verify job does not hold.
+    let td = TestDir::new();
+    let (_key, r) = td.age_key("key.txt");
+    let (_other, other_r) = td.age_key("other.txt");
+    let src = private_src(&td, "src");
+    let dir = td.mkdir("backups", 0o700);
+    let nightly = archive_name(&host(), "20250101T030000Z");
+    fs::write(dir.join(&nightly), b"a good nightly archive").unwrap();
+    let config = job_config(&td, &src, &r, &dir, "[retention]\nkeep-last = 1\n");
+    let c = config.to_str().unwrap();
+    let adhoc = private_src(&td, "adhoc");
+    for (args, what) in [
+        (vec!["backup", adhoc.to_str().unwrap()], "sources"),
+        (vec!["backup", "-r", &other_r], "recipients"),
+        (
+            vec![
+                "backup",
+                adhoc.to_str().unwrap(),
+                "-r",
+                &other_r,
+                "--dry-run",
+            ],
+            "sources and recipients",
+        ),
+    ] {
+        let o = fk_cmd(&args).env("FORGEKEEP_CONFIG", c).output().unwrap();
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("names its own {what} on the command line"))
+                && err.contains("-o")
+                && err.contains("(hint: "),
+            "{err}"
+        );
+        assert_eq!(
+            names_in(&dir),
+            vec![nightly.clone()],
+            "nothing written or pruned"
+        );
+    }
+    // With its own -o it runs, and the configured folder is left alone.
+    let elsewhere = td.mkdir("adhoc-out", 0o700);
+    let o = fk_cmd(&["backup", adhoc.to_str().unwrap(), "-o", &slash(&elsewhere)])
+        .env("FORGEKEEP_CONFIG", c)
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    only_archive(&elsewhere);
+    assert_eq!(names_in(&dir), vec![nightly.clone()]);
+}
+
+#[test]
+fn backup_dry_run_says_where_the_archive_would_go_and_what_retention_would_delete() {
+    let td = TestDir::new();
+    let (_key, r) = td.age_key("key.txt");
+    let src = private_src(&td, "src");
+    let dir = folder_with_old_archives(&td);
+    let before = names_in(&dir);
+    let config = job_config(&td, &src, &r, &dir, "[retention]\nkeep-last = 2\n");
+    let o = fk(&["backup", "--config", config.to_str().unwrap(), "--dry-run"]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    let path_prefix = format!("{}/forgekeep-{}-", dir.display(), host());
+    assert!(
+        text.contains(&format!("would write the archive to {path_prefix}")),
+        "{text}"
+    );
+    for s in &OLD[..4] {
+        assert!(
+            text.contains(&format!("delete {}", archive_name(&host(), s))),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("keep   {}", archive_name(&host(), OLD[4]))),
+        "{text}"
+    );
+    assert!(text.contains("dry run: would delete 4 of 6"), "{text}");
+    assert_eq!(names_in(&dir), before, "a dry run deletes nothing");
+
+    let o = fk(&[
+        "backup",
+        "--config",
+        config.to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ]);
+    expect_code(&o, 0);
+    let v = json_of(&o);
+    assert!(
+        v["archive"].as_str().unwrap().starts_with(&path_prefix),
+        "{v}"
+    );
+    assert_eq!(v["prune"]["to_delete"].as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v["prune"]["dry_run"], true);
+    assert_eq!(names_in(&dir), before);
+}
+
+#[test]
+fn prune_of_another_folder_does_not_take_the_configs_retention() {
+    // Regression: `prune DIR --dry-run` applied the file's [retention] to any folder,
+    // while --help said a rule is required.
+    let td = TestDir::new();
+    let (_key, r) = td.age_key("key.txt");
+    let src = private_src(&td, "src");
+    let configured = folder_with_old_archives(&td);
+    let other = td.mkdir("other", 0o700);
+    for s in OLD {
+        fs::write(other.join(archive_name(&host(), s)), b"").unwrap();
+    }
+    let config = job_config(&td, &src, &r, &configured, "[retention]\nkeep-last = 1\n");
+    let c = config.to_str().unwrap();
+    let o = fk(&["prune", other.to_str().unwrap(), "--dry-run", "--config", c]);
+    expect_code(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("no retention rule") && err.contains("applies only to its own output folder"),
+        "{err}"
+    );
+    // Its own folder (named, or by default) takes the file's rules.
+    for args in [
+        vec![
+            "prune",
+            configured.to_str().unwrap(),
+            "--dry-run",
+            "--config",
+            c,
+        ],
+        vec!["prune", "--dry-run", "--config", c],
+    ] {
+        let o = fk(&args);
+        expect_code(&o, 0);
+        assert!(stdout(&o).contains("would delete 4 of 6"), "{}", stdout(&o));
+    }
+    // Another folder with its own rule: fine.
+    let o = fk(&[
+        "prune",
+        other.to_str().unwrap(),
+        "--keep-last",
+        "1",
+        "--dry-run",
+        "--config",
+        c,
+    ]);
+    expect_code(&o, 0);
 }
 
 #[test]

@@ -10,6 +10,11 @@ use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_forgekeep");
 
+/// Content that makes a file a secret (a setting named like one, with a value): its
+/// permissions are judged, as those of a forge's app.ini or env file. Plain text without
+/// one is public configuration, which may be readable by everyone.
+pub const SECRET_SETTING: &[u8] = b"SECRET_KEY = a-test-value-not-a-real-secret\n";
+
 /// A fresh folder for one test, removed at the end unless FORGEKEEP_KEEP_TEST_DIRS is set.
 pub struct TestDir {
     pub dir: tempfile::TempDir,

@@ -12,10 +12,9 @@ use crate::collect::{Collected, StatSnapshot};
 use crate::error::{Error, Result};
 use crate::keys::Encryption;
 use age::armor::{ArmoredWriter, Format};
-use nix::fcntl::OFlag;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -457,24 +456,9 @@ pub fn entry_header(e: &Entry) -> tar::Header {
 /// swapped in since the walk fails with ELOOP), `O_NONBLOCK` (a FIFO swapped in cannot
 /// block the backup), then `fstat` must show the same file the walk saw.
 fn open_source(path: &Path, seen: &StatSnapshot) -> Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                changed_while_read(&path.display().to_string())
-            } else {
-                Error::io("cannot read", path, &e)
-            }
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io("cannot read", path, &e))?;
-    if !meta.is_file() || StatSnapshot::of(&meta) != *seen {
-        return Err(changed_while_read(&path.display().to_string()));
-    }
-    Ok(file)
+    crate::collect::open_as_walked(path, seen)
+        .map_err(|e| Error::io("cannot read", path, &e))?
+        .ok_or_else(|| changed_while_read(&path.display().to_string()))
 }
 
 /// After reading: size and mtime must not have moved, or the copy may be torn.

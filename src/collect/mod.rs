@@ -5,9 +5,11 @@
 //! symlinked source root is stored as a link too and reported), records what a restore
 //! needs to put each entry back (type, mode, uid, gid, user and group names, mtime),
 //! skips FIFOs, sockets and devices (never opening them, so a FIFO cannot block us), and
-//! audits permissions on the way, producing [`Finding`]s. Nothing is read here but
-//! metadata: the content is read once, through one descriptor, by the archive writer.
+//! audits permissions on the way, producing [`Finding`]s. The content is read once,
+//! through one descriptor, by the archive writer; here only metadata, and the first
+//! bytes of a file others may read, to tell a secret from public text ([`secrecy`]).
 
+pub mod secrecy;
 pub mod sqlite;
 
 use crate::archive::manifest::{Entry, Kind, Ownership, Role, Source};
@@ -105,6 +107,32 @@ pub struct Options {
     pub sqlite: BTreeSet<PathBuf>,
     /// Take the snapshots (a real backup); off for dry runs and `check`, which write nothing.
     pub snapshot: bool,
+    /// What the profiles keep, and the modes they expect, for judging permissions.
+    pub secrets: secrecy::Secrets,
+}
+
+/// Opens a walked file for reading through ONE descriptor: `O_NOFOLLOW` (a symlink
+/// swapped in since the walk fails with ELOOP), `O_NONBLOCK` (a FIFO swapped in cannot
+/// block us), then `fstat` must show the very file the walk saw. `Ok(None)` when the
+/// name leads elsewhere now. The writer reads contents this way, and [`secrecy`] the
+/// first bytes of a file.
+pub fn open_as_walked(path: &Path, seen: &StatSnapshot) -> std::io::Result<Option<File>> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() || StatSnapshot::of(&meta) != *seen {
+        return Ok(None);
+    }
+    Ok(Some(file))
 }
 
 pub fn build_excludes(globs: &[String]) -> Result<GlobSet> {
@@ -137,6 +165,7 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
         is_root: nix::unistd::geteuid().is_root(),
         sqlite: opts.sqlite.clone(),
         snapshot: opts.snapshot,
+        secrets: opts.secrets.clone(),
     };
     for (index, req) in requests.iter().enumerate() {
         let path = resolve_source(&req.given)?;
@@ -174,7 +203,7 @@ pub fn resolve_source(given: &str) -> Result<PathBuf> {
     let meta = std::fs::symlink_metadata(&abs).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::runtime(format!("source {given} does not exist"))
-                .hint("check the path; nothing was archived")
+                .hint("check the path, or leave it out of the sources")
         } else {
             Error::io("cannot read source", &abs, &e)
         }
@@ -217,6 +246,7 @@ struct Collector {
     is_root: bool,
     sqlite: BTreeSet<PathBuf>,
     snapshot: bool,
+    secrets: secrecy::Secrets,
 }
 
 impl Collector {
@@ -488,12 +518,7 @@ impl Collector {
     fn check_dir_writable(&mut self, dir: &Path, meta: &Metadata) {
         let mode = meta.mode();
         // A sticky directory (like /tmp) lets others create files but not replace ours.
-        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-            let who = if mode & 0o002 != 0 {
-                "every user"
-            } else {
-                "its group"
-            };
+        if let (Some(who), 0) = (crate::findings::who_may_write(mode), mode & 0o1000) {
             self.finding(
                 Code::ParentWritable,
                 Severity::Warning,
@@ -530,78 +555,112 @@ impl Collector {
 
     fn check_file(&mut self, path: &Path, meta: &Metadata) {
         self.check_readable(path, Kind::File);
-        let mode = meta.mode();
-        let public = path.extension().is_some_and(|e| e == "pub");
-        if !public && mode & 0o004 != 0 {
-            self.finding(
-                Code::WorldReadable,
-                Severity::Warning,
-                path,
-                format!("is readable by every user (mode {:04o})", mode & 0o7777),
-                format!("chmod o-rwx {}", path.display()),
-            );
-        } else if !public && mode & 0o040 != 0 {
-            self.finding(
-                Code::GroupReadable,
-                Severity::Warning,
-                path,
-                format!("is readable by its group (mode {:04o})", mode & 0o7777),
-                format!(
-                    "chmod g-rwx {} unless the forge reads it through its group",
-                    path.display()
-                ),
-            );
+        self.check_mode(path, meta);
+        self.check_folder_owner(path, meta);
+    }
+
+    /// At most ONE finding for a file's permissions, whose fix ends them all (following
+    /// `chmod o-rwx` must not turn up `group-readable` next). Read and write bits of
+    /// group and others on a file that holds a secret ([`secrecy::judge`]: only looked at
+    /// when others may read it); write bits only on public text (`ssh_config` stays
+    /// readable). A file whose widest mode its profile states (app.ini 0640) is left to
+    /// the profile's `mode-too-open`, never contradicted here.
+    fn check_mode(&mut self, path: &Path, meta: &Metadata) {
+        let mode = meta.mode() & 0o7777;
+        let open = mode & 0o066;
+        if open == 0 || self.secrets.expected_mode.contains_key(path) {
+            return;
         }
-        if mode & 0o022 != 0 {
-            self.finding(
-                Code::Writable,
-                Severity::Warning,
-                path,
-                format!(
-                    "can be modified by users other than its owner (mode {:04o})",
-                    mode & 0o7777
-                ),
-                format!("chmod go-w {}", path.display()),
-            );
-        }
-        if let Some(parent) = path.parent() {
-            if let Some(&(_, dir_uid)) = self.dirs.get(parent) {
-                if dir_uid != meta.uid() {
-                    let owner = self
-                        .names
-                        .user(dir_uid)
-                        .unwrap_or_else(|| dir_uid.to_string());
-                    // A folder owned by another (non-root) user lets that user replace the
-                    // secret: a warning. Under a root-owned folder it is only worth knowing
-                    // (e.g. a git-owned app.ini in root's /etc/gitea).
-                    let (severity, message) = if dir_uid != 0 {
-                        (
-                            Severity::Warning,
-                            format!("belongs to uid {} but its folder belongs to {owner}, who can replace it", meta.uid()),
-                        )
-                    } else {
-                        (
-                            Severity::Info,
-                            format!(
-                                "belongs to uid {} but its folder belongs to root",
-                                meta.uid()
-                            ),
-                        )
-                    };
-                    self.finding(
-                        Code::OwnerMismatch,
-                        severity,
-                        path,
-                        message,
-                        format!(
-                            "chown {} {} (or the folder to the file's owner)",
-                            meta.uid(),
-                            parent.display()
-                        ),
-                    );
-                }
+        let holds = if open & 0o044 != 0 {
+            secrecy::judge(path, &StatSnapshot::of(meta), &self.secrets)
+        } else {
+            secrecy::Holds::Public
+        };
+        let (code, target, why) = match &holds {
+            secrecy::Holds::Secret(why) if open & 0o004 != 0 => {
+                (Code::WorldReadable, mode & !0o077, format!("; it {why}"))
             }
+            secrecy::Holds::Secret(why) if open & 0o040 != 0 => {
+                (Code::GroupReadable, mode & !0o077, format!("; it {why}"))
+            }
+            secrecy::Holds::Secret(_) => (Code::Writable, mode & !0o077, String::new()),
+            secrecy::Holds::Public if open & 0o022 != 0 => {
+                (Code::Writable, mode & !0o022, String::new())
+            }
+            secrecy::Holds::Public => return,
+        };
+        let mut who = Vec::new();
+        if let (secrecy::Holds::Secret(_), Some(readers)) =
+            (&holds, crate::findings::who_may_read(open))
+        {
+            who.push(format!("readable by {readers}"));
         }
+        if let Some(writers) = crate::findings::who_may_write(open) {
+            who.push(format!("writable by {writers}"));
+        }
+        let fix = if code == Code::GroupReadable {
+            format!(
+                "chmod {target:o} {} (if its forge reads it through its group, back it up with the forge's profile, which knows the mode it needs)",
+                path.display()
+            )
+        } else {
+            format!("chmod {target:o} {}", path.display())
+        };
+        self.finding(
+            code,
+            Severity::Warning,
+            path,
+            format!("is {} (mode {mode:04o}){why}", who.join(" and ")),
+            fix,
+        );
+    }
+
+    /// A folder owned by another (non-root) user lets that user replace the file.
+    fn check_folder_owner(&mut self, path: &Path, meta: &Metadata) {
+        let Some(parent) = path.parent() else {
+            return;
+        };
+        let Some(&(_, dir_uid)) = self.dirs.get(parent) else {
+            return;
+        };
+        if dir_uid == meta.uid() {
+            return;
+        }
+        let owner = self
+            .names
+            .user(dir_uid)
+            .unwrap_or_else(|| dir_uid.to_string());
+        // A folder owned by another (non-root) user lets that user replace the secret:
+        // a warning. Under a root-owned folder it is only worth knowing (e.g. a
+        // git-owned app.ini in root's /etc/gitea).
+        let (severity, message) = if dir_uid != 0 {
+            (
+                Severity::Warning,
+                format!(
+                    "belongs to uid {} but its folder belongs to {owner}, who can replace it",
+                    meta.uid()
+                ),
+            )
+        } else {
+            (
+                Severity::Info,
+                format!(
+                    "belongs to uid {} but its folder belongs to root",
+                    meta.uid()
+                ),
+            )
+        };
+        self.finding(
+            Code::OwnerMismatch,
+            severity,
+            path,
+            message,
+            format!(
+                "chown {} {} (or the folder to the file's owner)",
+                meta.uid(),
+                parent.display()
+            ),
+        );
     }
 }
 

@@ -6,9 +6,8 @@
 //! anything unless `--force`, and the folder is fsynced so the rename survives a crash.
 
 use crate::archive::manifest::{Manifest, FORMAT_NAME, FORMAT_VERSION};
-use crate::archive::writer::{write_archive, write_archive_file, WriteOptions};
-use crate::archive::SUFFIX;
-use crate::cli::{BackupArgs, BackupOptions};
+use crate::archive::writer::{write_archive, write_archive_file, WriteOptions, WriteSummary};
+use crate::cli::{BackupArgs, BackupOptions, KeepArgs};
 use crate::collect::{collect, Collection, Options};
 use crate::config::{merge_backup, merge_keep, merge_sources, Config};
 use crate::error::{Error, ExitCode, Result};
@@ -24,27 +23,14 @@ use std::time::Instant;
 
 pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let started = Instant::now();
+    let adhoc = adhoc_reason(args);
+    let own_output = args.options.output.is_some();
     let config_strict = config.backup.strict && !args.options.strict;
-    let args = &BackupArgs {
-        sources: merge_sources(&args.sources, &config.sources),
-        options: BackupOptions {
-            strict: !args.no_strict && (args.options.strict || config.backup.strict),
-            ..merge_backup(&args.options, &config.backup, args.passphrase)
-        },
-        ..args.clone()
-    };
-    let output = resolve_output(args)?;
-    // The file's [retention] is for the file's output folder only: an ad-hoc
-    // `backup -o /root/before-upgrade/` on a configured host must not prune that folder,
-    // and an archive sent to stdout has no folder at all. --keep-* flags apply anywhere.
-    let keep = match &output {
-        Output::File { dir, .. } if is_config_folder(dir, config) => {
-            merge_keep(&args.keep, &config.retention)
-        }
-        _ => args.keep.clone(),
-    };
+    let args = &effective_args(args, config);
+    let target = resolve_target(args, own_output, config, adhoc)?;
+    let keep = retention_rules(args, config, adhoc.is_some(), target.as_ref());
     let mut out = *out;
-    if matches!(output, Output::Stdout) && !args.dry_run {
+    if matches!(target, Some(Target::Stdout)) && !args.dry_run {
         if out.json {
             return Err(Error::usage("--json and -o - would both write to stdout")
                 .hint("write the archive to a file, or drop --json"));
@@ -54,8 +40,11 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let out = &out;
     // One run per output folder at a time, taken before anything is read so that a
     // second run (a timer firing while a slow one still runs) exits 6 at once.
-    let lock = match &output {
-        Output::File { dir, .. } if !args.dry_run => Some(crate::lock::acquire(dir, "backup")?),
+    let lock = match &target {
+        Some(t) if !args.dry_run => t
+            .dir()
+            .map(|dir| crate::lock::acquire(dir, "backup"))
+            .transpose()?,
         _ => None,
     };
     let pruning = !crate::retention::no_rule(&keep);
@@ -66,171 +55,40 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             ),
         );
     }
+    // Named under the lock: no other run can take the name between the choice and the
+    // rename (see `unique_name`).
+    let (output, created) = name_output(target, args.force)?;
     let enc = encryption(args)?;
-    let sources = resolve_sources(&args.sources, args.options.numeric_ids)?;
-    if sources.requests.is_empty() {
-        out.findings(&sources.findings);
-        return Err(Error::runtime(
-            "the profiles found nothing to archive; no archive was written",
-        )
-        .hint("see the findings above (forgekeep check shows them too); name the configuration with -p NAME=FILE"));
-    }
-    // Collection's findings decide whether an archive can be trusted to be complete
-    // (an unreadable file: no archive). The profiles' errors (a key on no persistent
-    // storage, a missing file) do not stop the backup of everything else: they are
-    // reported and make the run exit 3, as warnings do.
-    let mut collection = collect(
-        &sources.requests,
-        &Options {
-            exclude: args.sources.exclude.clone(),
-            sqlite: sources.sqlite.clone(),
-            snapshot: !args.dry_run,
-        },
-    )?;
-    let blocking = worst(&collection.findings);
-    let mut findings = sources.findings.clone();
-    findings.extend(sources.audit());
-    findings.append(&mut collection.findings);
-    collection.findings = findings;
-    out.findings(&collection.findings);
-    let worst = worst(&collection.findings).map(|w| {
-        w.min(Severity::Warning)
-            .max(blocking.unwrap_or(Severity::Info))
-    });
-
-    // The verdict, the same for a dry run as for the real run.
-    let refusal = if worst == Some(Severity::Error) {
-        let n = collection
-            .findings
-            .iter()
-            .filter(|f| f.code == Code::Unreadable)
-            .count();
-        Some(
-            Error::runtime(format!(
-                "{n} source(s) cannot be read; no archive was written"
-            ))
-            .hint("fix the findings above (often: run as root), then run again"),
-        )
-    } else if args.options.strict && worst >= Some(Severity::Warning) {
-        Some(
-            Error::runtime("strict: the findings above abort the backup; no archive was written")
-                .hint(if config_strict {
-                    "fix the permissions the findings name, or pass --no-strict (strict = true is set in the configuration file)"
-                } else {
-                    "fix the permissions the findings name, or run without --strict"
-                }),
-        )
-    } else {
-        None
-    };
+    let (collection, blocking) = gather(args, out)?;
+    let worst = verdict_severity(&collection, blocking);
+    let refusal = refusal(&collection, worst, args.options.strict, config_strict);
+    let incomplete = lacks_secrets(&collection);
 
     if args.dry_run {
-        for c in &collection.items {
-            let e = &c.entry;
-            out.say(format!(
-                "{:<7} {:04o} {:>10} {}{}",
-                e.kind.as_str(),
-                e.mode,
-                e.size,
-                e.path,
-                e.target
-                    .as_ref()
-                    .map(|t| format!(" -> {t}"))
-                    .unwrap_or_default()
-            ));
-        }
-        out.say(summary_line("would archive", &collection, None));
-        let report = json!({
-            "command": "backup",
-            "dry_run": true,
-            "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
-            "findings": collection.findings,
-        });
-        // One JSON object either way: a refused dry run is this report, marked failed.
-        if let Some(e) = &refusal {
-            return Ok(out.report_failed(report, e));
-        }
-        out.report(&report);
-        return Ok(exit_for(worst));
+        return dry_run_report(
+            &collection,
+            output.as_ref(),
+            &keep,
+            pruning && !incomplete,
+            refusal.as_ref(),
+            worst,
+            out,
+        );
     }
     if let Some(e) = refusal {
         return Err(e);
     }
+    let output = output.expect("a real run has an output");
+    let (written_to, size, summary) = write(&output, created, args, &enc, &collection, out)?;
 
-    let manifest = build_manifest(&collection, &args.sources.exclude);
-    let opts = WriteOptions {
-        level: args.options.level.unwrap_or(3),
-        armor: args.options.armor,
-        progress: out.progress(collection.content_bytes(), "backup"),
-        ..WriteOptions::default()
-    };
-    let written = (|| -> Result<_> {
-        Ok(match &output {
-            Output::Stdout => {
-                let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-                let (mut w, summary) = write_archive(
-                    stdout,
-                    Path::new("stdout"),
-                    &enc,
-                    &manifest,
-                    &collection.items,
-                    &opts,
-                )?;
-                w.flush()
-                    .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
-                ("-".to_string(), None, summary)
-            }
-            Output::File { dir, name } => {
-                let target = dir.join(name);
-                let summary = write_archive_file(
-                    dir,
-                    name,
-                    args.force,
-                    &enc,
-                    &manifest,
-                    &collection.items,
-                    &opts,
-                )?;
-                let size = std::fs::metadata(&target).map(|m| m.len()).ok();
-                (target.display().to_string(), size, summary)
-            }
-        })
-    })();
-    if let Some(p) = &opts.progress {
-        p.finish_and_clear();
-    }
-    let (written_to, size, summary) = written?;
-
-    // Retention only after a complete archive is safely in place, and only when it holds
-    // everything the older ones do: a run that found a secret missing or lost must not
-    // delete the archives that still have it.
-    let incomplete = collection.findings.iter().any(|f| {
-        f.severity == Severity::Error
-            || (f.severity >= Severity::Warning
-                && matches!(
-                    f.code,
-                    Code::SecretMissing | Code::NotPersistent | Code::VolumeUnknown
-                ))
-    });
-    if pruning && incomplete {
-        out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
-    }
-    // Only this host's archives: others sharing the folder keep their own rules.
-    let host = host_for_filename();
-    let pruned = match (&lock, &output) {
-        (Some(lock), Output::File { name, .. }) if pruning && !incomplete => Some(
-            crate::commands::prune::prune_dir(lock, &keep, false, name.to_str(), Some(&host), out)
-                .map_err(|e| Error {
-                    what: format!(
-                        "the archive {written_to} was written, but pruning failed: {}",
-                        e.what
-                    ),
-                    ..e
-                })?,
-        ),
-        _ => None,
-    };
-    let elapsed = started.elapsed();
+    let pruned = prune_after_writing(
+        lock.as_ref().filter(|_| pruning),
+        &output,
+        &keep,
+        incomplete,
+        &written_to,
+        out,
+    )?;
     out.say(format!(
         "{} {}{}",
         summary_line("archived", &collection, Some(summary.content_bytes)),
@@ -250,7 +108,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         "files": summary.files,
         "content_bytes": summary.content_bytes,
         "findings": collection.findings,
-        "duration_ms": elapsed.as_millis() as u64,
+        "duration_ms": started.elapsed().as_millis() as u64,
     });
     // Only when pruning ran (documented as `"prune"?`: absent, not null, otherwise).
     if let Some(p) = &pruned {
@@ -264,6 +122,290 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     }
     out.report(&report);
     Ok(exit_for(worst))
+}
+
+/// Retention, under the lock the backup holds (`lock` is given only when there are
+/// rules), after a complete archive is safely in place, and only when it holds
+/// everything the older ones do: a run that found a secret missing or lost must not
+/// delete the archives that still have it. Only this host's archives: others sharing
+/// the folder keep their own rules.
+fn prune_after_writing(
+    lock: Option<&crate::lock::Lock>,
+    output: &Output,
+    keep: &KeepArgs,
+    incomplete: bool,
+    written_to: &str,
+    out: &Out,
+) -> Result<Option<crate::commands::prune::PruneOutcome>> {
+    let (Some(lock), Output::File { name, .. }) = (lock, output) else {
+        return Ok(None);
+    };
+    if incomplete {
+        out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
+        return Ok(None);
+    }
+    let host = host_for_filename();
+    crate::commands::prune::prune_dir(lock, keep, false, name.to_str(), Some(&host), out)
+        .map(Some)
+        .map_err(|e| Error {
+            what: format!(
+                "the archive {written_to} was written, but pruning failed: {}",
+                e.what
+            ),
+            ..e
+        })
+}
+
+/// Why this run is not the configured job, if it is not: it names its own sources or
+/// recipients on the command line.
+fn adhoc_reason(args: &BackupArgs) -> Option<&'static str> {
+    let s = &args.sources;
+    let sources = !s.paths.is_empty() || !s.profiles.is_empty() || !s.compose.is_empty();
+    let o = &args.options;
+    let keys = !o.recipients.is_empty() || !o.recipients_files.is_empty() || args.passphrase;
+    match (sources, keys) {
+        (true, true) => Some("sources and recipients"),
+        (true, false) => Some("sources"),
+        (false, true) => Some("recipients"),
+        (false, false) => None,
+    }
+}
+
+/// The command line over the configuration file.
+fn effective_args(args: &BackupArgs, config: &Config) -> BackupArgs {
+    BackupArgs {
+        sources: merge_sources(&args.sources, &config.sources),
+        options: BackupOptions {
+            strict: !args.no_strict && (args.options.strict || config.backup.strict),
+            ..merge_backup(&args.options, &config.backup, args.passphrase)
+        },
+        ..args.clone()
+    }
+}
+
+/// The file's `[retention]` is the configured job's, for the file's output folder only:
+/// not for an ad-hoc run (its own sources or keys), not for another folder (`backup -o
+/// /root/before-upgrade/`), not for stdout. `--keep-*` flags apply anywhere.
+fn retention_rules(
+    args: &BackupArgs,
+    config: &Config,
+    adhoc: bool,
+    target: Option<&Target>,
+) -> KeepArgs {
+    match target.and_then(Target::dir) {
+        Some(dir) if !adhoc && config.is_output_folder(dir) => {
+            merge_keep(&args.keep, &config.retention)
+        }
+        _ => args.keep.clone(),
+    }
+}
+
+/// Sources resolved and walked, the profiles' findings and the collection's in one list;
+/// and the worst of collection's own findings (an unreadable file), which alone may stop
+/// the backup (see [`verdict_severity`]).
+fn gather(args: &BackupArgs, out: &Out) -> Result<(Collection, Option<Severity>)> {
+    let sources = resolve_sources(&args.sources, args.options.numeric_ids)?;
+    if sources.requests.is_empty() {
+        out.findings(&sources.findings);
+        return Err(Error::runtime(
+            "the profiles found nothing to archive; no archive was written",
+        )
+        .hint("see the findings above (forgekeep check shows them too); name the configuration with -p NAME=FILE"));
+    }
+    let mut collection = collect(
+        &sources.requests,
+        &Options {
+            exclude: args.sources.exclude.clone(),
+            sqlite: sources.sqlite.clone(),
+            snapshot: !args.dry_run,
+            secrets: sources.secrets(),
+        },
+    )?;
+    let blocking = worst(&collection.findings);
+    let mut findings = sources.findings.clone();
+    findings.extend(sources.audit());
+    findings.append(&mut collection.findings);
+    collection.findings = findings;
+    out.findings(&collection.findings);
+    Ok((collection, blocking))
+}
+
+/// The severity that decides the run. Collection's findings decide whether an archive
+/// can be trusted to be complete (an unreadable file: no archive). The profiles' errors
+/// (a key on no persistent storage, a missing file) do not stop the backup of everything
+/// else: they are reported and make the run exit 3, as warnings do.
+fn verdict_severity(c: &Collection, blocking: Option<Severity>) -> Option<Severity> {
+    worst(&c.findings).map(|w| {
+        w.min(Severity::Warning)
+            .max(blocking.unwrap_or(Severity::Info))
+    })
+}
+
+/// Why no archive may be written, the same for a dry run as for the real run.
+fn refusal(
+    c: &Collection,
+    worst: Option<Severity>,
+    strict: bool,
+    config_strict: bool,
+) -> Option<Error> {
+    if worst == Some(Severity::Error) {
+        let n = c
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::Unreadable)
+            .count();
+        Some(
+            Error::runtime(format!(
+                "{n} source(s) cannot be read; no archive was written"
+            ))
+            .hint("fix the findings above (often: run as root), then run again"),
+        )
+    } else if strict && worst >= Some(Severity::Warning) {
+        Some(
+            Error::runtime("strict: the findings above abort the backup; no archive was written")
+                .hint(if config_strict {
+                    "fix the permissions the findings name, or pass --no-strict (strict = true is set in the configuration file)"
+                } else {
+                    "fix the permissions the findings name, or run without --strict"
+                }),
+        )
+    } else {
+        None
+    }
+}
+
+/// Does the archive lack something older ones may hold (an error, or a secret missing,
+/// lost or out of reach)? Then retention must not run.
+fn lacks_secrets(c: &Collection) -> bool {
+    c.findings.iter().any(|f| {
+        f.severity == Severity::Error
+            || (f.severity >= Severity::Warning
+                && matches!(
+                    f.code,
+                    Code::SecretMissing | Code::NotPersistent | Code::VolumeUnknown
+                ))
+    })
+}
+
+/// `--dry-run`: what would be archived, where it would go, and what retention would
+/// delete afterwards; writes nothing and takes no lock.
+fn dry_run_report(
+    collection: &Collection,
+    output: Option<&Output>,
+    keep: &KeepArgs,
+    pruning: bool,
+    refusal: Option<&Error>,
+    worst: Option<Severity>,
+    out: &Out,
+) -> Result<ExitCode> {
+    for c in &collection.items {
+        let e = &c.entry;
+        out.say(format!(
+            "{:<7} {:04o} {:>10} {}{}",
+            e.kind.as_str(),
+            e.mode,
+            e.size,
+            e.path,
+            e.target
+                .as_ref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default()
+        ));
+    }
+    out.say(summary_line("would archive", collection, None));
+    let mut report = json!({
+        "command": "backup",
+        "dry_run": true,
+        "entries": collection.items.iter().map(|c| &c.entry).collect::<Vec<_>>(),
+        "findings": collection.findings,
+    });
+    match output {
+        Some(o) => {
+            out.say(format!("would write the archive to {}", o.describe()));
+            report["archive"] = json!(o.path_text());
+        }
+        None => out.say("no output given: the real run needs -o FILE|DIR/|- (or [backup] output in the configuration file)"),
+    }
+    if let (Some(Output::File { dir, name, .. }), false) = (output, crate::retention::no_rule(keep))
+    {
+        if pruning {
+            let host = host_for_filename();
+            let plan = crate::commands::prune::preview(dir, keep, name.to_str(), &host)?;
+            crate::commands::prune::say_plan(&plan, out);
+            let mut v = plan.to_json();
+            v.as_object_mut().map(|o| o.remove("command"));
+            report["prune"] = v;
+        } else {
+            out.say("would not prune: this archive would lack secrets that older archives may hold (see the findings)");
+        }
+    }
+    // One JSON object either way: a refused dry run is this report, marked failed.
+    if let Some(e) = refusal {
+        return Ok(out.report_failed(report, e));
+    }
+    out.report(&report);
+    Ok(exit_for(worst))
+}
+
+/// Writes the archive to stdout or, through a temp file and a rename, into its folder.
+/// Returns where it went, its size on disk and the writer's summary.
+fn write(
+    output: &Output,
+    created: jiff::Timestamp,
+    args: &BackupArgs,
+    enc: &Encryption,
+    collection: &Collection,
+    out: &Out,
+) -> Result<(String, Option<u64>, WriteSummary)> {
+    let manifest = manifest_at(collection, &args.sources.exclude, created);
+    let opts = WriteOptions {
+        level: args.options.level.unwrap_or(3),
+        armor: args.options.armor,
+        progress: out.progress(collection.content_bytes(), "backup"),
+        ..WriteOptions::default()
+    };
+    let written = (|| -> Result<_> {
+        Ok(match output {
+            Output::Stdout => {
+                let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+                let (mut w, summary) = write_archive(
+                    stdout,
+                    Path::new("stdout"),
+                    enc,
+                    &manifest,
+                    &collection.items,
+                    &opts,
+                )?;
+                w.flush()
+                    .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
+                ("-".to_string(), None, summary)
+            }
+            Output::File {
+                dir,
+                name,
+                generated,
+            } => {
+                let target = dir.join(name);
+                // A generated name is new by construction; replacing is only ever for a
+                // FILE the user named with --force (see `check_replace`).
+                let summary = write_archive_file(
+                    dir,
+                    name,
+                    args.force && !generated,
+                    enc,
+                    &manifest,
+                    &collection.items,
+                    &opts,
+                )?;
+                let size = std::fs::metadata(&target).map(|m| m.len()).ok();
+                (target.display().to_string(), size, summary)
+            }
+        })
+    })();
+    if let Some(p) = &opts.progress {
+        p.finish_and_clear();
+    }
+    written
 }
 
 fn exit_for(worst: Option<Severity>) -> ExitCode {
@@ -285,29 +427,84 @@ fn summary_line(verb: &str, c: &Collection, bytes: Option<u64>) -> String {
     )
 }
 
+/// Where the archive goes, as the command line or the file says, before its name is
+/// chosen.
+enum Target {
+    Stdout,
+    /// `-o FILE`: exactly that name.
+    Named {
+        dir: PathBuf,
+        name: OsString,
+    },
+    /// `-o DIR/`: a name made from the host and the time, chosen under the lock.
+    Folder(PathBuf),
+}
+
+impl Target {
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            Target::Stdout => None,
+            Target::Named { dir, .. } | Target::Folder(dir) => Some(dir),
+        }
+    }
+}
+
+/// Where the archive goes, named.
 enum Output {
     Stdout,
-    File { dir: PathBuf, name: OsString },
+    File {
+        dir: PathBuf,
+        name: OsString,
+        generated: bool,
+    },
+}
+
+impl Output {
+    fn path_text(&self) -> String {
+        match self {
+            Output::Stdout => "-".into(),
+            Output::File { dir, name, .. } => dir.join(name).display().to_string(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Output::Stdout => "stdout".into(),
+            Output::File { .. } => self.path_text(),
+        }
+    }
 }
 
 /// `-o -` is stdout; an existing folder (or a path ending in `/`) gets a generated
-/// name; anything else is the file name itself.
-fn resolve_output(args: &BackupArgs) -> Result<Output> {
-    if args.dry_run {
-        return Ok(Output::Stdout);
-    }
-    let Some(o) = &args.options.output else {
-        return Err(Error::usage("no output given")
-            .hint("pass -o FILE, -o DIR/ (a name is generated) or -o - for stdout"));
+/// name; anything else is the file name itself. None only for a dry run without any.
+/// A run that names its own sources or recipients is not the configured job: it never
+/// falls back to the configured folder (where it would become the newest archive, made
+/// for keys the verify job may not hold, and be pruned by rules not written for it).
+fn resolve_target(
+    args: &BackupArgs,
+    own_output: bool,
+    config: &Config,
+    adhoc: Option<&str>,
+) -> Result<Option<Target>> {
+    let o = match (&args.options.output, adhoc) {
+        (Some(_), Some(what)) if !own_output => {
+            return Err(adhoc_without_output(what, config));
+        }
+        (Some(o), _) => o,
+        (None, _) if args.dry_run => return Ok(None),
+        (None, _) => {
+            return Err(Error::usage("no output given")
+                .hint("pass -o FILE, -o DIR/ (a name is generated) or -o - for stdout"))
+        }
     };
     if o.as_os_str() == "-" {
-        if std::io::stdout().is_terminal() && !args.options.armor {
+        if std::io::stdout().is_terminal() && !args.options.armor && !args.dry_run {
             return Err(
                 Error::usage("refusing to write a binary archive to a terminal")
                     .hint("redirect stdout to a file, or pass --armor"),
             );
         }
-        return Ok(Output::Stdout);
+        return Ok(Some(Target::Stdout));
     }
     let ends_with_slash = o.as_os_str().to_string_lossy().ends_with('/');
     if o.is_dir() || ends_with_slash {
@@ -317,12 +514,7 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
                     .hint("create it first (mode 0700 is a good choice)"),
             );
         }
-        let name = format!(
-            "forgekeep-{}-{}{SUFFIX}",
-            host_for_filename(),
-            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
-        );
-        return existing_refused(args, o.clone(), name.into());
+        return Ok(Some(Target::Folder(o.clone())));
     }
     let name = o
         .file_name()
@@ -338,40 +530,124 @@ fn resolve_output(args: &BackupArgs) -> Result<Output> {
                 .hint("create it first"),
         );
     }
-    existing_refused(args, dir, name)
+    check_replace(&dir, &name, args.force)?;
+    Ok(Some(Target::Named { dir, name }))
+}
+/// The usage error of an ad-hoc run on a configured host that gave no `-o`.
+fn adhoc_without_output(what: &str, config: &Config) -> Error {
+    let file = config
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the configuration file".into());
+    let folder = config
+        .output_folder()
+        .map(|f| format!(" {}", f.display()))
+        .unwrap_or_default();
+    Error::usage(format!(
+        "this backup names its own {what} on the command line, so it is not the job of {file}: it needs its own -o"
+    ))
+    .hint(format!(
+        "pass -o DIR/ or -o FILE for this archive; the configured folder{folder} and its [retention] belong to the configured job, which `forgekeep backup` alone runs"
+    ))
 }
 
-/// Is `dir` the configuration file's output folder (the same folder, however named)?
-fn is_config_folder(dir: &Path, config: &Config) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Some(o) = &config.backup.output else {
-        return false;
-    };
-    let folder = if o.is_dir() {
-        o.as_path()
-    } else {
-        match o.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
+/// Chooses the archive's name: a generated one unique in its folder (call it under the
+/// folder's lock), or the one given. Returns the output and the creation time that goes
+/// into the manifest (the time in a generated name).
+fn name_output(target: Option<Target>, force: bool) -> Result<(Option<Output>, jiff::Timestamp)> {
+    let now = jiff::Timestamp::now();
+    Ok(match target {
+        None => (None, now),
+        Some(Target::Stdout) => (Some(Output::Stdout), now),
+        Some(Target::Named { dir, name }) => {
+            // Checked again: it may have appeared since the first check.
+            check_replace(&dir, &name, force)?;
+            (
+                Some(Output::File {
+                    dir,
+                    name,
+                    generated: false,
+                }),
+                now,
+            )
         }
-    };
-    match (std::fs::metadata(dir), std::fs::metadata(folder)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+        Some(Target::Folder(dir)) => {
+            let (name, created) = unique_name(&dir)?;
+            (
+                Some(Output::File {
+                    dir,
+                    name: name.into(),
+                    generated: true,
+                }),
+                created,
+            )
+        }
+    })
 }
 
-/// Fails fast, before any source is read, when the output exists and `--force` was
-/// not given. (The final rename refuses to replace it too, should it appear meanwhile.)
-fn existing_refused(args: &BackupArgs, dir: PathBuf, name: OsString) -> Result<Output> {
-    let target = dir.join(&name);
-    if !args.force && std::fs::symlink_metadata(&target).is_ok() {
+/// How long a run waits for a free name before it gives up (each wait is to the next
+/// whole second).
+const NAME_WAITS: u32 = 3;
+
+/// `forgekeep-<host>-<stamp>.tar.zst.age` for now, unless a file of that name exists:
+/// then the run waits for the next second and tries again. Two runs into one folder are
+/// serialised by its lock, so the only way to meet a taken name is a run that finished
+/// earlier in the same second (or a clock stepped back, or a copied-in archive): waiting
+/// keeps names unique and in time order, in the format prune and verify --latest read.
+fn unique_name(dir: &Path) -> Result<(String, jiff::Timestamp)> {
+    let host = host_for_filename();
+    for _ in 0..=NAME_WAITS {
+        let now = jiff::Timestamp::now();
+        let name = crate::retention::archive_name(&host, now);
+        match std::fs::symlink_metadata(dir.join(&name)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((name, now)),
+            Err(e) => return Err(Error::io("cannot inspect", &dir.join(&name), &e)),
+            Ok(_) => {
+                let into_second = now.subsec_nanosecond().max(0) as u64;
+                std::thread::sleep(std::time::Duration::from_nanos(
+                    1_000_000_000 - into_second + 1_000_000,
+                ));
+            }
+        }
+    }
+    Err(Error::runtime(format!(
+        "every archive name of the last {} seconds is taken in {}",
+        NAME_WAITS + 1,
+        dir.display()
+    ))
+    .hint("archives named forgekeep-<host>-<stamp> newer than this host's clock are in the folder: check the clock, or move them"))
+}
+
+/// Fails fast, before any source is read, when the output exists and `--force` was not
+/// given (the final rename refuses to replace it too, should it appear meanwhile). Even
+/// with `--force`, an archive of the folder's series (`forgekeep-<host>-<stamp>…`, the
+/// names `-o DIR/` makes) is never replaced: its name is the time it was made, and prune
+/// and verify --latest trust that.
+fn check_replace(dir: &Path, name: &std::ffi::OsStr, force: bool) -> Result<()> {
+    let target = dir.join(name);
+    if std::fs::symlink_metadata(&target).is_err() {
+        return Ok(());
+    }
+    if !force {
         return Err(
             Error::runtime(format!("{} already exists", target.display()))
                 .hint("choose another name or an output folder, or pass --force to replace it"),
         );
     }
-    Ok(Output::File { dir, name })
+    if name
+        .to_str()
+        .is_some_and(|n| crate::retention::parse_name(n).is_some())
+    {
+        return Err(Error::usage(format!(
+            "{} is a dated archive of its folder; --force never replaces one",
+            target.display()
+        ))
+        .hint(
+            "write a new archive with -o DIR/ (a new name is generated), or delete that one first",
+        ));
+    }
+    Ok(())
 }
 
 /// Recipients from -r and -R, or a passphrase; at least one is required.
@@ -422,13 +698,17 @@ pub fn host_for_filename() -> String {
 }
 
 pub fn build_manifest(c: &Collection, exclude: &[String]) -> Manifest {
+    manifest_at(c, exclude, jiff::Timestamp::now())
+}
+
+/// The manifest of an archive made at `created` (a generated name's time, so the name
+/// and the manifest agree).
+fn manifest_at(c: &Collection, exclude: &[String], created: jiff::Timestamp) -> Manifest {
     Manifest {
         format: FORMAT_NAME.into(),
         version: FORMAT_VERSION,
         tool: format!("forgekeep {}", env!("CARGO_PKG_VERSION")),
-        created: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
+        created: created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         host: host_name(),
         sources: c.sources.clone(),
         findings: c.findings.clone(),

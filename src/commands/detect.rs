@@ -173,15 +173,15 @@ fn say_items(out: &Out, r: &profile::Resolved, indent: &str) {
             item.what
         ));
     }
-    let problems = r
+    // The problems themselves, not a count: a key on no persistent storage is what a
+    // newcomer looking at a compose stack must see first, with its fix. (Notes stay in
+    // `check`; its audit of owners and modes too.)
+    for f in r
         .findings
         .iter()
         .filter(|f| f.severity >= crate::findings::Severity::Warning)
-        .count();
-    if problems > 0 {
-        out.say(format!(
-            "{indent}{problems} problem(s) in its configuration or storage: see forgekeep check"
-        ));
+    {
+        out.say(format!("{indent}{f}"));
     }
 }
 

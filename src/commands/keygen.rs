@@ -38,7 +38,9 @@ pub fn run(args: &KeygenArgs, out: &Out) -> Result<ExitCode> {
             } else {
                 println!("{recipient}");
                 if !out.quiet {
-                    eprintln!("forgekeep: wrote the identity to {}; keep it OFF the backed-up host, and give the backups the recipient above", path.display());
+                    // True for both kinds of key: a recovery key (kept off the host) and
+                    // the verification key contrib/ keeps on it for verify --latest.
+                    eprintln!("forgekeep: wrote the identity (private key) to {}: it opens every archive encrypted to the recipient above, so only who must open archives may read it; backups need only the recipient", path.display());
                 }
             }
         }

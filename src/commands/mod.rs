@@ -15,7 +15,7 @@ pub mod verify;
 use crate::cli::IdentityArgs;
 use crate::error::{Error, Result};
 use crate::keys::{read_passphrase, Keyring};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// The archive to read: a file, or stdin for `-`.
@@ -30,7 +30,36 @@ pub fn open_archive(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
                 .hint("name one forgekeep-*.tar.zst.age file"),
         );
     }
-    Ok((Box::new(f), path.display().to_string()))
+    let mut input = std::io::BufReader::new(f);
+    let head = input
+        .fill_buf()
+        .map_err(|e| Error::io("cannot read archive", path, &e))?;
+    if is_a_key(head) {
+        return Err(Error::usage(format!(
+            "{} is a key, not an archive: are the archive and the key swapped?",
+            path.display()
+        ))
+        .hint("name the archive first and the key after -i: forgekeep restore ARCHIVE -i KEY"));
+    }
+    Ok((Box::new(input), path.display().to_string()))
+}
+
+/// Does a file start like a key (an age identity or recipient, an SSH or PEM key) rather
+/// than like an age file? Then it was given where the archive belongs.
+fn is_a_key(head: &[u8]) -> bool {
+    [
+        &b"AGE-SECRET-KEY-"[..],
+        b"# created: ",
+        b"# public key: age1",
+        b"age1",
+        b"-----BEGIN OPENSSH PRIVATE KEY-----",
+        b"-----BEGIN PRIVATE KEY-----",
+        b"-----BEGIN RSA PRIVATE KEY-----",
+        b"ssh-ed25519 ",
+        b"ssh-rsa ",
+    ]
+    .iter()
+    .any(|sig| head.starts_with(sig))
 }
 
 /// [`open_archive`] with a progress bar over the archive's bytes, when someone watches

@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use serde_json::json;
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn run(args: &PruneArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     // Without DIR: the configuration's output folder (when it names a folder).
@@ -29,12 +29,36 @@ pub fn run(args: &PruneArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             "name the folder of archives: forgekeep prune /var/backups/forgekeep --keep-daily 7 (or set [backup] output in the configuration file)",
         ));
     };
-    let keep = merge_keep(&args.keep, &config.retention);
-    check_rules(&keep)?;
+    let keep = rules_for(args, config, dir)?;
     let lock = crate::lock::acquire(dir, "prune")?;
     let outcome = prune_dir(&lock, &keep, args.dry_run, None, args.host.as_deref(), out)?;
     out.report(&outcome.to_json());
     Ok(ExitCode::Success)
+}
+
+/// The rules for `dir`: the `--keep-*` flags, else the configuration's `[retention]` when
+/// `dir` is the configured job's own folder (the rules were written for its archives,
+/// not for whatever folder a prune is pointed at), else none: a usage error.
+fn rules_for(args: &PruneArgs, config: &Config, dir: &std::path::Path) -> Result<KeepArgs> {
+    if args.keep != KeepArgs::default() || config.is_output_folder(dir) {
+        let keep = merge_keep(&args.keep, &config.retention);
+        check_rules(&keep)?;
+        return Ok(keep);
+    }
+    check_rules(&args.keep).map_err(|e| {
+        if retention::no_rule(&config.retention) {
+            return e;
+        }
+        let folder = config
+            .output_folder()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        e.hint(format!(
+            "pass at least one --keep-* rule for {}; the configuration's [retention] applies only to its own output folder {folder}",
+            dir.display()
+        ))
+    })?;
+    Ok(args.keep.clone())
 }
 
 /// Usage error (exit 2) when no `--keep-*` rule keeps anything (all absent or 0).
@@ -104,58 +128,16 @@ pub fn prune_dir(
     out: &Out,
 ) -> Result<PruneOutcome> {
     let dir = lock.dir();
-    let mut archives = retention::list(dir)?;
-    if let Some(h) = host {
-        archives.retain(|a| a.host == h);
-    }
-    let mut decisions = retention::plan(&archives, keep);
-    for d in &mut decisions {
-        if Some(d.archive.name.as_str()) == protect {
-            d.keep = true;
-            d.reasons.push("just written".into());
-        }
-    }
-    let mut outcome = PruneOutcome {
-        dir: dir.to_path_buf(),
-        dry_run,
-        decisions,
-        deleted: Vec::new(),
-    };
-    if outcome.decisions.is_empty() {
-        out.say(format!("no archives in {}", dir.display()));
-        return Ok(outcome);
-    }
-    for d in &outcome.decisions {
-        if d.keep {
-            out.say(format!(
-                "keep   {}  {}",
-                d.archive.name,
-                d.reasons.join(", ")
-            ));
-        } else {
-            out.say(format!("delete {}", d.archive.name));
-        }
-    }
-    let total = outcome.decisions.len();
+    let mut outcome = plan_dir(dir, keep, dry_run, protect, host, None)?;
+    say_plan(&outcome, out);
     let doomed: Vec<String> = outcome
         .to_delete()
         .map(|d| d.archive.name.clone())
         .collect();
-    if dry_run {
-        out.say(format!(
-            "dry run: would delete {} of {total} archive(s) in {}; nothing deleted",
-            doomed.len(),
-            dir.display()
-        ));
+    if dry_run || doomed.is_empty() {
         return Ok(outcome);
     }
-    if doomed.is_empty() {
-        out.say(format!(
-            "kept all {total} archive(s) in {}; nothing to delete",
-            dir.display()
-        ));
-        return Ok(outcome);
-    }
+    let total = outcome.decisions.len();
     let fd = DirFd::open(dir)?;
     for name in &doomed {
         if let Err(e) = delete_one(&fd, name) {
@@ -186,6 +168,81 @@ pub fn prune_dir(
         total - outcome.deleted.len()
     ));
     Ok(outcome)
+}
+
+/// What pruning `dir` would do after `backup` has written `new` there (not there yet:
+/// for `backup --dry-run`). The new archive counts as the newest, as it will be.
+pub fn preview(dir: &Path, keep: &KeepArgs, new: Option<&str>, host: &str) -> Result<PruneOutcome> {
+    let extra = new.and_then(|n| {
+        let (host, time) = retention::parse_name(n)?;
+        Some(retention::Archive {
+            path: dir.join(n),
+            name: n.to_string(),
+            host,
+            time,
+        })
+    });
+    plan_dir(dir, keep, true, new, Some(host), extra)
+}
+
+/// The decisions for the archives of `dir` (of `host` only, if given), plus `extra`.
+fn plan_dir(
+    dir: &Path,
+    keep: &KeepArgs,
+    dry_run: bool,
+    protect: Option<&str>,
+    host: Option<&str>,
+    extra: Option<retention::Archive>,
+) -> Result<PruneOutcome> {
+    let mut archives = retention::list(dir)?;
+    archives.extend(extra);
+    if let Some(h) = host {
+        archives.retain(|a| a.host == h);
+    }
+    let mut decisions = retention::plan(&archives, keep);
+    for d in &mut decisions {
+        if Some(d.archive.name.as_str()) == protect {
+            d.keep = true;
+            d.reasons.push("just written".into());
+        }
+    }
+    Ok(PruneOutcome {
+        dir: dir.to_path_buf(),
+        dry_run,
+        decisions,
+        deleted: Vec::new(),
+    })
+}
+
+/// `keep NAME reasons` / `delete NAME` per archive, and for a dry run what it would do.
+pub fn say_plan(outcome: &PruneOutcome, out: &Out) {
+    let dir = outcome.dir.display();
+    if outcome.decisions.is_empty() {
+        out.say(format!("no archives in {dir}"));
+        return;
+    }
+    for d in &outcome.decisions {
+        if d.keep {
+            out.say(format!(
+                "keep   {}  {}",
+                d.archive.name,
+                d.reasons.join(", ")
+            ));
+        } else {
+            out.say(format!("delete {}", d.archive.name));
+        }
+    }
+    let total = outcome.decisions.len();
+    let doomed = outcome.to_delete().count();
+    if outcome.dry_run {
+        out.say(format!(
+            "dry run: would delete {doomed} of {total} archive(s) in {dir}; nothing deleted"
+        ));
+    } else if doomed == 0 {
+        out.say(format!(
+            "kept all {total} archive(s) in {dir}; nothing to delete"
+        ));
+    }
 }
 
 /// Unlinks `name` in `fd` if it is still a regular file (not swapped for a folder or a

@@ -124,15 +124,27 @@ fn parse_age(s: &str) -> Result<i64> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// `2d 3h 5m 9s`, to the second, zero parts left out: an age compared with --max-age
+/// must never round down to look equal to it ("1m old, more than --max-age 1m").
 fn human_age(secs: i64) -> String {
     if secs < 0 {
         return "from the future (check the clock)".into();
     }
-    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    match (d, h) {
-        (0, 0) => format!("{m}m"),
-        (0, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".into()
+    } else {
+        text.join(" ")
     }
 }
 
@@ -147,6 +159,10 @@ mod tests {
         assert_eq!(parse_age("90").unwrap(), 90);
         assert!(parse_age("2 days").is_err());
         assert!(parse_age("h").is_err());
-        assert_eq!(human_age(90_061), "1d 1h");
+        assert_eq!(human_age(90_061), "1d 1h 1m 1s");
+        assert_eq!(human_age(86_430), "1d 30s");
+        assert_eq!(human_age(90), "1m 30s");
+        assert_eq!(human_age(60), "1m");
+        assert_eq!(human_age(0), "0s");
     }
 }

@@ -99,6 +99,10 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
             "compare with --dry-run; pass --force to replace them (their current versions are kept in an undo archive)"
         }));
     }
+    if let Err(e) = owners_can_be_given(&plan.steps, args) {
+        stager.abort();
+        return Err(e);
+    }
     if args.dry_run {
         out.say(format!(
             "dry run: would {}; nothing was changed",
@@ -119,6 +123,39 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     }
     out.report(&report(undo.as_deref()));
     Ok(ExitCode::Success)
+}
+
+/// Root without `CAP_CHOWN` (a container, a unit's `CapabilityBoundingSet=`) cannot give
+/// files other owners: said before anything changes, naming the capability and the ways
+/// out (a non-root caller is stopped earlier, when the manifest is read). A dry run gets
+/// the same verdict, as it does for conflicts.
+fn owners_can_be_given(steps: &[plan::Step], args: &RestoreArgs) -> Result<()> {
+    let missing = crate::owners::missing_root_capabilities();
+    if args.to.is_some() || !missing.contains(&"CAP_CHOWN") {
+        return Ok(());
+    }
+    let blocked: Vec<String> = steps
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.action,
+                Action::Create | Action::Replace | Action::FixMetadata
+            )
+        })
+        .filter(|s| !crate::owners::can_chown_to(s.uid, s.gid))
+        .map(|s| s.dest.display().to_string())
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::runtime(format!(
+        "this root process lacks {}, so it cannot give {} file(s) their recorded owners: {}{}; nothing was changed",
+        missing.join(" and "),
+        blocked.len(),
+        blocked.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+        if blocked.len() > 3 { ", ..." } else { "" }
+    ))
+    .hint("run the restore where root has CAP_CHOWN (not inside a container or unit that drops it; docker run --cap-add CHOWN), map owners with --map-user/--map-group, or use --to DIR for plain copies owned by you"))
 }
 
 /// A restore keeps one descriptor open per destination folder until the end (the
