@@ -317,7 +317,7 @@ impl<'a, 'c> Builder<'a, 'c> {
                     ),
                     format!(
                         "add `{volume_line}` to the service's volumes (copy the file out of the \
-                         running container first: docker compose cp)"
+                         running container first, with its owners)"
                     ),
                 );
                 false

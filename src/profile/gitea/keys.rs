@@ -474,7 +474,7 @@ pub(crate) fn database(
             ),
             format!(
                 "add `{volume_line}` to the service's volumes (copy the file out of the \
-                 running container first: docker compose cp)"
+                 running container first, with its owners)"
             ),
         );
     }
