@@ -579,3 +579,81 @@ fn database_copies_are_never_made_in_a_folder_others_can_rename_in() {
         .to_string_lossy()
         .starts_with(".forgekeep.tmp")));
 }
+
+#[test]
+fn a_read_only_or_missing_temp_folder_names_the_tmpfs_and_tmpdir_regression_sidecar() {
+    // Issue 13 item 4: the compose sidecar (read_only: true, no tmpfs) failed every night
+    // with "cannot create a private folder in /tmp: Read-only file system" and no hint.
+    if !is_root() {
+        eprintln!("skipped: needs root (a read-only mount in a mount namespace)");
+        return;
+    }
+    require("sqlite3");
+    require("unshare");
+    let t = TestDir::new();
+    let db = t.join("var/lib/woodpecker/woodpecker.sqlite");
+    t.mkdir("var/lib/woodpecker", 0o700);
+    run_ok(
+        Command::new("sqlite3")
+            .arg(&db)
+            .arg("create table t(v text);"),
+    );
+    let env = t.write(
+        "etc/woodpecker/woodpecker-server.env",
+        format!(
+            "WOODPECKER_GRPC_SECRET=g\nWOODPECKER_DATABASE_DATASOURCE={}\n",
+            db.display()
+        )
+        .as_bytes(),
+        0o600,
+    );
+    let (_key, recipient) = t.age_key("key.txt");
+    let out = t.join("a.age");
+    let run = |tmpdir: &Path, setup: &str| {
+        let script = format!(
+            "{setup} exec env TMPDIR={} {BIN} backup -p {} -r {recipient} -o {}",
+            tmpdir.display(),
+            profile_arg("woodpecker", &env),
+            out.display()
+        );
+        Command::new("unshare")
+            .args(["--mount", "sh", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    // A read-only file system, as in a read_only container.
+    let ro = t.mkdir("ro-tmp", 0o755);
+    let o = run(
+        &ro,
+        &format!("mount -t tmpfs -o ro,mode=1777 tmpfs {} &&", ro.display()),
+    );
+    expect_code(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot create a private folder in")
+            && err.contains(
+                "Read-only file system (hint: the temp folder is on a read-only file system"
+            )
+            && err.contains("a tmpfs at /tmp (compose: `tmpfs: [\"/tmp:mode=1777\"]`")
+            && err.contains("TMPDIR naming a folder only root can write"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(!out.exists());
+    // No temp folder at all (a minimal image).
+    let o = run(&t.join("no-such-tmp"), "");
+    expect_code(&o, 1);
+    assert!(
+        stderr(&o).contains("(hint: there is no temp folder, and a database copy needs one"),
+        "{}",
+        stderr(&o)
+    );
+    // A writable tmpfs, as the sidecar now has: the copy is made, nothing is left.
+    let tmpfs = t.mkdir("tmpfs", 0o755);
+    let o = run(
+        &tmpfs,
+        &format!("mount -t tmpfs -o mode=1777 tmpfs {} &&", tmpfs.display()),
+    );
+    assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
+    assert!(out.exists());
+}

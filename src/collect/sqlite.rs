@@ -146,8 +146,13 @@ fn trusted_temp_base() -> Result<PathBuf> {
     let mut checked = PathBuf::new();
     for c in base.components() {
         checked.push(c);
-        let meta = std::fs::symlink_metadata(&checked)
-            .map_err(|e| Error::io("cannot examine the temp folder", &checked, &e))?;
+        let meta = std::fs::symlink_metadata(&checked).map_err(|e| {
+            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+            temp_hint(
+                Error::io("cannot examine the temp folder", &checked, &e),
+                errno,
+            )
+        })?;
         let owner_ok = meta.uid() == 0 || meta.uid() == me;
         let mode = meta.mode();
         let sticky = mode & 0o1000 != 0;
@@ -165,6 +170,26 @@ fn trusted_temp_base() -> Result<PathBuf> {
     Ok(base)
 }
 
+/// The hint for a temp folder the copy cannot be made in. A container started with
+/// `read_only: true` (the compose sidecar) has no writable `/tmp` unless it is given a
+/// tmpfs; a minimal image may have no `/tmp` at all.
+fn temp_hint(e: Error, errno: nix::errno::Errno) -> Error {
+    use nix::errno::Errno;
+    let fix = "give it a writable temp folder: a tmpfs at /tmp (compose: `tmpfs: [\"/tmp:mode=1777\"]`, \
+               docker run --tmpfs /tmp), or TMPDIR naming a folder only root can write (e.g. /root/tmp, mode 0700)";
+    match errno {
+        Errno::EROFS => e.hint(format!(
+            "the temp folder is on a read-only file system (a container with read_only: true?), and a database copy needs one: {fix}"
+        )),
+        Errno::ENOENT => e.hint(format!("there is no temp folder, and a database copy needs one: {fix}")),
+        Errno::ENOSPC | Errno::EDQUOT => e.hint(
+            "the temp folder is full: the database copy needs as much room as the database; \
+             point TMPDIR at a larger folder only root can write, or make the tmpfs larger",
+        ),
+        _ => e,
+    }
+}
+
 /// Our private `0700` folder in the trusted base, removed (with the copy) on drop.
 struct PrivateDir<'b> {
     base: &'b DirFd,
@@ -176,8 +201,14 @@ struct PrivateDir<'b> {
 impl<'b> PrivateDir<'b> {
     fn create(base: &'b DirFd) -> Result<PrivateDir<'b>> {
         let name = crate::fsx::temp_name();
-        nix::sys::stat::mkdirat(base, name.as_str(), Mode::from_bits_truncate(0o700))
-            .map_err(|e| Error::errno("cannot create a private folder in", &base.path, e))?;
+        nix::sys::stat::mkdirat(base, name.as_str(), Mode::from_bits_truncate(0o700)).map_err(
+            |e| {
+                temp_hint(
+                    Error::errno("cannot create a private folder in", &base.path, e),
+                    e,
+                )
+            },
+        )?;
         let fd = match base.open_child(OsStr::new(&name)) {
             Ok(fd) => fd,
             Err(e) => {
