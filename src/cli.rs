@@ -150,7 +150,7 @@ pub struct BackupOptions {
     /// Findings of severity warning abort the backup (exit 1, no archive)
     #[arg(long)]
     pub strict: bool,
-    /// Record that owners must come back by number (container volumes)
+    /// Owners are numbers: the sources are a container's volumes (a sidecar), recorded and restored by number, and the profiles expect the uid inside the image (1000), not a user of this host
     #[arg(long)]
     pub numeric_ids: bool,
     /// zstd compression level [default: 3]
@@ -263,6 +263,9 @@ Examples:
 pub struct CheckArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
+    /// Audit as backup --numeric-ids does: the sources are a container's volumes, whose owners are the uids inside the image (also numeric-ids in the configuration file)
+    #[arg(long)]
+    pub numeric_ids: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }

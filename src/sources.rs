@@ -79,6 +79,7 @@ pub fn resolve(args: &SourceArgs, numeric_ids: bool) -> Result<Sources> {
             locate: &HostPaths,
             layout: Layout::Native,
             with_db: args.with_db,
+            numeric_ids,
             version: None,
             working_dir,
         };

@@ -657,3 +657,67 @@ fn a_read_only_or_missing_temp_folder_names_the_tmpfs_and_tmpdir_regression_side
     assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
     assert!(out.exists());
 }
+
+#[test]
+fn numeric_ids_expects_the_images_uid_in_check_and_backup_alike_regression_sidecar_chown_git() {
+    // Issue 13 item 4: the sidecar (profiles over the containers' volumes) warned every
+    // day that files of uid 1000 should be `chown git`: a user the sidecar does not have,
+    // and in the containers the files must stay 1000. With --numeric-ids the owners are
+    // the image's uids, in check as in backup.
+    let t = TestDir::new();
+    let ini = gitea_ini(&t, "gitea", SECURITY);
+    let jwt = t.join("var/lib/gitea/data/jwt/private.pem");
+    openssl_rsa(&jwt);
+    let p = profile_arg("gitea", &ini);
+    let me = nix::unistd::geteuid().as_raw();
+
+    let (_, v) = check_json(&["-p", &p, "--numeric-ids"]);
+    let owner = findings_with(&v, "owner-unexpected");
+    assert!(!owner.is_empty(), "{v}");
+    for f in &owner {
+        let path = f["path"].as_str().unwrap();
+        assert_eq!(f["fix"], format!("chown 1000 {path}").as_str(), "{f}");
+        assert!(
+            f["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("belongs to uid {me}; the forge runs as uid 1000")),
+            "{f}"
+        );
+    }
+    let (key, recipient) = t.age_key("key.txt");
+    let a = t.join("a.age");
+    let o = fk(&[
+        "backup",
+        "--json",
+        "-p",
+        &p,
+        "--numeric-ids",
+        "-r",
+        &recipient,
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    let b = json_of(&o);
+    assert_eq!(findings_with(&b, "owner-unexpected"), owner, "{b}");
+    assert!(!stdout(&o).contains("chown git"));
+    assert_eq!(
+        source_for(&list_json(&a, &key), &jwt)["ownership"],
+        "numeric"
+    );
+
+    // The configuration's numeric-ids counts for check too.
+    let config = t.write(
+        "config.toml",
+        format!("[sources]\nprofiles = [\"{p}\"]\n[backup]\nnumeric-ids = true\n").as_bytes(),
+        0o600,
+    );
+    let (_, v) = check_json(&["--config", config.to_str().unwrap()]);
+    assert_eq!(findings_with(&v, "owner-unexpected"), owner, "{v}");
+
+    // Without it, natively, the owner is the run user by name.
+    let (_, v) = check_json(&["-p", &p]);
+    assert!(findings_with(&v, "owner-unexpected")
+        .iter()
+        .all(|f| !f["fix"].as_str().unwrap().starts_with("chown 1000")));
+}

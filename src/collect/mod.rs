@@ -411,7 +411,7 @@ impl Collector {
                 if sqlite::is_companion(&path, &self.sqlite) {
                     continue; // the database's snapshot holds every committed page
                 }
-                self.check_file(&path, &meta);
+                self.check_file(&path, &meta, index);
                 self.push(&path, &meta, Kind::File, Role::Content, index, None);
                 if self.snapshot && self.sqlite.contains(&path) {
                     self.use_snapshot(&path)?;
@@ -553,10 +553,11 @@ impl Collector {
         }
     }
 
-    fn check_file(&mut self, path: &Path, meta: &Metadata) {
+    fn check_file(&mut self, path: &Path, meta: &Metadata, source: usize) {
         self.check_readable(path, Kind::File);
         self.check_mode(path, meta);
-        self.check_folder_owner(path, meta);
+        let numeric = self.out.sources[source].ownership == Ownership::Numeric;
+        self.check_folder_owner(path, meta, numeric);
     }
 
     /// At most ONE finding for a file's permissions, whose fix ends them all (following
@@ -615,8 +616,10 @@ impl Collector {
         );
     }
 
-    /// A folder owned by another (non-root) user lets that user replace the file.
-    fn check_folder_owner(&mut self, path: &Path, meta: &Metadata) {
+    /// A folder owned by another (non-root) user lets that user replace the file. For a
+    /// source kept by number (a container's volume) the folder's owner is a number too:
+    /// the name this host gives that uid is not the container's user.
+    fn check_folder_owner(&mut self, path: &Path, meta: &Metadata, numeric: bool) {
         let Some(parent) = path.parent() else {
             return;
         };
@@ -626,10 +629,10 @@ impl Collector {
         if dir_uid == meta.uid() {
             return;
         }
-        let owner = self
-            .names
-            .user(dir_uid)
-            .unwrap_or_else(|| dir_uid.to_string());
+        let owner = match self.names.user(dir_uid) {
+            Some(name) if !numeric => name,
+            _ => format!("uid {dir_uid}"),
+        };
         // A folder owned by another (non-root) user lets that user replace the secret:
         // a warning. Under a root-owned folder it is only worth knowing (e.g. a
         // git-owned app.ini in root's /etc/gitea).

@@ -22,7 +22,9 @@ pub fn run(args: &CheckArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     // No sources on the command line: this is the configured job, [backup] included.
     let configured = !names_sources(&args.sources);
     let source_args = merge_sources(&args.sources, &config.sources);
-    let sources = sources::resolve(&source_args, false)?;
+    // Owners judged as the backup judges them: by number for a container's volumes.
+    let numeric_ids = args.numeric_ids || config.backup.numeric_ids;
+    let sources = sources::resolve(&source_args, numeric_ids)?;
     let (entries, mut findings) = audit(&sources, &source_args)?;
     let job = if configured {
         crate::job::check(config)

@@ -52,6 +52,7 @@ pub fn run(args: &DetectArgs, out: &Out) -> Result<ExitCode> {
             locate: locate.as_ref(),
             layout: Layout::Native,
             with_db: args.with_db,
+            numeric_ids: false,
             version: None,
             working_dir: d.working_dir.clone(),
         };

@@ -28,6 +28,7 @@ pub fn resolve_service(
         locate: &svc.mounts,
         layout,
         with_db,
+        numeric_ids: true,
         version: super::image_version(svc.reference()),
         working_dir: None,
     };

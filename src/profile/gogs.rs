@@ -94,7 +94,7 @@ pub fn resolve(config: Option<&Path>, ctx: &Context) -> Result<Resolved> {
 
     let run_user = val(&ini, "", "RUN_USER").unwrap_or_else(|| "git".into());
     // gogs/gogs docker/start.sh: `usermod -o -u "$PUID" git`.
-    let owner = run_owner(layout, &run_user, image_uid(ctx, "PUID"));
+    let owner = run_owner(ctx, &run_user, image_uid(ctx, "PUID"));
     let ini_host = match b.probe(&ini_path) {
         Probe::Found(h) => Some(h),
         _ => None,

@@ -96,12 +96,14 @@ pub(crate) fn under(base: &Path, p: &str) -> PathBuf {
     }
 }
 
-/// The owner a container item should have: the uid inside the image, or the run user
-/// by name on a native install.
-pub(crate) fn run_owner(layout: Layout, native_user: &str, container_uid: u32) -> Owner {
-    match layout {
-        Layout::Native => Owner::Name(native_user.to_string()),
-        Layout::Docker | Layout::DockerRootless => Owner::Uid(container_uid),
+/// The owner an item should have: the run user by name on a native install; the uid
+/// inside the image in a container, and for a container's files seen from elsewhere
+/// (`--numeric-ids`: a sidecar has no `git`, and its own users' names mean nothing to
+/// the forge's container).
+pub(crate) fn run_owner(ctx: &Context, native_user: &str, container_uid: u32) -> Owner {
+    match ctx.layout {
+        Layout::Native if !ctx.numeric_ids => Owner::Name(native_user.to_string()),
+        _ => Owner::Uid(container_uid),
     }
 }
 
@@ -114,9 +116,12 @@ pub(crate) fn image_uid(ctx: &Context, variable: &str) -> u32 {
         .unwrap_or(1000)
 }
 
-/// `root` by name natively, uid 0 in a container.
+/// `root` by name natively, uid 0 in a container (the same user either way).
 pub(crate) fn root_owner(layout: Layout) -> Owner {
-    run_owner(layout, "root", 0)
+    match layout {
+        Layout::Native => Owner::Name("root".into()),
+        Layout::Docker | Layout::DockerRootless => Owner::Uid(0),
+    }
 }
 
 /// The host keys of the OpenSSH the rootful Gitea, Forgejo and Gogs images run, in
@@ -411,6 +416,7 @@ pub(crate) mod testing {
             locate: fake,
             layout,
             with_db,
+            numeric_ids: false,
             version: tag.and_then(super::super::Version::from_tag),
             working_dir: None,
         };

@@ -244,6 +244,11 @@ pub struct Context<'a> {
     pub layout: Layout,
     /// `--with-db`: include the forge's own database where it is SQLite.
     pub with_db: bool,
+    /// `--numeric-ids`: the files are a container's, seen through its volumes (the compose
+    /// sidecar mounts them at the forge's own paths): the owners that count are the uids
+    /// inside the image, never names of the users of the host (or sidecar) forgekeep
+    /// runs on. Always so for compose services, whatever their layout.
+    pub numeric_ids: bool,
     /// The version the image's tag states; `None` natively, for `latest`, no tag or a
     /// digest: the profiles then follow the current release.
     pub version: Option<Version>,
@@ -288,7 +293,6 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
 pub fn audit(item: &Item, meta: &std::fs::Metadata, names: &mut NameCache) -> Vec<Finding> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
-    let path = item.path.display().to_string();
     let mode = meta.mode() & 0o7777;
     if let Some(max) = item.max_mode {
         let extra = mode & !max & 0o777;
@@ -296,7 +300,7 @@ pub fn audit(item: &Item, meta: &std::fs::Metadata, names: &mut NameCache) -> Ve
             out.push(Finding {
                 code: Code::ModeTooOpen,
                 severity: Severity::Warning,
-                path: path.clone(),
+                path: item.path.display().to_string(),
                 message: format!(
                     "{} has mode {:04o}; it needs no more than {:04o}",
                     item.what, mode, max
@@ -306,33 +310,51 @@ pub fn audit(item: &Item, meta: &std::fs::Metadata, names: &mut NameCache) -> Ve
         }
     }
     if let Some(owner) = &item.owner {
-        let uid = meta.uid();
-        let (ok, want) = match owner {
-            Owner::Uid(u) => (*u == uid, format!("uid {u}")),
-            Owner::Name(n) => (names.user(uid).as_deref() == Some(n.as_str()), n.clone()),
-        };
-        if !ok {
-            let have = names
-                .user(uid)
-                .map(|n| format!("{n} (uid {uid})"))
-                .unwrap_or_else(|| format!("uid {uid}"));
-            out.push(Finding {
-                code: Code::OwnerUnexpected,
-                severity: Severity::Warning,
-                path,
-                message: format!("{} belongs to {have}; the forge runs as {want}", item.what),
-                fix: format!(
-                    "chown {} {}",
-                    match owner {
-                        Owner::Uid(u) => u.to_string(),
-                        Owner::Name(n) => n.clone(),
-                    },
-                    item.path.display()
-                ),
-            });
+        if let Some(f) = owner_finding(item, owner, meta.uid(), names) {
+            out.push(f);
         }
     }
     out
+}
+
+/// `owner-unexpected` when a file's owner is not the one the forge runs as. An owner
+/// expected by number (a container's uid) is spoken of by number only: the names of
+/// this host's users (a sidecar's `nobody`, a host's `systemd-network` at 100) mean
+/// nothing inside the forge's container. A name this host does not have cannot be
+/// given (`chown git` fails): the files are likely a container's.
+fn owner_finding(item: &Item, owner: &Owner, uid: u32, names: &mut NameCache) -> Option<Finding> {
+    let (want, have, fix) = match owner {
+        Owner::Uid(u) if *u == uid => return None,
+        Owner::Uid(u) => (
+            format!("uid {u}"),
+            format!("uid {uid}"),
+            format!("chown {u} {}", item.path.display()),
+        ),
+        Owner::Name(n) if names.user(uid).as_deref() == Some(n.as_str()) => return None,
+        Owner::Name(n) => {
+            let have = names
+                .user(uid)
+                .map(|name| format!("{name} (uid {uid})"))
+                .unwrap_or_else(|| format!("uid {uid}"));
+            let fix = if nix::unistd::User::from_name(n).ok().flatten().is_some() {
+                format!("chown {n} {}", item.path.display())
+            } else {
+                format!(
+                    "this host has no user {n}: if these are a container's files (seen through its volumes), \
+                     back them up with --numeric-ids, which expects the uid inside the image; \
+                     else create the user the forge runs as"
+                )
+            };
+            (n.clone(), have, fix)
+        }
+    };
+    Some(Finding {
+        code: Code::OwnerUnexpected,
+        severity: Severity::Warning,
+        path: item.path.display().to_string(),
+        message: format!("{} belongs to {have}; the forge runs as {want}", item.what),
+        fix,
+    })
 }
 
 #[cfg(test)]
@@ -352,6 +374,40 @@ mod tests {
             owner,
             max_mode,
         }
+    }
+
+    #[test]
+    fn owners_expected_by_number_are_spoken_of_by_number() {
+        // Issue 13 item 4: the sidecar told the user to `chown git` files that must stay
+        // uid 1000 inside the containers (the sidecar has no git).
+        let dir = tempfile::TempDir::new().unwrap();
+        let p = dir.path().join("private.pem");
+        std::fs::write(&p, "x").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        let mut names = NameCache::default();
+        let want = meta.uid() + 1;
+        let f = audit(&item(&p, Some(Owner::Uid(want)), None), &meta, &mut names);
+        assert_eq!(
+            f[0].message,
+            format!(
+                "OAuth2 JWT signing key belongs to uid {}; the forge runs as uid {want}",
+                meta.uid()
+            )
+        );
+        assert_eq!(f[0].fix, format!("chown {want} {}", p.display()));
+        // A name this host lacks is not given as a fix.
+        let f = audit(
+            &item(&p, Some(Owner::Name("no-such-user-forgekeep".into())), None),
+            &meta,
+            &mut names,
+        );
+        assert!(
+            f[0].fix
+                .starts_with("this host has no user no-such-user-forgekeep")
+                && f[0].fix.contains("--numeric-ids"),
+            "{}",
+            f[0].fix
+        );
     }
 
     #[test]

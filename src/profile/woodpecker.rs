@@ -63,8 +63,9 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
     };
     let in_container = is_container(layout, &env);
     // Package installs run as `woodpecker` (nfpm); the images as uid 1000 in newer
-    // versions, root in older ones, so no owner is asserted in containers.
-    let owner = (!in_container).then(|| run_owner(layout, "woodpecker", 1000));
+    // versions, root in older ones, so no owner is asserted in containers, nor for a
+    // container's files seen from a sidecar (--numeric-ids).
+    let owner = (!in_container && !ctx.numeric_ids).then(|| run_owner(ctx, "woodpecker", 1000));
 
     // Every *_FILE variable names a file holding a secret value
     // (WOODPECKER_AGENT_SECRET_FILE, WOODPECKER_GRPC_SECRET_FILE, forge secrets, ...).

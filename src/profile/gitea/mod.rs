@@ -158,7 +158,7 @@ pub fn resolve(forge: Forge, config: Option<&Path>, ctx: &Context) -> Result<Res
         forge,
         name,
         ctx,
-        owner: run_owner(layout, &run_user, uid),
+        owner: run_owner(ctx, &run_user, uid),
     };
     let ini_host = app_ini_item(&mut b, &ini, &ini_path, &s, dep.env_to_ini);
     let mut paths = deploy::Paths::derive(forge, &ini, &dep, ctx, &ini_path, from_file, &mut b);
