@@ -71,11 +71,14 @@ pub enum Code {
     VolumeUnknown,
     /// The configured job cannot run as written (recipients, output folder).
     JobProblem,
+    /// A folder on the way to a profile's item is a symlink that the forge's user or
+    /// its container could have made: not followed, the item is not archived.
+    UntrustedSymlink,
 }
 
 impl Code {
     /// Every code, in the order the manual lists them.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::WorldReadable,
         Code::GroupReadable,
         Code::Writable,
@@ -94,6 +97,7 @@ impl Code {
         Code::NotPersistent,
         Code::VolumeUnknown,
         Code::JobProblem,
+        Code::UntrustedSymlink,
     ];
 
     /// Its severity and meaning, as the manual's FINDINGS section (and the README's
@@ -118,6 +122,7 @@ impl Code {
             Code::NotPersistent => ("error", "(compose) a secret in the container's layer or an anonymous volume: lost on docker compose down"),
             Code::VolumeUnknown => ("warning", "(compose) on a named volume whose host folder cannot be found (no docker to ask)"),
             Code::JobProblem => ("error (the run would fail), warning (open to others), info", "(check) the configured job's [backup] cannot run as written: a recipients file missing, unparsable or writable by others, an output folder missing, not writable or open to others"),
+            Code::UntrustedSymlink => ("error", "a folder on the way to a profile's item is a symlink the forge's user or its container could have made (below a container's mount, or in a folder another user owns or others may write): never followed, the item is not archived"),
         }
     }
 
@@ -141,6 +146,7 @@ impl Code {
             Code::NotPersistent => "not-persistent",
             Code::VolumeUnknown => "volume-unknown",
             Code::JobProblem => "job-problem",
+            Code::UntrustedSymlink => "untrusted-symlink",
         }
     }
 }

@@ -127,7 +127,7 @@ pub const JSON_OUTPUT: &str = r#"With --json every command prints exactly one JS
 
 error (any command, exit code != 0 and != 3): {"ok": false, "exit_code": N, "error": "one line", "hint": "what to do" | null}
 
-finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown" | "job-problem", "severity": "info" | "warning" | "error", "path", "message", "fix"}
+finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown" | "job-problem" | "untrusted-symlink", "severity": "info" | "warning" | "error", "path", "message", "fix"}
 
 entry (in backup --dry-run, list): {"path", "type": "file" | "dir" | "symlink", "role": "content" | "ancestor", "source": index into sources, "size", "mode": "0600", "uid", "gid", "user"?, "group"?, "mtime": seconds, "target"? (symlinks), "sha256"? (list: files)}
 

@@ -8,7 +8,7 @@
 
 use crate::archive::manifest::Ownership;
 use crate::cli::SourceArgs;
-use crate::collect::{resolve_source, SourceRequest};
+use crate::collect::{resolve_source, SourceRequest, Way};
 use crate::error::{Error, Result};
 use crate::findings::Finding;
 use crate::profile::{self, Context, Forge, HostPaths, ItemKind, Layout, Resolved};
@@ -127,6 +127,10 @@ impl Sources {
                 ownership,
                 what: Some(item.what.clone()),
                 container_path: item.container_path.clone(),
+                // Derived, not named: the forge (or its container) writes on its way.
+                way: Way::Guarded {
+                    confined: item.confined.clone(),
+                },
             });
         }
         self.findings.extend(resolved.findings.iter().cloned());

@@ -640,3 +640,98 @@ fn a_legacy_version_1_file_is_named_and_read() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_symlinked_folder_in_a_bind_mount_is_never_followed_to_the_host_regression_redirected_jwt() {
+    // Review: `resolve_source` resolved symlinks in a source's folders. A container that
+    // can write its bind-mounted folder replaced `jwt/` by a link to a host folder, and
+    // root archived the host's file in its place (a restore would write there too).
+    let t = TestDir::new();
+    let compose = t.write(
+        "forge/docker-compose.yml",
+        b"services:\n  gitea:\n    image: gitea/gitea:1.23-rootless\n    volumes:\n      - ./gitea/data:/var/lib/gitea\n      - ./gitea/config:/etc/gitea\n",
+        0o644,
+    );
+    let ini = t.write(
+        "forge/gitea/config/app.ini",
+        APP_INI_ROOTLESS.as_bytes(),
+        0o640,
+    );
+    // What the container made: its jwt/ folder is now a link to a folder of the host
+    // (root's own, holding a file of the name the profile asks for).
+    let host_secret = t.write(
+        "root-only/private.pem",
+        b"-----BEGIN PRIVATE KEY-----\nthe host's, not the forge's\n-----END PRIVATE KEY-----\n",
+        0o600,
+    );
+    t.mkdir("forge/gitea/data", 0o755);
+    std::os::unix::fs::symlink(
+        host_secret.parent().unwrap(),
+        t.join("forge/gitea/data/jwt"),
+    )
+    .unwrap();
+    let jwt = t.join("forge/gitea/data/jwt/private.pem");
+
+    // check names it: an error, the link, who could have made it; never the host file.
+    let (o, v) = check(&compose);
+    expect_code(&o, 1);
+    let f = findings_with(&v, "untrusted-symlink");
+    assert_eq!(f.len(), 1, "{v}");
+    assert_eq!(f[0]["severity"], "error");
+    assert_eq!(f[0]["path"], jwt.to_str().unwrap());
+    let msg = f[0]["message"].as_str().unwrap();
+    for part in [
+        t.join("forge/gitea/data/jwt").to_str().unwrap(),
+        "the container",
+        "NOT archived",
+    ] {
+        assert!(msg.contains(part), "{part}: {msg}");
+    }
+    assert!(!item_paths(&v)
+        .iter()
+        .any(|p| p.contains("root-only") || p.ends_with("jwt/private.pem")));
+
+    // backup keeps the rest (exit 3) and nothing of the host's folder.
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("a.tar.zst.age");
+    let o = fk_no_engine(&[
+        "backup",
+        "--compose",
+        compose.to_str().unwrap(),
+        "-r",
+        &recipient,
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    expect_code(&o, 3);
+    assert!(
+        stderr(&o).contains("error [untrusted-symlink]"),
+        "{}",
+        stderr(&o)
+    );
+    let list = list_json(&archive, &key);
+    let entries: Vec<&str> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(entries.contains(&ini.to_str().unwrap()), "{entries:?}");
+    assert!(
+        !entries
+            .iter()
+            .any(|p| p.contains("root-only") || p.contains("/jwt")),
+        "{entries:?}"
+    );
+
+    // A PATH the user names keeps its documented behaviour: its folders are resolved
+    // (the user chose the path), and the file is stored under its real path.
+    let named = t.join("named.tar.zst.age");
+    backup(&[&jwt], &recipient, &named, &[]);
+    let list = list_json(&named, &key);
+    assert!(list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["path"] == host_secret.to_str().unwrap()));
+}

@@ -474,3 +474,85 @@ fn a_stack_without_volumes_is_read_from_its_running_container() {
         "{f}"
     );
 }
+
+#[test]
+fn a_link_the_container_makes_in_its_volume_never_leads_root_to_the_hosts_files() {
+    // Issue: a folder on the way to a key was resolved through symlinks. The forge's
+    // container (here the rootless stand-in, as uid 1000 in its own named volume)
+    // replaces jwt/ by a link to a folder of the HOST; forgekeep, root on the host, must
+    // not follow it.
+    let name =
+        "docker::a_link_the_container_makes_in_its_volume_never_leads_root_to_the_hosts_files";
+    let Some(docker) = engine::docker(name) else {
+        return;
+    };
+    let t = TestDir::new();
+    let project = unique("redirect");
+    let file = t.write(
+        &format!("{project}/docker-compose.yml"),
+        b"services:\n  gitea:\n    image: gitea/gitea:1.23-rootless\n    network_mode: none\n    volumes:\n      - gitea-data:/var/lib/gitea\n      - gitea-config:/etc/gitea\nvolumes:\n  gitea-data:\n  gitea-config:\n",
+        0o644,
+    );
+    let host_secret = t.write(
+        "host-secrets/private.pem",
+        b"-----BEGIN PRIVATE KEY-----\nthe host's own\n-----END PRIVATE KEY-----\n",
+        0o600,
+    );
+    let stack = Stack::new(docker, &file);
+    stack.up();
+    let (_, v) = fk_check(&file, &[], &[]);
+    assert!(findings_with(&v, "untrusted-symlink").is_empty(), "{v}");
+    let jwt = item_paths(&v)
+        .into_iter()
+        .find(|p| p.ends_with("/jwt/private.pem"))
+        .unwrap_or_else(|| panic!("the key in the volume: {v}"));
+
+    stack.exec(
+        "gitea",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "rm -r /var/lib/gitea/jwt && ln -s {} /var/lib/gitea/jwt",
+                host_secret.parent().unwrap().display()
+            ),
+        ],
+    );
+    let (o, v) = fk_check(&file, &[], &[]);
+    expect_code(&o, 1);
+    let f = finding_at(&v, "untrusted-symlink", &jwt);
+    assert_eq!(f["severity"], "error");
+    assert!(
+        f["message"].as_str().unwrap().contains("the container"),
+        "{f}"
+    );
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("a.tar.zst.age");
+    let o = fk(&[
+        "backup",
+        "--compose",
+        file.to_str().unwrap(),
+        "-r",
+        &recipient,
+        "-o",
+        archive.to_str().unwrap(),
+    ]);
+    expect_code(&o, 3);
+    let list = list_json(&archive, &key);
+    let entries: Vec<&str> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        entries.iter().any(|p| p.ends_with("/app.ini")),
+        "the rest is kept: {entries:?}"
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|p| p.contains("host-secrets") || p.contains("/jwt")),
+        "{entries:?}"
+    );
+}

@@ -659,6 +659,76 @@ fn a_read_only_or_missing_temp_folder_names_the_tmpfs_and_tmpdir_regression_side
 }
 
 #[test]
+fn a_symlinked_folder_the_forges_user_could_make_is_not_followed_one_of_roots_is() {
+    // Issue: `resolve_source` resolved symlinks in a profile item's folders. Natively the
+    // work path belongs to git, who could replace `data/` by a link to any folder of the
+    // host and have root archive what is there.
+    if !is_root() {
+        eprintln!("skipped: needs root (a folder owned by another user)");
+        return;
+    }
+    let t = TestDir::new();
+    let ini = gitea_ini(&t, "gitea", SECURITY);
+    let work = t.join("var/lib/gitea");
+    fs::remove_dir(work.join("data")).unwrap();
+    let elsewhere = t.mkdir("srv/gitea-data", 0o750);
+    openssl_rsa(&elsewhere.join("jwt/private.pem"));
+    std::os::unix::fs::symlink(&elsewhere, work.join("data")).unwrap();
+    let jwt = work.join("data/jwt/private.pem");
+
+    // git owns the work path: a link there is git's to make.
+    nix::unistd::chown(&work, Some(1000.into()), Some(1000.into())).unwrap();
+    let (o, v) = check_json(&["-p", &profile_arg("gitea", &ini)]);
+    expect_code(&o, 1);
+    let f = findings_with(&v, "untrusted-symlink");
+    assert_eq!(f.len(), 1, "{v}");
+    assert_eq!(f[0]["path"], jwt.to_str().unwrap());
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("below {}", work.join("data").display()))
+            && msg.contains("uid 1000")
+            && msg.contains(&format!("who owns {}", work.display())),
+        "{msg}"
+    );
+    assert!(
+        !item_paths(&v).iter().any(|p| p.contains("jwt")),
+        "{:?}",
+        item_paths(&v)
+    );
+    let (key, recipient) = t.age_key("key.txt");
+    let a = t.join("a.age");
+    let o = fk(&[
+        "backup",
+        "-p",
+        &profile_arg("gitea", &ini),
+        "-r",
+        &recipient,
+        "-o",
+        a.to_str().unwrap(),
+    ]);
+    expect_code(&o, 3);
+    let list = list_json(&a, &key);
+    assert!(!list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["path"].as_str().unwrap().contains("jwt")));
+
+    // The same link in a folder only root writes is the administrator's: followed.
+    nix::unistd::chown(&work, Some(0.into()), Some(0.into())).unwrap();
+    let (_, v) = check_json(&["-p", &profile_arg("gitea", &ini)]);
+    assert!(findings_with(&v, "untrusted-symlink").is_empty(), "{v}");
+    assert!(
+        item_paths(&v)
+            .iter()
+            .any(|p| p == elsewhere.join("jwt/private.pem").to_str().unwrap()
+                || p == jwt.to_str().unwrap()),
+        "{:?}",
+        item_paths(&v)
+    );
+}
+
+#[test]
 fn numeric_ids_expects_the_images_uid_in_check_and_backup_alike_regression_sidecar_chown_git() {
     // Issue 13 item 4: the sidecar (profiles over the containers' volumes) warned every
     // day that files of uid 1000 should be `chown git`: a user the sidecar does not have,

@@ -9,6 +9,7 @@
 //! through one descriptor, by the archive writer; here only metadata, and the first
 //! bytes of a file others may read, to tell a secret from public text ([`secrecy`]).
 
+pub mod links;
 pub mod secrecy;
 pub mod sqlite;
 
@@ -33,6 +34,20 @@ pub struct SourceRequest {
     pub what: Option<String>,
     /// The path inside the container, for sources found through a compose file.
     pub container_path: Option<String>,
+    /// How symlinks in the folders on its way are treated.
+    pub way: Way,
+}
+
+/// How symlinks in the folders on a source's way are treated ([`links`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Way {
+    /// Followed: a PATH the user named (the user chose the path; documented).
+    #[default]
+    Followed,
+    /// What a profile derived: followed only where nobody but root could have made
+    /// them, and never below `confined`, the host folder of the container mount the
+    /// item is on.
+    Guarded { confined: Option<PathBuf> },
 }
 
 impl SourceRequest {
@@ -44,6 +59,7 @@ impl SourceRequest {
             ownership,
             what: None,
             container_path: None,
+            way: Way::Followed,
         }
     }
 }
@@ -167,7 +183,24 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
         snapshot: opts.snapshot,
         secrets: opts.secrets.clone(),
     };
-    for (index, req) in requests.iter().enumerate() {
+    for req in requests {
+        // The profile left out an item with an untrusted link on its way; one made
+        // since is refused here, before anything follows it.
+        if let Way::Guarded { confined } = &req.way {
+            if let Some(l) = links::untrusted_link(Path::new(&req.given), confined.as_deref()) {
+                let what = req.what.as_deref().unwrap_or("a profile's item");
+                c.finding(
+                    Code::UntrustedSymlink,
+                    Severity::Error,
+                    Path::new(&req.given),
+                    l.message(what, Path::new(&req.given)),
+                    l.fix(),
+                );
+                continue;
+            }
+        }
+        // Entries refer to their source by its index in the manifest's sources.
+        let index = c.out.sources.len();
         let path = resolve_source(&req.given)?;
         let path_str = utf8(&path).ok_or_else(|| {
             Error::usage(format!("{} is not valid UTF-8", path.display()))
@@ -691,6 +724,65 @@ fn stays_inside(root: &Path, link: &Path, target: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_made_after_the_profiles_looked_is_refused_before_the_walk() {
+        // The profiles leave out an item with an untrusted link on its way; collection
+        // checks again right before it resolves and walks the item: a link made in
+        // between is refused, and the other sources keep their manifest indexes.
+        let t = tempfile::TempDir::new().unwrap();
+        let vol = t.path().join("vol");
+        std::fs::create_dir_all(vol.join("config")).unwrap();
+        std::fs::write(vol.join("config/app.ini"), "x").unwrap();
+        let host = t.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("private.pem"), "the host's").unwrap();
+        std::os::unix::fs::symlink(&host, vol.join("jwt")).unwrap();
+        let guarded = |p: &Path| SourceRequest {
+            way: Way::Guarded {
+                confined: Some(vol.clone()),
+            },
+            what: Some("OAuth2 JWT signing key".into()),
+            ..SourceRequest::path(p.display().to_string(), Ownership::Numeric)
+        };
+        let c = collect(
+            &[
+                guarded(&vol.join("jwt/private.pem")),
+                guarded(&vol.join("config/app.ini")),
+            ],
+            &Options::default(),
+        )
+        .unwrap();
+        let refused: Vec<_> = c
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::UntrustedSymlink)
+            .collect();
+        assert_eq!(refused.len(), 1, "{:?}", c.findings);
+        assert_eq!(refused[0].severity, Severity::Error);
+        assert_eq!(c.sources.len(), 1);
+        assert!(c.sources[0].path.ends_with("config/app.ini"));
+        assert!(c.items.iter().all(|i| !i.entry.path.contains("host")));
+        let ini = c
+            .items
+            .iter()
+            .find(|i| i.entry.path.ends_with("app.ini"))
+            .unwrap();
+        assert_eq!(ini.entry.source, 0);
+        // The same path named by the user is resolved as written (documented).
+        let named = collect(
+            &[SourceRequest::path(
+                vol.join("jwt/private.pem").display().to_string(),
+                Ownership::Name,
+            )],
+            &Options::default(),
+        )
+        .unwrap();
+        assert!(named
+            .items
+            .iter()
+            .any(|i| i.entry.path.ends_with("host/private.pem")));
+    }
 
     #[test]
     fn symlink_escape_is_lexical() {

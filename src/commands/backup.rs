@@ -249,17 +249,22 @@ fn refusal(
     config_strict: bool,
 ) -> Option<Error> {
     if worst == Some(Severity::Error) {
-        let n = c
-            .findings
-            .iter()
-            .filter(|f| f.code == Code::Unreadable)
-            .count();
-        Some(
+        let count = |code| c.findings.iter().filter(|f| f.code == code).count();
+        let redirected = count(Code::UntrustedSymlink);
+        Some(if redirected > 0 && count(Code::Unreadable) == 0 {
+            // Collection found a link the profiles had not seen a moment before: made
+            // while this run was going on.
             Error::runtime(format!(
-                "{n} source(s) cannot be read; no archive was written"
+                "a symbolic link appeared on the way to {redirected} source(s) during the run; no archive was written"
             ))
-            .hint("fix the findings above (often: run as root), then run again"),
-        )
+            .hint("see the findings above: whoever can write the forge's folders may be redirecting them; run again once that is explained")
+        } else {
+            Error::runtime(format!(
+                "{} source(s) cannot be read; no archive was written",
+                count(Code::Unreadable)
+            ))
+            .hint("fix the findings above (often: run as root), then run again")
+        })
     } else if strict && worst >= Some(Severity::Warning) {
         Some(
             Error::runtime("strict: the findings above abort the backup; no archive was written")

@@ -106,24 +106,14 @@ impl Storage {
     /// the host's own files.
     pub fn host_path(&self, path: &Path) -> Option<PathBuf> {
         let (base, host) = self.unchecked_host_path(path)?;
-        let below = host.strip_prefix(&base).ok()?;
-        let mut at = base.clone();
-        let folders = below.components().count().saturating_sub(1);
-        for c in below.components().take(folders) {
-            at.push(c);
-            if std::fs::symlink_metadata(&at)
-                .ok()?
-                .file_type()
-                .is_symlink()
-            {
-                return None;
-            }
+        if crate::collect::links::untrusted_link(&host, Some(&base)).is_some() {
+            return None;
         }
         Some(host)
     }
 
     /// (the host folder it is under, the host path) of a container path.
-    fn unchecked_host_path(&self, path: &Path) -> Option<(PathBuf, PathBuf)> {
+    pub fn unchecked_host_path(&self, path: &Path) -> Option<(PathBuf, PathBuf)> {
         let deepest = |targets: &mut dyn Iterator<Item = &PathBuf>| {
             targets
                 .filter(|t| path.starts_with(t))

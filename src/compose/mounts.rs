@@ -363,9 +363,67 @@ pub fn looks_like_file(path: &Path) -> bool {
         || matches!(&*name, "authorized_keys" | "authorized_principals")
 }
 
+/// What holds a mount's content.
+enum Backing {
+    /// A folder (or file) of this host.
+    Host(PathBuf),
+    /// The container's anonymous volume: only its engine knows where.
+    Container,
+    /// A tmpfs: the container's memory, on no disk.
+    Memory,
+    Unknown(String),
+}
+
+impl Mounts {
+    fn backing(&self, mount: &Mount) -> Backing {
+        match &mount.source {
+            Source::Bind { path, .. } => Backing::Host(path.clone()),
+            Source::File { path: Some(p), .. } => Backing::Host(p.clone()),
+            Source::File { what, name, .. } => Backing::Unknown(format!(
+                "{what} {name} is not a file of this host (external or from the environment)"
+            )),
+            Source::Volume {
+                device: Some(d),
+                subpath,
+                ..
+            } => Backing::Host(join_sub(d, subpath)),
+            Source::Volume {
+                docker_name,
+                subpath,
+                ..
+            } => match self.engine.mountpoint(docker_name) {
+                Ok(mp) => Backing::Host(join_sub(&mp, subpath)),
+                Err(why) => Backing::Unknown(why),
+            },
+            Source::Anonymous => Backing::Container,
+            Source::Tmpfs => Backing::Memory,
+            Source::Other { kind } => Backing::Unknown(format!(
+                "{} is a mount of type {kind}, which forgekeep cannot follow",
+                mount.target.display()
+            )),
+        }
+    }
+}
+
 impl Locate for Mounts {
     fn read_only(&self, path: &Path) -> bool {
         self.find(&clean(path)).is_some_and(|(m, _)| m.read_only)
+    }
+
+    /// The host folder of the mount [`Mounts::locate`] goes through (or of the
+    /// container's anonymous volume or layer): the container writes below it.
+    fn confined(&self, path: &Path) -> Option<PathBuf> {
+        let path = clean(path);
+        let in_container = || {
+            let id = self.container.as_ref()?;
+            let storage = self.engine.storage(id).ok()?;
+            storage.unchecked_host_path(&path).map(|(base, _)| base)
+        };
+        match self.find(&path).map(|(mount, _)| self.backing(mount)) {
+            Some(Backing::Host(base)) => Some(base),
+            None | Some(Backing::Container) => in_container(),
+            Some(Backing::Memory | Backing::Unknown(_)) => None,
+        }
     }
 
     fn locate(&self, path: &Path) -> Location {
@@ -379,45 +437,15 @@ impl Locate for Mounts {
         let Some((mount, rest)) = self.find(&path) else {
             return not_persistent();
         };
-        let under = |base: &Path| {
-            if rest.as_os_str().is_empty() {
-                base.to_path_buf()
-            } else {
-                base.join(&rest)
-            }
-        };
-        match &mount.source {
-            Source::Bind { path, .. } => Location::Host(under(path)),
-            Source::File { path: Some(p), .. } => Location::Host(under(p)),
-            Source::File { what, name, .. } => Location::Unknown {
-                why: format!(
-                    "{what} {name} is not a file of this host (external or from the environment)"
-                ),
-            },
-            Source::Volume {
-                device: Some(d),
-                subpath,
-                ..
-            } => Location::Host(under(&join_sub(d, subpath))),
-            Source::Volume {
-                docker_name,
-                subpath,
-                ..
-            } => match self.engine.mountpoint(docker_name) {
-                Ok(mp) => Location::Host(under(&join_sub(&mp, subpath))),
-                Err(why) => Location::Unknown { why },
-            },
-            Source::Anonymous => not_persistent(),
+        match self.backing(mount) {
+            Backing::Host(base) if rest.as_os_str().is_empty() => Location::Host(base),
+            Backing::Host(base) => Location::Host(base.join(&rest)),
+            Backing::Container => not_persistent(),
             // In the container's memory: not on this host's disk at all.
-            Source::Tmpfs => Location::NotPersistent {
+            Backing::Memory => Location::NotPersistent {
                 volume_line: self.suggest_line(&path),
             },
-            Source::Other { kind } => Location::Unknown {
-                why: format!(
-                    "{} is a mount of type {kind}, which forgekeep cannot follow",
-                    mount.target.display()
-                ),
-            },
+            Backing::Unknown(why) => Location::Unknown { why },
         }
     }
 }

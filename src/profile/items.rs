@@ -6,6 +6,7 @@
 //! are reported, with a severity that says how bad losing them is.
 
 use super::{Context, Item, ItemKind, Layout, Location, Owner};
+use crate::collect::links::{untrusted_link, UntrustedLink};
 use crate::findings::{Code, Finding, Severity};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -83,6 +84,9 @@ pub(crate) enum Probe {
     Missing(PathBuf),
     NotPersistent(String),
     Unknown(String),
+    /// On this host, but a folder on its way is a symlink the forge or its container
+    /// could have made: never followed (`collect::links`).
+    Untrusted(PathBuf, UntrustedLink),
 }
 
 /// `p` made absolute against `base` when relative (the forges' `filepath.Join` rule).
@@ -158,11 +162,19 @@ impl<'a, 'c> Builder<'a, 'c> {
 
     pub fn probe(&self, path: &Path) -> Probe {
         match self.ctx.locate.locate(path) {
-            Location::Host(p) => match std::fs::symlink_metadata(&p) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing(p),
-                // Present but perhaps not stat-able by us: collection reports that.
-                _ => Probe::Found(p),
-            },
+            Location::Host(p) => {
+                // Checked before anything is read there (app.ini included): the forge
+                // or its container may have redirected a folder on the way.
+                let confined = self.ctx.locate.confined(path);
+                if let Some(link) = untrusted_link(&p, confined.as_deref()) {
+                    return Probe::Untrusted(p, link);
+                }
+                match std::fs::symlink_metadata(&p) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Probe::Missing(p),
+                    // Present but perhaps not stat-able by us: collection reports that.
+                    _ => Probe::Found(p),
+                }
+            }
             Location::NotPersistent { volume_line } => Probe::NotPersistent(volume_line),
             Location::Unknown { why } => Probe::Unknown(why),
         }
@@ -187,6 +199,12 @@ impl<'a, 'c> Builder<'a, 'c> {
                 Err(format!("{} is on no persistent storage", path.display()))
             }
             Probe::Unknown(why) => Err(format!("{}: {why}", path.display())),
+            Probe::Untrusted(p, link) => Err(format!(
+                "{} was not read: {} on its way is a symbolic link {} could have made",
+                p.display(),
+                link.link.display(),
+                link.who
+            )),
         }
     }
 
@@ -231,6 +249,7 @@ impl<'a, 'c> Builder<'a, 'c> {
                 }
                 let container_path = (host != w.path).then(|| w.path.display().to_string());
                 self.items.push(Item {
+                    confined: self.ctx.locate.confined(&w.path),
                     path: host,
                     container_path,
                     what: w.what,
@@ -324,6 +343,25 @@ impl<'a, 'c> Builder<'a, 'c> {
                         "add `{volume_line}` to the service's volumes (copy the file out of the \
                          running container first, with its owners)"
                     ),
+                );
+                false
+            }
+            Probe::Untrusted(host, link) => {
+                // An extra is reported only when something is there (a look through the
+                // link at its name, nothing read): every absent optional item below one
+                // link would repeat the finding. What the forge needs is reported
+                // always: it is not in the archive.
+                if matches!(w.need, Need::Optional | Need::IfPresent)
+                    && std::fs::symlink_metadata(&host).is_err()
+                {
+                    return false;
+                }
+                self.finding(
+                    Code::UntrustedSymlink,
+                    Severity::Error,
+                    &host,
+                    link.message(&w.what, &host),
+                    link.fix(),
                 );
                 false
             }

@@ -140,6 +140,9 @@ pub struct Item {
     /// The widest permission bits it should have (e.g. 0o600 for a private key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_mode: Option<u32>,
+    /// The host folder of the container mount it is on ([`Locate::confined`]).
+    #[serde(skip)]
+    pub confined: Option<PathBuf>,
 }
 
 /// A profile resolved against one installation.
@@ -209,6 +212,13 @@ pub enum Location {
 /// Translates the forge's paths to this host's.
 pub trait Locate {
     fn locate(&self, path: &Path) -> Location;
+
+    /// The host folder of the container mount holding `path`: the container writes
+    /// everything below it, so no symlink there may be followed
+    /// ([`crate::collect::links`]). `None` natively.
+    fn confined(&self, _path: &Path) -> Option<PathBuf> {
+        None
+    }
 
     /// Is `path` on a mount the forge cannot write (`:ro`)? Only containers know.
     fn read_only(&self, _path: &Path) -> bool {
@@ -373,6 +383,7 @@ mod tests {
             signing_key: true,
             owner,
             max_mode,
+            confined: None,
         }
     }
 
