@@ -25,7 +25,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 const HOME: &str = "/home/oracle";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Mount {
+pub enum Mount {
     Bind {
         source: PathBuf,
         target: PathBuf,
@@ -50,7 +50,7 @@ enum Mount {
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Reading {
+pub struct Reading {
     image: String,
     /// (context folder, Dockerfile, build args)
     build: Option<(PathBuf, PathBuf, BTreeMap<String, String>)>,
@@ -60,7 +60,7 @@ struct Reading {
 
 /// What both read from one compose file: the services, and the docker name of each
 /// named volume.
-type Project = (BTreeMap<String, Reading>, BTreeMap<String, String>);
+pub type Project = (BTreeMap<String, Reading>, BTreeMap<String, String>);
 
 fn fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose");
@@ -117,7 +117,7 @@ fn forgekeep_reads_every_fixture_as_the_compose_cli_does() {
 }
 
 /// `docker-compose config` in the fixture's folder, with only PATH and HOME set.
-fn cli_reading(cli: &[String], file: &Path) -> Project {
+pub fn cli_reading(cli: &[String], file: &Path) -> Project {
     let dir = file.parent().unwrap();
     let out = engine::bounded(
         Command::new(&cli[0])
@@ -250,7 +250,7 @@ fn cli_reading(cli: &[String], file: &Path) -> Project {
 }
 
 /// forgekeep's reading of the same file, with the same environment.
-fn forgekeep_reading(file: &Path) -> Project {
+pub fn forgekeep_reading(file: &Path) -> Project {
     let env: BTreeMap<String, String> = [("HOME".to_string(), HOME.to_string())].into();
     let p = compose::load_with(
         file,

@@ -282,6 +282,34 @@ fn systemd_analyze_verify_accepts_the_units_with_the_man_pages_installed_as_docu
     );
 }
 
+/// An /etc/cron.d job line checked as cron reads it: five time fields, the user (root),
+/// then the command, which must not hold a `%` (cron makes it a newline) and runs
+/// forgekeep `--quiet` (cron mails any output). `None` for a variable line (`PATH=`).
+pub fn cron_job(line: &str) -> Option<(Vec<String>, String)> {
+    let first = line.split_whitespace().next().unwrap();
+    if first.contains('=') {
+        return None;
+    }
+    let mut rest = line;
+    let mut fields: Vec<String> = Vec::new();
+    for _ in 0..6 {
+        let (f, r) = rest.split_once(char::is_whitespace).unwrap();
+        fields.push(f.to_string());
+        rest = r.trim_start();
+    }
+    for f in &fields[..5] {
+        assert!(
+            f.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '*' | ',' | '-' | '/')),
+            "time field {f:?} in {line}"
+        );
+    }
+    assert_eq!(fields[5], "root", "user field in {line}");
+    assert!(!rest.contains('%'), "cron turns % into a newline: {line}");
+    assert!(rest.contains("--quiet"), "cron mails any output: {line}");
+    Some((fields, rest.to_string()))
+}
+
 #[test]
 fn cron_file_lines_are_valid_and_their_commands_are_accepted() {
     let path = contrib("cron/forgekeep");
@@ -297,33 +325,9 @@ fn cron_file_lines_are_valid_and_their_commands_are_accepted() {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let first = line.split_whitespace().next().unwrap();
-        if first.contains('=') {
+        let Some((_, command)) = cron_job(line) else {
             continue; // SHELL=, PATH=, MAILTO=
-        }
-        // Six whitespace-separated fields (m h dom mon dow user), then the command.
-        let mut rest = line;
-        let mut fields: Vec<&str> = Vec::new();
-        for _ in 0..6 {
-            let (f, r) = rest.split_once(char::is_whitespace).unwrap();
-            fields.push(f);
-            rest = r.trim_start();
-        }
-        fields.push(rest);
-        for f in &fields[..5] {
-            assert!(
-                f.chars()
-                    .all(|c| c.is_ascii_digit() || matches!(c, '*' | ',' | '-' | '/')),
-                "time field {f:?} in {line}"
-            );
-        }
-        assert_eq!(fields[5], "root", "user field in {line}");
-        let command = fields[6];
-        assert!(
-            !command.contains('%'),
-            "cron turns % into a newline: {line}"
-        );
-        assert!(command.contains("--quiet"), "cron mails any output: {line}");
+        };
         for part in command.split("&&") {
             accepts(part.trim(), "cron/forgekeep");
         }
@@ -336,12 +340,14 @@ fn cron_file_lines_are_valid_and_their_commands_are_accepted() {
 #[test]
 fn compose_sidecar_is_read_only_and_its_commands_are_accepted() {
     use yaml_rust2::{Yaml, YamlLoader};
-    let text = fs::read_to_string(contrib("compose/docker-compose.yml")).unwrap();
-    let docs = YamlLoader::load_from_str(&text).expect("valid YAML");
+    let docs = YamlLoader::load_from_str(&crate::sidecar::shipped()).expect("valid YAML");
     let fk_svc = &docs[0]["services"]["forgekeep"];
     assert!(!fk_svc.is_badvalue(), "a forgekeep service");
     assert_eq!(fk_svc["network_mode"].as_str(), Some("none"));
     assert_eq!(fk_svc["read_only"].as_bool(), Some(true));
+    // Regression (issue 13 item 4): read_only with no writable /tmp, where SQLite's
+    // online backup writes its copy: no archive, ever.
+    assert_eq!(fk_svc["tmpfs"][0].as_str(), Some("/tmp:mode=1777"));
     assert_eq!(fk_svc["cap_drop"][0].as_str(), Some("ALL"));
     assert!(fk_svc["hostname"].as_str().is_some(), "a fixed host name");
     let volumes: Vec<&str> = fk_svc["volumes"]
@@ -357,19 +363,61 @@ fn compose_sidecar_is_read_only_and_its_commands_are_accepted() {
         "only the output is writable"
     );
     // The forge's volumes at the same paths as in the forge's containers.
-    let gitea: Vec<&str> = docs[0]["services"]["gitea"]["volumes"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    for v in gitea {
-        assert!(
-            volumes.contains(&format!("{v}:ro").as_str()),
-            "{v} mounted :ro"
-        );
+    for svc in ["gitea", "woodpecker-server", "woodpecker-agent"] {
+        for v in docs[0]["services"][svc]["volumes"].as_vec().unwrap() {
+            let v = v.as_str().unwrap();
+            if v.contains("docker.sock") {
+                continue;
+            }
+            assert!(
+                volumes.contains(&format!("{v}:ro").as_str()),
+                "{svc}: {v} mounted :ro"
+            );
+        }
     }
-    // The loop is valid sh (compose turns $$ into $), and its forgekeep commands parse.
+    let target = |source: &str| {
+        volumes
+            .iter()
+            .find_map(|v| v.strip_prefix(&format!("{source}:")))
+            .and_then(|t| t.split(':').next())
+            .unwrap_or_else(|| panic!("{source} is not mounted: {volumes:?}"))
+    };
+
+    // The job is the file mounted where forgekeep reads its configuration by default,
+    // and every path it names is one of the sidecar's mounts.
+    assert_eq!(target("./forgekeep.toml"), forgekeep::config::DEFAULT_PATH);
+    let job = forgekeep::config::Config::parse(
+        &fs::read_to_string(contrib("compose/forgekeep.toml")).unwrap(),
+        Path::new(forgekeep::config::DEFAULT_PATH),
+    )
+    .expect("the sidecar's job parses");
+    let env = target("./woodpecker.env");
+    assert_eq!(
+        job.sources.profiles,
+        vec![
+            "gitea=/etc/gitea/app.ini".to_string(),
+            format!("woodpecker={env}"),
+            format!("woodpecker-agent={env}"),
+        ]
+    );
+    assert_eq!(
+        job.sources.paths,
+        vec![PathBuf::from(target("./docker-compose.yml"))]
+    );
+    assert!(!job.sources.with_db, "documented: gitea.db is data");
+    assert_eq!(
+        job.backup.recipients_files,
+        vec![PathBuf::from(target("./forgekeep/recipients"))]
+    );
+    assert_eq!(
+        job.backup.output,
+        Some(PathBuf::from(format!("{}/", target("./forgekeep/backups"))))
+    );
+    assert!(job.backup.numeric_ids, "the containers' owners are numbers");
+    assert_eq!(job.retention.keep_daily, Some(14));
+
+    // The loop is valid sh (compose turns $$ into $) and runs the job with the binary's
+    // accepted arguments.
     let script = match &fk_svc["command"] {
         Yaml::Array(a) => a[0].as_str().unwrap().replace("$$", "$"),
         other => panic!("command: {other:?}"),
@@ -379,27 +427,28 @@ fn compose_sidecar_is_read_only_and_its_commands_are_accepted() {
         .output()
         .unwrap();
     assert!(o.status.success(), "sh -n: {}", stderr(&o));
-    let joined = script.replace("\\\n", " ");
-    let mut seen = Vec::new();
-    for line in joined.lines() {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        for part in line.split("&&").flat_map(|p| p.split("||")) {
-            let part = part.trim();
-            if part.starts_with("forgekeep ") {
-                let sub = part.split_whitespace().nth(1).unwrap().to_string();
-                accepts(part, "compose/docker-compose.yml");
-                seen.push(sub);
-            }
-        }
-    }
-    assert_eq!(seen, vec!["backup"]);
+    let runs: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("forgekeep "))
+        .collect();
+    assert_eq!(runs, vec!["forgekeep backup --quiet"]);
+    accepts(runs[0], "compose/docker-compose.yml");
+
+    // The cron alternative runs the very same job (nothing of its own to drift).
+    let line = crate::sidecar::cron_line();
+    let (_, command) = cron_job(&line).expect("a job line");
     assert!(
-        joined.contains("--keep-daily"),
-        "the sidecar prunes after each backup"
+        command.contains("run --rm -T --entrypoint forgekeep forgekeep backup --quiet 2>&1"),
+        "{command}"
     );
+    let o = Command::new("sh")
+        .args(["-n", "-c", &command])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sh -n: {}", stderr(&o));
+
     let dockerfile = fs::read_to_string(contrib("compose/Dockerfile")).unwrap();
     assert!(dockerfile.contains("COPY forgekeep /usr/local/bin/forgekeep"));
+    assert!(dockerfile.contains("ARG BASE=alpine:3\nFROM ${BASE}"));
 }

@@ -123,6 +123,17 @@ mkdir -p /var/lib/woodpecker
 stay_up
 "#;
 
+/// woodpeckerci/woodpecker-agent:v3: root, no VOLUME; the agent ID file
+/// /etc/woodpecker/agent.conf (`{"agent_id":N}`, 0644), which the real agent writes once
+/// the server registered it (cmd/agent/core/config.go): here at first start.
+const WOODPECKER_AGENT: &str = r#"
+if [ ! -f /etc/woodpecker/agent.conf ]; then
+  mkdir -p /etc/woodpecker
+  echo '{"agent_id":1}' > /etc/woodpecker/agent.conf
+fi
+stay_up
+"#;
+
 const STAND_INS: &[StandIn] = &[
     StandIn {
         tags: &["gitea/gitea:1.22-rootless", "gitea/gitea:1.23-rootless"],
@@ -144,6 +155,13 @@ const STAND_INS: &[StandIn] = &[
         volumes: &[],
         dirs: &[],
         entrypoint: WOODPECKER_SERVER,
+    },
+    StandIn {
+        tags: &["woodpeckerci/woodpecker-agent:v3"],
+        user: "",
+        volumes: &[],
+        dirs: &[],
+        entrypoint: WOODPECKER_AGENT,
     },
 ];
 
@@ -263,14 +281,7 @@ impl From<String> for Unusable {
 
 /// Builds (or finds) every stand-in image, under a lock shared with parallel test runs.
 fn build_images() -> Result<(), Unusable> {
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("forgekeep-test-stand-in-images.lock"))
-        .map_err(|e| format!("cannot open the image lock: {e}"))?;
-    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("cannot lock the image lock: {e}"))?;
+    let _held = image_lock()?;
     let busybox = std::fs::read("/bin/busybox")
         .map_err(|e| format!("no /bin/busybox ({e}): apt-get install busybox-static"))?;
     let blank_db = blank_sqlite()?;
@@ -357,109 +368,227 @@ impl StandIn {
 
     /// The root file system as a tar stream, owners and modes set in its headers.
     fn rootfs(&self, busybox: &[u8], blank_db: &[u8]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut made = BTreeSet::new();
-        let mut dir = |path: &str, uid: u32, mode: u32| {
-            if !made.insert(path.to_string()) {
-                return; // the engine refuses a tar with a path twice
-            }
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_mode(mode);
-            h.set_uid(uid.into());
-            h.set_gid(uid.into());
-            h.set_size(0);
-            b.append_data(&mut h, format!("{path}/"), std::io::empty())
-                .unwrap();
-        };
-        for d in [
-            "bin",
-            "etc",
-            "usr",
-            "usr/local",
-            "usr/local/bin",
-            "usr/share",
-        ] {
-            dir(d, 0, 0o755);
-        }
-        dir("usr/share/stand-in", 0, 0o755);
-        dir("tmp", 0, 0o1777);
+        let mut fs = Rootfs::with_busybox(busybox, APPLETS);
+        fs.dir("usr/share/stand-in", 0, 0o755);
         for (d, uid) in self.dirs {
-            let parts: Vec<&str> = d.split('/').collect();
-            for i in 1..parts.len() {
-                dir(&parts[..i].join("/"), 0, 0o755);
-            }
-            dir(d, *uid, 0o755);
+            fs.dir(d, *uid, 0o755);
         }
-        let mut file = |path: &str, mode: u32, data: &[u8]| {
-            let mut h = tar::Header::new_gnu();
-            h.set_mode(mode);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_size(data.len() as u64);
-            b.append_data(&mut h, path, data).unwrap();
-        };
-        file("bin/busybox", 0o755, busybox);
-        file(
+        fs.file(
             "etc/passwd",
             0o644,
             b"root:x:0:0:root:/root:/bin/sh\ngit:x:1000:1000:git:/var/lib/gitea/git:/bin/sh\n",
         );
-        file("etc/group", 0o644, b"root:x:0:\ngit:x:1000:\n");
-        file(
+        fs.file("etc/group", 0o644, b"root:x:0:\ngit:x:1000:\n");
+        fs.file(
             "usr/local/bin/stand-in",
             0o755,
             format!("{PRELUDE}{}", self.entrypoint).as_bytes(),
         );
-        file("usr/share/stand-in/blank.db", 0o644, blank_db);
-        for applet in APPLETS {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_mode(0o777);
-            h.set_size(0);
-            b.append_link(&mut h, format!("bin/{applet}"), "busybox")
-                .unwrap();
-        }
-        b.into_inner().unwrap()
+        fs.file("usr/share/stand-in/blank.db", 0o644, blank_db);
+        fs.into_tar()
     }
 
     fn import(&self, tag: &str, hash: &str, busybox: &[u8], blank_db: &[u8]) -> Result<(), String> {
-        let mut args: Vec<String> = vec!["import".into()];
-        let mut change = |c: String| {
-            args.push("--change".into());
-            args.push(c);
-        };
-        change("ENV PATH=/bin:/usr/local/bin".into());
-        change("ENTRYPOINT [\"/usr/local/bin/stand-in\"]".into());
-        change(format!("LABEL {LABEL}={hash}"));
+        let mut changes = vec![
+            "ENV PATH=/bin:/usr/local/bin".to_string(),
+            "ENTRYPOINT [\"/usr/local/bin/stand-in\"]".to_string(),
+            format!("LABEL {LABEL}={hash}"),
+        ];
         if !self.user.is_empty() {
-            change(format!("USER {}", self.user));
+            changes.push(format!("USER {}", self.user));
         }
         if !self.volumes.is_empty() {
             let list: Vec<String> = self.volumes.iter().map(|v| format!("\"{v}\"")).collect();
-            change(format!("VOLUME [{}]", list.join(", ")));
+            changes.push(format!("VOLUME [{}]", list.join(", ")));
         }
-        args.extend(["-".into(), tag.into()]);
-        let mut child = Command::new("docker")
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run docker import: {e}"))?;
-        let tar = self.rootfs(busybox, blank_db);
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = std::thread::spawn(move || stdin.write_all(&tar));
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let _ = writer.join();
-        if !out.status.success() {
-            return Err(format!(
-                "docker import {tag} failed: {}",
-                first_line(&out.stderr)
-            ));
-        }
-        Ok(())
+        import(self.rootfs(busybox, blank_db), &changes, tag)
     }
+}
+
+/// A root file system being written as a tar stream: folders (each once, parents
+/// first), files and links, with the owners and modes the image must have.
+struct Rootfs {
+    b: tar::Builder<Vec<u8>>,
+    made: BTreeSet<String>,
+}
+
+impl Rootfs {
+    /// The folders every image has, Debian's static busybox as /bin/busybox and the
+    /// `applets` linked to it.
+    fn with_busybox(busybox: &[u8], applets: &[&str]) -> Rootfs {
+        let mut fs = Rootfs {
+            b: tar::Builder::new(Vec::new()),
+            made: BTreeSet::new(),
+        };
+        for d in ["bin", "etc", "usr/local/bin", "usr/share"] {
+            fs.dir(d, 0, 0o755);
+        }
+        fs.dir("tmp", 0, 0o1777);
+        fs.file("bin/busybox", 0o755, busybox);
+        for applet in applets {
+            fs.link(&format!("bin/{applet}"), "busybox");
+        }
+        fs
+    }
+
+    /// `path` and the folders above it (root's, 0755); `path` itself as given.
+    fn dir(&mut self, path: &str, uid: u32, mode: u32) {
+        let parts: Vec<&str> = path.split('/').collect();
+        for i in 1..parts.len() {
+            self.one_dir(&parts[..i].join("/"), 0, 0o755);
+        }
+        self.one_dir(path, uid, mode);
+    }
+
+    fn one_dir(&mut self, path: &str, uid: u32, mode: u32) {
+        if !self.made.insert(path.to_string()) {
+            return; // the engine refuses a tar with a path twice
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(mode);
+        h.set_uid(uid.into());
+        h.set_gid(uid.into());
+        h.set_size(0);
+        self.b
+            .append_data(&mut h, format!("{path}/"), std::io::empty())
+            .unwrap();
+    }
+
+    /// A root-owned file; its folder must have been made.
+    fn file(&mut self, path: &str, mode: u32, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(data.len() as u64);
+        self.b.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn link(&mut self, path: &str, target: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        self.b.append_link(&mut h, path, target).unwrap();
+    }
+
+    fn into_tar(self) -> Vec<u8> {
+        self.b.into_inner().unwrap()
+    }
+}
+
+/// `docker import` of a root file system with `--change` lines, as `tag`.
+fn import(rootfs: Vec<u8>, changes: &[String], tag: &str) -> Result<(), String> {
+    let mut args: Vec<String> = vec!["import".into()];
+    for c in changes {
+        args.push("--change".into());
+        args.push(c.clone());
+    }
+    args.extend(["-".into(), tag.into()]);
+    let mut child = Command::new("docker")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run docker import: {e}"))?;
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&rootfs));
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = writer.join();
+    if !out.status.success() {
+        return Err(format!(
+            "docker import {tag} failed: {}",
+            first_line(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// The shared lock of image builds (parallel test runs, other checkouts on one engine).
+fn image_lock() -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("forgekeep-test-stand-in-images.lock"))
+        .map_err(|e| format!("cannot open the image lock: {e}"))?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("cannot lock the image lock: {e}"))
+}
+
+/// What the compose sidecar's image needs of its base (contrib/compose/Dockerfile):
+/// `/bin/sh`, `date` and `sleep` for its daily loop.
+const SIDECAR_APPLETS: &[&str] = &["sh", "date", "sleep", "cat", "ls"];
+
+/// A stand-in for the sidecar Dockerfile's base (`ARG BASE`, `alpine:3` by default): no
+/// image can be pulled, and the forgekeep the tests run is a glibc debug build, not the
+/// static one the Dockerfile recommends for Alpine. So: busybox for the loop, and the
+/// C library files `binary` is linked against (from `ldd`), at their paths. Tagged
+/// `forgekeep-test/sidecar-base:<hash of its content>`, never an official name; built
+/// once, shared by parallel runs. Returns the tag.
+pub fn sidecar_base(binary: &Path) -> String {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let busybox = std::fs::read("/bin/busybox").expect("/bin/busybox (busybox-static)");
+        let ldd = Command::new("ldd").arg(binary).output().expect("ldd");
+        assert!(
+            ldd.status.success(),
+            "ldd {}: {}",
+            binary.display(),
+            stderr(&ldd)
+        );
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and the loader's own
+        // `/lib64/ld-linux-x86-64.so.2 (0x…)`.
+        let libs: BTreeSet<PathBuf> = stdout(&ldd)
+            .lines()
+            .filter_map(|l| {
+                let l = l.split(" (0x").next()?.trim();
+                let path = l.rsplit("=> ").next()?.trim();
+                path.starts_with('/').then(|| PathBuf::from(path))
+            })
+            .collect();
+        let mut fs = Rootfs::with_busybox(&busybox, SIDECAR_APPLETS);
+        fs.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
+        fs.file("etc/group", 0o644, b"root:x:0:\n");
+        let mut hash_input = busybox.clone();
+        for lib in &libs {
+            let rel = lib.strip_prefix("/").unwrap().to_str().unwrap().to_string();
+            if let Some(dir) = Path::new(&rel).parent() {
+                fs.dir(dir.to_str().unwrap(), 0, 0o755);
+            }
+            // The file itself, whatever links lead to it on this host.
+            let data = std::fs::read(lib).unwrap();
+            fs.file(&rel, 0o755, &data);
+            hash_input.extend(rel.as_bytes());
+            hash_input.extend(&data);
+        }
+        for a in SIDECAR_APPLETS {
+            hash_input.extend(a.as_bytes());
+        }
+        let hash = {
+            use sha2::{Digest, Sha256};
+            let d = Sha256::digest(&hash_input);
+            d[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let tag = format!("forgekeep-test/sidecar-base:{hash}");
+        let _held = image_lock().unwrap();
+        let have = bounded(Command::new("docker").args(["image", "inspect", &tag]), 30);
+        if !have.status.success() {
+            let changes = [
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+                // Not the stand-in label: its containers never say "stand-in ready".
+                format!("LABEL org.forgekeep.sidecar-base={hash}"),
+            ];
+            import(fs.into_tar(), &changes, &tag).unwrap();
+        }
+        tag
+    })
+    .clone()
 }
 
 /// A compose stack of one test: its folder, its compose file, and whatever the engine
@@ -506,6 +635,18 @@ impl Stack {
     /// `compose [-f FILE] [-p NAME] ARGS` in the stack's folder (as a user types it:
     /// compose v1 then records the file relative to the folder), which must succeed.
     pub fn compose(&self, args: &[&str]) -> Output {
+        let o = self.compose_output(args);
+        assert!(
+            o.status.success(),
+            "compose {args:?} failed: {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        o
+    }
+
+    /// [`Stack::compose`], whatever its exit code.
+    pub fn compose_output(&self, args: &[&str]) -> Output {
         // `down` without -v, and `up` recreating a container, leave anonymous volumes
         // behind: note them first, for the clean-up.
         self.note_orphans();
@@ -519,21 +660,31 @@ impl Stack {
             c.args(["-p", p]);
         }
         c.args(args);
-        let o = bounded(&mut c, 180);
-        assert!(
-            o.status.success(),
-            "compose {args:?} failed: {}\n{}",
-            stdout(&o),
-            stderr(&o)
-        );
-        o
+        bounded(&mut c, 180)
     }
 
     /// `up -d`, then waits until every running service says it is ready.
     pub fn up(&self) {
-        self.compose(&["up", "-d"]);
+        self.up_services(&[]);
+    }
+
+    /// `up -d SERVICES` (all when empty), then waits until every running stand-in says
+    /// it is ready (other containers, such as the sidecar, have nothing to say).
+    pub fn up_services(&self, services: &[&str]) {
+        let mut args = vec!["up", "-d"];
+        args.extend(services);
+        self.compose(&args);
         let deadline = Instant::now() + Duration::from_secs(60);
         for id in self.container_ids() {
+            let label = docker_ok(&[
+                "inspect",
+                "--format",
+                &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"),
+                &id,
+            ]);
+            if matches!(label.trim(), "" | "<no value>") {
+                continue;
+            }
             loop {
                 let logs = bounded(Command::new("docker").args(["logs", &id]), 30);
                 if stdout(&logs).contains("stand-in ready") {

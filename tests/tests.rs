@@ -24,4 +24,5 @@ mod progress;
 mod proptest_roundtrip;
 mod prune;
 mod restore;
+mod sidecar;
 mod unattended;
