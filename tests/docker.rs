@@ -528,23 +528,8 @@ fn a_link_the_container_makes_in_its_volume_never_leads_root_to_the_hosts_files(
     );
     let (key, recipient) = t.age_key("key.txt");
     let archive = t.join("a.tar.zst.age");
-    let o = fk(&[
-        "backup",
-        "--compose",
-        file.to_str().unwrap(),
-        "-r",
-        &recipient,
-        "-o",
-        archive.to_str().unwrap(),
-    ]);
-    expect_code(&o, 3);
-    let list = list_json(&archive, &key);
-    let entries: Vec<&str> = list["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap())
-        .collect();
+    backup_compose(&file, &recipient, &archive, &[]);
+    let entries = entry_paths(&list_json(&archive, &key));
     assert!(
         entries.iter().any(|p| p.ends_with("/app.ini")),
         "the rest is kept: {entries:?}"

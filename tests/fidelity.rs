@@ -45,17 +45,8 @@ fn backup(t: &TestDir, sources: &[&str]) -> (PathBuf, serde_json::Value) {
     (key, list)
 }
 
-fn entries(list: &serde_json::Value) -> Vec<String> {
-    list["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn has_entry(list: &serde_json::Value, p: &Path) -> bool {
-    entries(list).contains(&p.display().to_string())
+    entry_paths(list).contains(&p.display().to_string())
 }
 
 fn findings_about<'a>(v: &'a serde_json::Value, needle: &str) -> Vec<&'a serde_json::Value> {
@@ -380,7 +371,7 @@ fn with_db_finds_forgejos_default_forgejo_db() {
     openssl_ed25519(&t.join("var/lib/forgejo/data/jwt/private.pem"));
     let profile = format!("forgejo={}", ini.display());
     let (_key, list) = backup(&t, &["-p", &profile, "--with-db"]);
-    assert!(has_entry(&list, &db), "{:?}", entries(&list));
+    assert!(has_entry(&list, &db), "{:?}", entry_paths(&list));
     assert!(source_for(&list, &db)["what"]
         .as_str()
         .unwrap()
@@ -578,11 +569,11 @@ fn gitea_gpg_commit_signing_keyring_under_home_path_is_archived() {
         .unwrap()
         .contains("GPG keyring"));
     assert!(
-        entries(&list)
+        entry_paths(&list)
             .iter()
             .any(|e| e.starts_with(&format!("{}/private-keys-v1.d/", gnupg.display()))),
         "{:?}",
-        entries(&list)
+        entry_paths(&list)
     );
 }
 

@@ -511,14 +511,9 @@ fn relative_config_gives_absolute_items_and_findings() {
     assert_eq!(on_ini("world-readable"), 0, "{v}");
 }
 
-#[test]
-fn database_copies_are_never_made_in_a_folder_others_can_rename_in() {
-    // Review: the copy was made in the database's own folder, whose owner (the forge's
-    // user) could swap its name and have root write the database into a file of theirs.
-    // Now it goes to a private folder under a trusted temp folder; an untrusted TMPDIR is
-    // refused rather than used.
-    require("sqlite3");
-    let t = TestDir::new();
+/// A native Woodpecker server whose env file names its SQLite database (a table
+/// `secrets` with one row): (the database, the env file).
+fn woodpecker_with_sqlite(t: &TestDir) -> (PathBuf, PathBuf) {
     let dir = t.mkdir("var/lib/woodpecker", 0o700);
     let db = dir.join("woodpecker.sqlite");
     run_ok(
@@ -535,6 +530,19 @@ fn database_copies_are_never_made_in_a_folder_others_can_rename_in() {
         .as_bytes(),
         0o600,
     );
+    (db, env)
+}
+
+#[test]
+fn database_copies_are_never_made_in_a_folder_others_can_rename_in() {
+    // Review: the copy was made in the database's own folder, whose owner (the forge's
+    // user) could swap its name and have root write the database into a file of theirs.
+    // Now it goes to a private folder under a trusted temp folder; an untrusted TMPDIR is
+    // refused rather than used.
+    require("sqlite3");
+    let t = TestDir::new();
+    let (db, env) = woodpecker_with_sqlite(&t);
+    let dir = db.parent().unwrap().to_path_buf();
     let (_key, recipient) = t.age_key("key.txt");
     let open_tmp = t.mkdir("open-tmp", 0o777); // world-writable, not sticky
     let out = t.join("a.age");
@@ -591,22 +599,7 @@ fn a_read_only_or_missing_temp_folder_names_the_tmpfs_and_tmpdir_regression_side
     require("sqlite3");
     require("unshare");
     let t = TestDir::new();
-    let db = t.join("var/lib/woodpecker/woodpecker.sqlite");
-    t.mkdir("var/lib/woodpecker", 0o700);
-    run_ok(
-        Command::new("sqlite3")
-            .arg(&db)
-            .arg("create table t(v text);"),
-    );
-    let env = t.write(
-        "etc/woodpecker/woodpecker-server.env",
-        format!(
-            "WOODPECKER_GRPC_SECRET=g\nWOODPECKER_DATABASE_DATASOURCE={}\n",
-            db.display()
-        )
-        .as_bytes(),
-        0o600,
-    );
+    let (_, env) = woodpecker_with_sqlite(&t);
     let (_key, recipient) = t.age_key("key.txt");
     let out = t.join("a.age");
     let run = |tmpdir: &Path, setup: &str| {
@@ -707,12 +700,9 @@ fn a_symlinked_folder_the_forges_user_could_make_is_not_followed_one_of_roots_is
         a.to_str().unwrap(),
     ]);
     expect_code(&o, 3);
-    let list = list_json(&a, &key);
-    assert!(!list["entries"]
-        .as_array()
-        .unwrap()
+    assert!(!entry_paths(&list_json(&a, &key))
         .iter()
-        .any(|e| e["path"].as_str().unwrap().contains("jwt")));
+        .any(|p| p.contains("jwt")));
 
     // The same link in a folder only root writes is the administrator's: followed.
     nix::unistd::chown(&work, Some(0.into()), Some(0.into())).unwrap();

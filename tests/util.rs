@@ -309,6 +309,16 @@ pub fn item_paths(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The paths of the entries of a `list --json` report.
+pub fn entry_paths(list: &serde_json::Value) -> Vec<String> {
+    list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Restores all of `archive` under `dir` (the recorded absolute paths below it): with
 /// `--root` as root (owners set), with `--to` otherwise (a non-root user cannot give the
 /// recorded owners, e.g. root's of `/tmp`, and restore refuses rather than half-do it).
