@@ -184,20 +184,8 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
         secrets: opts.secrets.clone(),
     };
     for req in requests {
-        // The profile left out an item with an untrusted link on its way; one made
-        // since is refused here, before anything follows it.
-        if let Way::Guarded { confined } = &req.way {
-            if let Some(l) = links::untrusted_link(Path::new(&req.given), confined.as_deref()) {
-                let what = req.what.as_deref().unwrap_or("a profile's item");
-                c.finding(
-                    Code::UntrustedSymlink,
-                    Severity::Error,
-                    Path::new(&req.given),
-                    l.message(what, Path::new(&req.given)),
-                    l.fix(),
-                );
-                continue;
-            }
+        if c.refuses_the_way_to(req) {
+            continue;
         }
         // Entries refer to their source by its index in the manifest's sources.
         let index = c.out.sources.len();
@@ -301,6 +289,28 @@ impl Collector {
                 fix,
             });
         }
+    }
+
+    /// Whether a derived source has an untrusted link on its way ([`links`]), which it
+    /// reports. The profile left out such an item; one made since is refused here,
+    /// before anything resolves (follows) the path.
+    fn refuses_the_way_to(&mut self, req: &SourceRequest) -> bool {
+        let Way::Guarded { confined } = &req.way else {
+            return false;
+        };
+        let path = Path::new(&req.given);
+        let Some(link) = links::untrusted_link(path, confined.as_deref()) else {
+            return false;
+        };
+        let what = req.what.as_deref().unwrap_or("a profile's item");
+        self.finding(
+            Code::UntrustedSymlink,
+            Severity::Error,
+            path,
+            link.message(what, path),
+            link.fix(),
+        );
+        true
     }
 
     fn push(
