@@ -62,10 +62,11 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
         numeric_ids: false,
         map_user: Vec::new(),
         map_group: Vec::new(),
+        limits: args.limits.clone(),
     };
     let mut dests = Destinations::from_args(&as_restore)?;
     let (input, name) = open_archive(&args.archive)?;
-    let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut NoVisitor)?;
     let m = &read.manifest;
     let targets = dests.targets(m, &mut Vec::new())?;
 

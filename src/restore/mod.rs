@@ -31,7 +31,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     let dests = Destinations::from_args(args)?;
     let (input, name, bar) = open_archive_watched(&args.archive, out, "restore")?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
-    let read = read_archive(input, &name, &keys, &mut stager);
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut stager);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
