@@ -83,15 +83,21 @@ fn ssh_recipient_error(e: &age::ssh::ParseRecipientKeyError) -> String {
 /// types age cannot encrypt to (ecdsa, security keys) are skipped with a warning.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<BoxedRecipient>> {
     let text = read_small(path, "recipients file")?;
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::usage(format!("recipients file {} is not text", path.display())))?;
+    parse_recipients(&text, &path.display().to_string())
+}
+
+/// The recipients in the text of a recipients file called `name` (see
+/// [`read_recipients_file`]); public for the fuzzer.
+pub fn parse_recipients(text: &[u8], name: &str) -> Result<Vec<BoxedRecipient>> {
+    let text = std::str::from_utf8(text)
+        .map_err(|_| Error::usage(format!("recipients file {name} is not text")))?;
     let mut out = Vec::new();
     for (no, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let origin = format!("{}:{}", path.display(), no + 1);
+        let origin = format!("{name}:{}", no + 1);
         let key = ["age1", "ssh-ed25519 ", "ssh-rsa "]
             .iter()
             .filter_map(|p| line.find(p).map(|i| &line[i..]))
@@ -102,11 +108,10 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<BoxedRecipient>> {
         }
     }
     if out.is_empty() {
-        return Err(Error::usage(format!(
-            "recipients file {} holds no usable recipient",
-            path.display()
-        ))
-        .hint("put one age1…, ssh-ed25519 or ssh-rsa public key per line"));
+        return Err(
+            Error::usage(format!("recipients file {name} holds no usable recipient"))
+                .hint("put one age1…, ssh-ed25519 or ssh-rsa public key per line"),
+        );
     }
     Ok(out)
 }
@@ -245,7 +250,19 @@ impl Keyring {
 
     fn load(&mut self, path: &Path) -> Result<()> {
         let bytes = read_small(path, "identity file")?;
-        let name = path.display().to_string();
+        self.load_bytes(bytes, &path.display().to_string())
+    }
+
+    /// A keyring of the identities in the bytes of one identity file called `name`
+    /// (see [`Keyring::from_files`]); public for the fuzzer.
+    pub fn from_identity_bytes(bytes: Vec<u8>, name: &str) -> Result<Keyring> {
+        let mut k = Keyring::default();
+        k.load_bytes(bytes, name)?;
+        Ok(k)
+    }
+
+    fn load_bytes(&mut self, bytes: Vec<u8>, name: &str) -> Result<()> {
+        let name = name.to_string();
         let bad = |why: &str| {
             Error::usage(format!("identity file {name}: {why}"))
                 .hint("give an age identity file (forgekeep keygen, age-keygen) or an OpenSSH private key")
