@@ -10,16 +10,17 @@
 use super::{keyring, open_archive};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::{read_archive, NoVisitor};
-use crate::archive::sums::{sha256_hex, HashingReader};
+use crate::archive::sums::sha256_hex;
 use crate::cli::{DiffArgs, RestoreArgs};
 use crate::error::{Error, ExitCode, Result};
 use crate::profile::signing::consequence;
 use crate::report::Out;
+use crate::restore::live;
 use crate::restore::plan::{Destinations, Target};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Serialize, PartialEq, Eq, Clone, Copy)]
@@ -203,8 +204,8 @@ fn compare(
     match e.kind {
         Kind::File => {
             let live_digest = if live.size() == e.size {
-                match hash_file(&t.dest) {
-                    Ok(d) => Some(d),
+                match live::digest(&t.dest, e.size) {
+                    Ok(d) => d,
                     // Not "changed": this user cannot tell (and a signing key's "tokens
                     // are dead" would be a false alarm).
                     Err(err) => {
@@ -339,15 +340,4 @@ fn extras(
             });
         }
     }
-}
-
-fn hash_file(path: &Path) -> std::io::Result<crate::archive::sums::Sha256Sum> {
-    // O_NOFOLLOW | O_NONBLOCK: a link or FIFO swapped in is not followed or waited on.
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)?;
-    let mut r = HashingReader::new(f);
-    std::io::copy(&mut r, &mut std::io::sink())?;
-    Ok(r.finish())
 }
