@@ -11,6 +11,7 @@ mod contrib;
 mod detect;
 mod diff;
 mod hostile;
+mod hostile_restore;
 mod hostile_tar;
 mod interop;
 mod json;

@@ -28,11 +28,13 @@ use super::{MANIFEST_MEMBER, SUMS_MEMBER, ZSTD_WINDOW_LOG_MAX};
 use crate::error::{Error, ExitCode, Result};
 use crate::keys::Keyring;
 use std::io::{self, BufReader, Read};
+use std::sync::Arc;
 
 /// Receives entries as they are read and validated.
 pub trait Visitor {
-    /// Called once, before any entry, with the validated manifest.
-    fn manifest(&mut self, _manifest: &Manifest) -> Result<()> {
+    /// Called once, before any entry, with the validated manifest (shared, so that a
+    /// visitor keeps it without a copy).
+    fn manifest(&mut self, _manifest: &Arc<Manifest>) -> Result<()> {
         Ok(())
     }
 
@@ -49,7 +51,7 @@ impl Visitor for NoVisitor {}
 
 /// What a complete, validated read found.
 pub struct ReadArchive {
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     /// SHA-256 of each file entry, by manifest index (`None` for dirs and links).
     pub digests: Vec<Option<Sha256Sum>>,
     pub content_bytes: u64,
@@ -366,10 +368,10 @@ fn read_members<R: Read>(
         ))
         .hint("a forge's manifest is far smaller; if you trust this archive, raise the ceiling with --max-manifest-bytes SIZE"));
     }
-    let manifest = Manifest::read(tar.data(), limits).map_err(|e| Error {
+    let manifest = Arc::new(Manifest::read(tar.data(), limits).map_err(|e| Error {
         what: format!("{name}: {}", e.what),
         ..e
-    })?;
+    })?);
     let totals = validate::manifest(&manifest, limits).map_err(|w| {
         let e = bad(w);
         if e.what.contains("--max-") {

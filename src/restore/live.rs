@@ -7,8 +7,10 @@
 //! regular file of size 0 with 256 GiB to read, a FIFO blocks an open, a device never
 //! ends. So a live file is only opened with `O_NOFOLLOW | O_NONBLOCK` (a link or FIFO
 //! swapped in is neither followed nor waited on), `fstat` must show a regular file of
-//! the recorded size, and it is read for at most the recorded size plus one byte: a byte
-//! more than recorded means "different", without reading the rest.
+//! the recorded size, and it is read for the recorded size and then ONE probe read of a
+//! page: any byte past the recorded size means "different", without reading the rest.
+//! (The probe is a page, not a byte: `/proc` files such as `pagemap` refuse reads that
+//! are not a multiple of 8 bytes.)
 
 use crate::archive::sums::{HashingReader, Sha256Sum};
 use crate::fsx::DirFd;
@@ -46,16 +48,35 @@ pub fn open_regular_at(dir: &DirFd, name: &OsStr) -> io::Result<Option<File>> {
     Ok(is_regular(&f)?.then_some(f))
 }
 
+/// The probe read after the recorded size.
+const PROBE: usize = 4096;
+
+/// Is there anything left to read in `f`?
+fn has_more(f: &mut File) -> io::Result<bool> {
+    let mut probe = [0u8; PROBE];
+    loop {
+        match f.read(&mut probe) {
+            Ok(n) => return Ok(n > 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The SHA-256 of the live file at `path` if it is a regular file of exactly `size`
-/// bytes (reading at most `size + 1`); `None` if it is not (another type, or more or
-/// fewer bytes than recorded: either way, not the archived content).
+/// bytes (reading at most `size` and one probe); `None` if it is not (another type, or
+/// more or fewer bytes than recorded: either way, not the archived content).
 pub fn digest(path: &Path, size: u64) -> io::Result<Option<Sha256Sum>> {
-    let Some(f) = open_regular(path)? else {
+    let Some(mut f) = open_regular(path)? else {
         return Ok(None);
     };
-    let mut r = HashingReader::new(f.take(size.saturating_add(1)));
+    let mut r = HashingReader::new((&mut f).take(size));
     io::copy(&mut r, &mut io::sink())?;
-    Ok((r.count == size).then(|| r.finish()))
+    if r.count != size {
+        return Ok(None);
+    }
+    let sum = r.finish();
+    Ok((!has_more(&mut f)?).then_some(sum))
 }
 
 /// Compares the live file with archive content as it streams past, in step with it.
@@ -93,7 +114,6 @@ impl Comparison {
         let Some(f) = &mut self.live else {
             return false;
         };
-        let mut one = [0u8; 1];
-        matches!(f.read(&mut one), Ok(0))
+        matches!(has_more(f), Ok(false))
     }
 }
