@@ -108,7 +108,7 @@ fn deep_and_long_paths_are_refused_at_validation() {
     // A path of 20,000 components once passed validation and overflowed the stack while
     // its folders were opened (exit 134, a staged plaintext temp file left behind); a
     // million components cost 222 s of CPU in verify. Now each is refused at once.
-    let cases: [(&str, fn(&Fx) -> String); 4] = [
+    let cases: [(&str, PathOf); 4] = [
         ("20,000 components", |fx| {
             format!("{}/{}f", fx.src, "d/".repeat(20_000))
         }),
