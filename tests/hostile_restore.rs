@@ -24,6 +24,8 @@ fn reown(m: &mut [Member], suffix: &str, uid: u32, mode: u32) {
     m[i].header.set_uid(uid as u64);
     m[i].header.set_gid(uid as u64);
     m[i].header.set_mode(mode);
+    m[i].header.set_username("").unwrap();
+    m[i].header.set_groupname("").unwrap();
     edit_manifest(m, |j| {
         let e = entry_mut(j, suffix);
         e["uid"] = uid.into();

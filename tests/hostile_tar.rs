@@ -440,7 +440,9 @@ fn pax_format_archive_that_gnu_tar_reads_alike_is_accepted() {
     let mut tar = Vec::new();
     for m in &members {
         let mut h = tar::Header::new_ustar();
+        // Everything but the name and the magic: mode, owner, size, type, owner names.
         h.as_mut_bytes()[100..257].copy_from_slice(&m.header.as_bytes()[100..257]);
+        h.as_mut_bytes()[265..345].copy_from_slice(&m.header.as_bytes()[265..345]);
         let link = m.link.clone().unwrap_or_default();
         let mut records: Vec<(&str, &[u8])> = vec![("path", &m.path)];
         if !link.is_empty() {
@@ -467,4 +469,33 @@ fn pax_format_archive_that_gnu_tar_reads_alike_is_accepted() {
     expect_code(&fx.restore(&a, &[]), 0);
     let restored = fx.dest.join(fx.src_rel()).join("jwt/private.pem");
     assert_eq!(fs::read(restored).unwrap(), pem_member(&members).data);
+}
+
+#[test]
+fn owner_name_disagreeing_with_the_manifest_is_refused() {
+    // GNU tar extracting as root without --numeric-owner gives the file the user NAMED in
+    // its header; forgekeep the one named in the manifest. They must agree.
+    let fx = fixture();
+    let tar = spliced(
+        &fx,
+        "jwt/private.pem",
+        |_, m| {
+            let pem = pem_member(m);
+            let mut h = pem.header.clone();
+            h.set_username("daemon").unwrap();
+            raw(&h, &pem.path, b'0', pem.data.len() as u64, &pem.data)
+        },
+        true,
+    );
+    let f = fx.td.join("plain.tar");
+    fs::write(&f, &tar).unwrap();
+    let out = Command::new("tar").args(["-tvf"]).arg(&f).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("jwt/private.pem") && l.contains("daemon/")),
+        "GNU tar names the owner from the header:\n{listing}"
+    );
+    refused(&fx, "uname.tar.zst.age", &tar, "owner name");
 }

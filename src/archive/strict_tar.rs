@@ -78,9 +78,12 @@ pub struct Member {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
+    /// The owner names GNU tar gives the file when it extracts by name.
+    pub uname: Vec<u8>,
+    pub gname: Vec<u8>,
 }
 
-/// What [`TarReader::next`] found.
+/// What [`TarReader::next_member`] found.
 #[derive(Debug)]
 pub enum Next {
     Member(Member),
@@ -526,6 +529,8 @@ fn resolve(
         mode: mode as u32,
         uid,
         gid,
+        uname: uname.to_vec(),
+        gname: gname.to_vec(),
     })
 }
 

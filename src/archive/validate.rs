@@ -16,6 +16,9 @@ use std::io::{BufRead, Read};
 
 type Check<T = ()> = std::result::Result<T, String>;
 
+/// The most `--exclude` patterns a manifest may record.
+const MAX_EXCLUDES: usize = 1024;
+
 /// What a valid manifest promises, for the ceilings that follow it.
 #[derive(Debug, Clone, Copy)]
 pub struct Totals {
@@ -67,6 +70,12 @@ pub fn parent_of(path: &str) -> Option<&str> {
 pub fn manifest(m: &Manifest, limits: &Limits) -> Check<Totals> {
     for s in &m.sources {
         check_path(&s.path, "source path")?;
+    }
+    // `diff` compiles these globs: a backup has a handful, not thousands of huge ones.
+    if m.exclude.len() > MAX_EXCLUDES || m.exclude.iter().any(|g| g.len() > MAX_PATH_BYTES) {
+        return Err(format!(
+            "the manifest records more than {MAX_EXCLUDES} --exclude patterns, or one longer than {MAX_PATH_BYTES} bytes"
+        ));
     }
     if m.entries.len() > limits.max_entries {
         return Err(format!(
@@ -198,6 +207,22 @@ pub fn member(m: &Member, path: &str, e: &Entry) -> Check {
     if m.mode != e.mode || m.uid != e.uid as u64 || m.gid != e.gid as u64 {
         return Err(format!(
             "{}: owner or mode in the tar disagrees with the manifest",
+            e.path
+        ));
+    }
+    // GNU tar gives the file the owner NAMED in the header when it extracts by name, as
+    // forgekeep does with the manifest's names: they must be the same (the writer stores
+    // names of up to 32 bytes, the header's field size).
+    let named = |n: &Option<String>| -> Vec<u8> {
+        n.as_deref()
+            .filter(|n| n.len() <= 32)
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec()
+    };
+    if m.uname != named(&e.user) || m.gname != named(&e.group) {
+        return Err(format!(
+            "{}: owner names in the tar disagree with the manifest",
             e.path
         ));
     }
