@@ -676,3 +676,39 @@ impl Visitor for Stager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_panic_after_staging_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let to = root.path().to_str().unwrap();
+        let cli =
+            crate::cli::Cli::try_parse_from(["forgekeep", "restore", "-", "-i", "k", "--to", to])
+                .unwrap();
+        let crate::cli::Command::Restore(args) = cli.command else {
+            unreachable!()
+        };
+        let dests = Destinations::from_args(&args).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut st = Stager::new(dests, false, false);
+            let sub = st.dir(Path::new("a/b")).unwrap().expect("created");
+            let (temp, mut f) = sub.create_temp_file().unwrap();
+            f.write_all(b"plaintext").unwrap();
+            st.staged.push(Staged {
+                index: 0,
+                dir: sub.clone(),
+                temp: temp.into(),
+                name: "secret".into(),
+                replace: false,
+            });
+            panic!("a bug between staging and apply");
+        }));
+        assert!(panicked.is_err());
+        let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
