@@ -10,6 +10,7 @@ mod config;
 mod contrib;
 mod detect;
 mod diff;
+mod fuzz_regressions;
 mod hostile;
 mod hostile_restore;
 mod hostile_tar;
