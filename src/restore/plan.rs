@@ -249,7 +249,6 @@ impl Destinations {
     pub fn targets(&mut self, m: &Manifest, warnings: &mut Vec<String>) -> Result<Vec<Target>> {
         let selected = self.select(m)?;
         let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         let me = (
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
@@ -270,12 +269,8 @@ impl Destinations {
                 continue;
             }
             let dest = self.root.join(&rel);
-            if rel.as_os_str().is_empty() || !seen.insert(dest.clone()) {
-                return Err(Error::usage(format!(
-                    "--relocate maps two entries (or one onto the root) at {}",
-                    dest.display()
-                ))
-                .hint("use --relocate rules that keep entries apart"));
+            if rel.as_os_str().is_empty() {
+                return Err(collision(&dest));
             }
             let (uid, gid) = if self.plain_copies {
                 me
@@ -290,6 +285,16 @@ impl Destinations {
                 uid,
                 gid,
             });
+        }
+        // Recorded paths are unique; only --relocate can make two destinations one.
+        // Checked by sorting indices (not by a set of copied paths: a large restore
+        // holds every destination once, not twice).
+        if !self.relocate.is_empty() {
+            let mut order: Vec<usize> = (0..out.len()).collect();
+            order.sort_unstable_by(|a, b| out[*a].dest.cmp(&out[*b].dest));
+            if let Some(w) = order.windows(2).find(|w| out[w[0]].dest == out[w[1]].dest) {
+                return Err(collision(&out[w[0]].dest));
+            }
         }
         Ok(out)
     }
@@ -346,6 +351,14 @@ impl Destinations {
         }
         Ok(selected)
     }
+}
+
+fn collision(dest: &Path) -> Error {
+    Error::usage(format!(
+        "--relocate maps two entries (or one onto the root) at {}",
+        dest.display()
+    ))
+    .hint("use --relocate rules that keep entries apart")
 }
 
 /// Is `p` strictly below the folder `d`?
