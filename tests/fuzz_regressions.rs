@@ -30,3 +30,36 @@ fn compose_interpolation_with_a_non_ascii_operator_is_an_error_not_a_panic() {
     let out = fk(&["check", "--compose", file.to_str().unwrap()]);
     expect_code(&out, 2);
 }
+
+/// An `ssh-rsa` public key whose exponent is the SSH integer made of one zero byte:
+/// age 0.12.1's parser indexes past its end (`ssh.rs`, `mpint`).
+const ZERO_MPINT_RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAABAAAAAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ== fuzz";
+
+#[test]
+fn ssh_key_with_an_all_zero_integer_is_an_error_not_a_panic() {
+    // fuzz/recipients: a recipients line (or -r) with that key panicked inside age
+    // (exit 101, a backtrace on stderr); now it is the usual one-line error, exit 2.
+    let td = TestDir::new();
+    let src = td.write("secret", b"x\n", 0o600);
+    let file = td.write(
+        "recipients",
+        format!("# authorized_keys\n{ZERO_MPINT_RSA}\n").as_bytes(),
+        0o644,
+    );
+    let out_path = td.join("a.age");
+    let (s, o) = (src.to_str().unwrap(), out_path.to_str().unwrap());
+    for args in [
+        vec!["backup", s, "-r", ZERO_MPINT_RSA, "-o", o],
+        vec!["backup", s, "-R", file.to_str().unwrap(), "-o", o],
+    ] {
+        let out = fk(&args);
+        expect_code(&out, 2);
+        assert!(
+            stderr(&out).contains("not a usable SSH public key"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+        assert!(!out_path.exists());
+    }
+}
