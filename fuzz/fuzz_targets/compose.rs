@@ -11,7 +11,12 @@ fuzz_target!(|data: &[u8]| {
     let file = dir.join("compose.yaml");
     std::fs::write(&file, data).expect("write the input");
     let mut opts = LoadOptions::for_root(&dir);
-    for (k, v) in [("GITEA_DATA", "./gitea"), ("EMPTY", ""), ("HOME", "/root"), ("COMPOSE_PROJECT_NAME", "fz")] {
+    for (k, v) in [
+        ("GITEA_DATA", "./gitea"),
+        ("EMPTY", ""),
+        ("HOME", "/root"),
+        ("COMPOSE_PROJECT_NAME", "fz"),
+    ] {
         opts.env.insert(k.to_string(), v.to_string());
     }
     if let Ok(p) = load_with(&file, opts) {
