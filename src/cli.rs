@@ -84,6 +84,42 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
+/// Ceilings for reading an untrusted archive (verify, list, diff, restore): what a
+/// forge's secrets never approach, raised by these flags for an archive known to be big.
+#[derive(Debug, Args, Clone)]
+pub struct ReadLimitArgs {
+    /// Refuse an archive whose manifest lists more than N entries (or sources, or findings)
+    #[arg(long, value_name = "N", default_value_t = crate::archive::limits::DEFAULT_MAX_ENTRIES)]
+    pub max_entries: usize,
+    /// Refuse an archive whose manifest is larger than SIZE (e.g. 64M, 1G)
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = crate::archive::limits::parse_size)]
+    pub max_manifest_bytes: u64,
+    /// Refuse an archive whose files add up to more than SIZE (e.g. 16G, 100G)
+    #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = crate::archive::limits::parse_size)]
+    pub max_content_bytes: u64,
+}
+
+impl ReadLimitArgs {
+    pub fn limits(&self) -> crate::archive::limits::Limits {
+        crate::archive::limits::Limits {
+            max_entries: self.max_entries,
+            max_manifest_bytes: self.max_manifest_bytes,
+            max_content_bytes: self.max_content_bytes,
+        }
+    }
+}
+
+impl Default for ReadLimitArgs {
+    fn default() -> Self {
+        let l = crate::archive::limits::Limits::default();
+        ReadLimitArgs {
+            max_entries: l.max_entries,
+            max_manifest_bytes: l.max_manifest_bytes,
+            max_content_bytes: l.max_content_bytes,
+        }
+    }
+}
+
 /// Where the archive's keys come from when decrypting: identity files or a passphrase,
 /// one of the two (a group, so that usage lines and errors name both).
 #[derive(Debug, Args, Clone)]
@@ -204,6 +240,8 @@ pub struct RestoreArgs {
     /// Give files of group FROM to group TO (names or numbers; repeatable)
     #[arg(long, value_name = "FROM=TO")]
     pub map_group: Vec<String>,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +266,8 @@ pub struct VerifyArgs {
     pub host: Option<String>,
     #[command(flatten)]
     pub keys: IdentityArgs,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +286,8 @@ pub struct DiffArgs {
     /// Rewrite a recorded path prefix FROM to TO before comparing (repeatable)
     #[arg(long, value_name = "FROM=TO")]
     pub relocate: Vec<String>,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +424,8 @@ pub struct ListArgs {
     pub archive: PathBuf,
     #[command(flatten)]
     pub keys: IdentityArgs,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
 }
 
 #[derive(Debug, Args)]

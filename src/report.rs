@@ -8,6 +8,14 @@ use crate::cli::GlobalArgs;
 use crate::findings::{Finding, Severity};
 use std::io::Write;
 
+/// `eprintln!` without its panic: a closed or broken stderr (`2>&1 | head`, a
+/// journal that went away) must not kill a restore between staging and rollback.
+macro_rules! to_stderr {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Out {
     pub json: bool,
@@ -40,7 +48,7 @@ impl Out {
         }
         let line = printable(line.as_ref());
         if self.json || self.stdout_is_data {
-            eprintln!("{line}");
+            to_stderr!("{line}");
         } else {
             let mut o = std::io::stdout().lock();
             // A closed stdout (`| head`) is not an error worth dying on mid-restore.
@@ -51,12 +59,12 @@ impl Out {
     /// Something the user must see even with `--quiet` (where replaced secrets went):
     /// always printed, on stderr.
     pub fn notice(&self, line: impl AsRef<str>) {
-        eprintln!("forgekeep: {}", printable(line.as_ref()));
+        to_stderr!("forgekeep: {}", printable(line.as_ref()));
     }
 
     /// A warning: always printed, on stderr.
     pub fn warn(&self, line: impl AsRef<str>) {
-        eprintln!("forgekeep: warning: {}", printable(line.as_ref()));
+        to_stderr!("forgekeep: warning: {}", printable(line.as_ref()));
     }
 
     /// Findings: warnings and errors always; info unless quiet. Past the first few of
@@ -71,13 +79,13 @@ impl Out {
             let n = shown.entry(f.code.as_str()).or_default();
             if *n < FINDINGS_PER_CODE || self.verbose {
                 *n += 1;
-                eprintln!("forgekeep: {}", printable(&f.to_string()));
+                to_stderr!("forgekeep: {}", printable(&f.to_string()));
             } else {
                 *hidden.entry(f.code.as_str()).or_default() += 1;
             }
         }
         for (code, n) in hidden {
-            eprintln!(
+            to_stderr!(
                 "forgekeep: ... and {n} more [{code}] finding(s) (-v or --json lists them all)"
             );
         }
@@ -192,7 +200,7 @@ pub fn mode_string(kind: char, mode: u32) -> String {
 /// The one-line error report: `forgekeep: error: WHAT (hint: ...)` on stderr, and with
 /// `--json` also the one JSON object on stdout that scripts parse.
 pub fn error(e: &crate::error::Error, json: bool) {
-    eprintln!("forgekeep: error: {}", printable(&e.to_string()));
+    to_stderr!("forgekeep: error: {}", printable(&e.to_string()));
     if json {
         error_json(e);
     }
@@ -211,23 +219,37 @@ pub fn error_json(e: &crate::error::Error) {
     let _ = writeln!(o);
 }
 
-/// A path (or any archive-supplied text) made safe for a terminal line: control
-/// characters are shown escaped, so a crafted name cannot split a line of the plan or
-/// send escape sequences to the terminal.
+/// A path (or any archive-supplied text) made safe for a terminal line: every character
+/// of the Unicode categories Cc (controls: newlines, escape sequences), Cf (format:
+/// bidirectional overrides such as U+202E, zero-width spaces and joiners, the BOM), Zl
+/// and Zp (U+2028, U+2029) is shown escaped (`\u{202e}`), so a crafted name can neither
+/// split a line of the plan, nor send escape sequences to the terminal, nor show a name
+/// other than the one it is (`evil\u{202e}fdp.key` displayed as `evilyek.pdf`).
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    if !s.chars().any(hidden) {
         return std::borrow::Cow::Borrowed(s);
     }
-    std::borrow::Cow::Owned(
-        s.chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect(),
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hidden(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Characters a terminal does not show as themselves.
+fn hidden(c: char) -> bool {
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
+    // ASCII fast path: only the C0 controls and DEL.
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    matches!(
+        get_general_category(c),
+        G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator
     )
 }
 
@@ -260,5 +282,21 @@ mod tests {
     fn control_characters_are_escaped() {
         assert_eq!(printable("a\nb\x1b[2J"), "a\\nb\\u{1b}[2J");
         assert_eq!(printable("plain é"), "plain é");
+    }
+
+    #[test]
+    fn format_and_separator_characters_are_escaped() {
+        // Bidi override, zero-width space and joiner, BOM, soft hyphen, Arabic letter
+        // mark, line and paragraph separators, NEL (a C1 control).
+        for c in [
+            '\u{202e}', '\u{200b}', '\u{200d}', '\u{feff}', '\u{ad}', '\u{61c}', '\u{2028}',
+            '\u{2029}', '\u{85}', '\u{2066}',
+        ] {
+            let shown = printable(&format!("a{c}b")).into_owned();
+            assert!(!shown.contains(c), "{:?} shown raw", c);
+            assert_eq!(shown, format!("a{}b", c.escape_default()));
+        }
+        // Letters, marks and spaces of other scripts stay as they are.
+        assert_eq!(printable("Grüße 日本 ñ"), "Grüße 日本 ñ");
     }
 }

@@ -21,13 +21,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use tar::EntryType;
 
-const MANIFEST: &str = "forgekeep/manifest.json";
-const SUMS: &str = "forgekeep/SHA256SUMS";
+pub(crate) const MANIFEST: &str = "forgekeep/manifest.json";
+pub(crate) const SUMS: &str = "forgekeep/SHA256SUMS";
 
 /// Table-driven cases: a path derived from the fixture, a member made for it, an edit.
-type PathOf = fn(&Fx) -> String;
-type MakeMember = fn(&Fx, &[Member]) -> Member;
-type EditText = fn(&mut String);
+pub(crate) type PathOf = fn(&Fx) -> String;
+pub(crate) type MakeMember = fn(&Fx, &[Member]) -> Member;
+pub(crate) type EditText = fn(&mut String);
 
 // ---------------------------------------------------------------------------------------
 // Re-packing
@@ -36,20 +36,20 @@ type EditText = fn(&mut String);
 /// `link` when written, and the size from `data`), the full path and link name (GNU long
 /// names merged), and the content.
 #[derive(Clone)]
-struct Member {
-    header: tar::Header,
-    path: Vec<u8>,
-    link: Option<Vec<u8>>,
-    data: Vec<u8>,
+pub(crate) struct Member {
+    pub(crate) header: tar::Header,
+    pub(crate) path: Vec<u8>,
+    pub(crate) link: Option<Vec<u8>>,
+    pub(crate) data: Vec<u8>,
 }
 
 impl Member {
-    fn path_str(&self) -> String {
+    pub(crate) fn path_str(&self) -> String {
         String::from_utf8_lossy(&self.path).into_owned()
     }
 
     /// A new member with `template`'s owner, mode and mtime.
-    fn like(
+    pub(crate) fn like(
         template: &Member,
         path: &str,
         kind: EntryType,
@@ -67,7 +67,7 @@ impl Member {
     }
 }
 
-fn secret_key(key: &Path) -> age::x25519::Identity {
+pub(crate) fn secret_key(key: &Path) -> age::x25519::Identity {
     let text = fs::read_to_string(key).unwrap();
     let line = text
         .lines()
@@ -77,7 +77,7 @@ fn secret_key(key: &Path) -> age::x25519::Identity {
 }
 
 /// age → zstd: the plaintext tar of `archive`.
-fn decrypt_tar(archive: &Path, key: &Path) -> Vec<u8> {
+pub(crate) fn decrypt_tar(archive: &Path, key: &Path) -> Vec<u8> {
     let id = secret_key(key);
     let file = fs::File::open(archive).unwrap();
     let dec = age::Decryptor::new(std::io::BufReader::new(file)).expect("age header");
@@ -90,7 +90,7 @@ fn decrypt_tar(archive: &Path, key: &Path) -> Vec<u8> {
 }
 
 /// age-encrypts `zst` (already compressed) to `recipient` into `out`.
-fn encrypt_raw(zst: &[u8], recipient: &str, out: &Path) {
+pub(crate) fn encrypt_raw(zst: &[u8], recipient: &str, out: &Path) {
     let r: age::x25519::Recipient = recipient.parse().expect("age recipient");
     let enc =
         age::Encryptor::with_recipients(iter::once(&r as &dyn age::Recipient)).expect("encryptor");
@@ -102,12 +102,12 @@ fn encrypt_raw(zst: &[u8], recipient: &str, out: &Path) {
 }
 
 /// zstd → age: `tar` packed as a forgekeep archive for `recipient`.
-fn encrypt_tar(tar: &[u8], recipient: &str, out: &Path) {
+pub(crate) fn encrypt_tar(tar: &[u8], recipient: &str, out: &Path) {
     let zst = zstd::stream::encode_all(tar, 3).expect("zstd");
     encrypt_raw(&zst, recipient, out);
 }
 
-fn parse_members(tar_bytes: &[u8]) -> Vec<Member> {
+pub(crate) fn parse_members(tar_bytes: &[u8]) -> Vec<Member> {
     let mut archive = tar::Archive::new(tar_bytes);
     let mut out = Vec::new();
     for e in archive.entries().expect("tar") {
@@ -127,14 +127,14 @@ fn parse_members(tar_bytes: &[u8]) -> Vec<Member> {
     out
 }
 
-fn put_name(field: &mut [u8; 100], bytes: &[u8]) {
+pub(crate) fn put_name(field: &mut [u8; 100], bytes: &[u8]) {
     field.fill(0);
     let n = bytes.len().min(100);
     field[..n].copy_from_slice(&bytes[..n]);
 }
 
 /// A GNU `././@LongLink` member carrying a name that does not fit in 100 bytes.
-fn append_long(b: &mut tar::Builder<Vec<u8>>, kind: EntryType, name: &[u8]) {
+pub(crate) fn append_long(b: &mut tar::Builder<Vec<u8>>, kind: EntryType, name: &[u8]) {
     let mut h = tar::Header::new_gnu();
     put_name(&mut h.as_old_mut().name, b"././@LongLink");
     h.set_mode(0o644);
@@ -151,7 +151,7 @@ fn append_long(b: &mut tar::Builder<Vec<u8>>, kind: EntryType, name: &[u8]) {
 
 /// Writes the members as a tar, names written byte for byte (`..`, absolute names and
 /// all: `set_path` would refuse them).
-fn pack(members: &[Member]) -> Vec<u8> {
+pub(crate) fn pack(members: &[Member]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for m in members {
         if m.path.len() > 100 {
@@ -171,18 +171,18 @@ fn pack(members: &[Member]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn pos(members: &[Member], suffix: &str) -> usize {
+pub(crate) fn pos(members: &[Member], suffix: &str) -> usize {
     members
         .iter()
         .position(|m| m.path_str().ends_with(suffix))
         .unwrap_or_else(|| panic!("no member ending in {suffix}"))
 }
 
-fn manifest(members: &[Member]) -> Value {
+pub(crate) fn manifest(members: &[Member]) -> Value {
     serde_json::from_slice(&members[pos(members, MANIFEST)].data).expect("manifest JSON")
 }
 
-fn edit_manifest(members: &mut [Member], f: impl FnOnce(&mut Value)) {
+pub(crate) fn edit_manifest(members: &mut [Member], f: impl FnOnce(&mut Value)) {
     let i = pos(members, MANIFEST);
     let mut m: Value = serde_json::from_slice(&members[i].data).unwrap();
     f(&mut m);
@@ -191,29 +191,29 @@ fn edit_manifest(members: &mut [Member], f: impl FnOnce(&mut Value)) {
     members[i].data = json;
 }
 
-fn entries_mut(m: &mut Value) -> &mut Vec<Value> {
+pub(crate) fn entries_mut(m: &mut Value) -> &mut Vec<Value> {
     m["entries"].as_array_mut().expect("entries")
 }
 
-fn entry_mut<'a>(m: &'a mut Value, path_suffix: &str) -> &'a mut Value {
+pub(crate) fn entry_mut<'a>(m: &'a mut Value, path_suffix: &str) -> &'a mut Value {
     entries_mut(m)
         .iter_mut()
         .find(|e| e["path"].as_str().unwrap().ends_with(path_suffix))
         .unwrap_or_else(|| panic!("no manifest entry ending in {path_suffix}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
 /// Rewrites SHA256SUMS so that it has a correct line for every regular-file member and
 /// for every member the manifest lists as a file (a hard link, device or FIFO posing as
 /// one): the defect under test is then the only one.
-fn resum(members: &mut [Member]) {
+pub(crate) fn resum(members: &mut [Member]) {
     let listed_files: Vec<String> = members
         .iter()
         .find(|m| m.path_str() == MANIFEST)
@@ -243,7 +243,7 @@ fn resum(members: &mut [Member]) {
 
 /// A manifest entry like the genuine `jwt/private.pem` one (owner, mode, mtime) for
 /// `path`, a `kind` ("file", "dir", "symlink") of `size` bytes.
-fn entry_like(
+pub(crate) fn entry_like(
     members: &[Member],
     path: &str,
     kind: &str,
@@ -273,7 +273,7 @@ fn entry_like(
 }
 
 /// A member like the genuine `jwt/private.pem` one.
-fn member_like(
+pub(crate) fn member_like(
     members: &[Member],
     path: &str,
     kind: EntryType,
@@ -291,13 +291,13 @@ fn member_like(
 
 /// Lists `entry` last in the manifest, puts `member` last before SHA256SUMS, and
 /// brings SHA256SUMS up to date: an archive consistent in every way but the entry.
-fn add_listed(members: &mut Vec<Member>, entry: Value, member: Member) {
+pub(crate) fn add_listed(members: &mut Vec<Member>, entry: Value, member: Member) {
     edit_manifest(members, |m| entries_mut(m).push(entry));
     add_unlisted(members, member);
 }
 
 /// Puts `member` last before SHA256SUMS (the manifest unchanged), SHA256SUMS updated.
-fn add_unlisted(members: &mut Vec<Member>, member: Member) {
+pub(crate) fn add_unlisted(members: &mut Vec<Member>, member: Member) {
     let at = pos(members, SUMS);
     members.insert(at, member);
     resum(members);
@@ -308,19 +308,19 @@ fn add_unlisted(members: &mut Vec<Member>, member: Member) {
 
 /// A test folder with a Gitea tree, a key, a genuine archive of the tree and an empty
 /// destination root.
-struct Fx {
-    td: TestDir,
-    key: PathBuf,
-    recipient: String,
-    genuine: PathBuf,
+pub(crate) struct Fx {
+    pub(crate) td: TestDir,
+    pub(crate) key: PathBuf,
+    pub(crate) recipient: String,
+    pub(crate) genuine: PathBuf,
     /// The source as the manifest records it (absolute).
-    src: String,
+    pub(crate) src: String,
     /// The recorded path of the test folder (the source minus `/srv/gitea`).
-    base: String,
-    dest: PathBuf,
+    pub(crate) base: String,
+    pub(crate) dest: PathBuf,
 }
 
-fn fixture() -> Fx {
+pub(crate) fn fixture() -> Fx {
     let td = TestDir::new();
     let tree = td.gitea_tree();
     let (key, recipient) = td.age_key("key.txt");
@@ -348,21 +348,21 @@ fn fixture() -> Fx {
 }
 
 impl Fx {
-    fn members(&self) -> Vec<Member> {
+    pub(crate) fn members(&self) -> Vec<Member> {
         parse_members(&decrypt_tar(&self.genuine, &self.key))
     }
 
     /// `src` without its leading `/`: the member prefix of the source.
-    fn base_rel(&self) -> String {
+    pub(crate) fn base_rel(&self) -> String {
         self.base.trim_start_matches('/').to_string()
     }
 
-    fn src_rel(&self) -> String {
+    pub(crate) fn src_rel(&self) -> String {
         self.src.trim_start_matches('/').to_string()
     }
 
     /// The genuine archive re-packed as `name` after `edit`.
-    fn hostile(&self, name: &str, edit: impl FnOnce(&mut Vec<Member>)) -> PathBuf {
+    pub(crate) fn hostile(&self, name: &str, edit: impl FnOnce(&mut Vec<Member>)) -> PathBuf {
         let mut members = self.members();
         edit(&mut members);
         let out = self.td.join(name);
@@ -371,7 +371,7 @@ impl Fx {
     }
 
     /// The genuine plaintext tar re-packed as `name` after a byte-level `edit`.
-    fn hostile_tar(&self, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    pub(crate) fn hostile_tar(&self, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
         let mut tar = decrypt_tar(&self.genuine, &self.key);
         edit(&mut tar);
         let out = self.td.join(name);
@@ -381,12 +381,12 @@ impl Fx {
 
     /// A folder outside the destination root with a canary file in it: whatever an
     /// archive points at must stay as it is.
-    fn elsewhere(&self) -> PathBuf {
+    pub(crate) fn elsewhere(&self) -> PathBuf {
         self.td.write("elsewhere/canary", b"canary\n", 0o644);
         self.td.join("elsewhere")
     }
 
-    fn verify(&self, archive: &Path) -> std::process::Output {
+    pub(crate) fn verify(&self, archive: &Path) -> std::process::Output {
         fk(&[
             "verify",
             archive.to_str().unwrap(),
@@ -395,7 +395,7 @@ impl Fx {
         ])
     }
 
-    fn restore(&self, archive: &Path, extra: &[&str]) -> std::process::Output {
+    pub(crate) fn restore(&self, archive: &Path, extra: &[&str]) -> std::process::Output {
         let mut args = vec![
             "restore",
             archive.to_str().unwrap(),
@@ -411,7 +411,7 @@ impl Fx {
     /// `verify`, `restore` and `restore --force` all exit with `want`, and nothing in
     /// the test folder (destination, sources, keys, archives) changed.
     #[track_caller]
-    fn assert_refused(&self, archive: &Path, want: i32, what: &str) {
+    pub(crate) fn assert_refused(&self, archive: &Path, want: i32, what: &str) {
         let before = snapshot(self.td.path());
         for cmd in ["verify", "restore", "restore --force"] {
             let out = &match cmd {
@@ -447,8 +447,8 @@ impl Fx {
 
 /// Every path below `root` (links not followed) with its type, mode, owner and, for
 /// files, size, mtime and content digest.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    pub(crate) fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
         let mut names: Vec<_> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -485,7 +485,11 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
 }
 
 #[track_caller]
-fn assert_same(before: &BTreeMap<PathBuf, String>, after: &BTreeMap<PathBuf, String>, what: &str) {
+pub(crate) fn assert_same(
+    before: &BTreeMap<PathBuf, String>,
+    after: &BTreeMap<PathBuf, String>,
+    what: &str,
+) {
     if before == after {
         return;
     }
@@ -506,7 +510,7 @@ fn assert_same(before: &BTreeMap<PathBuf, String>, after: &BTreeMap<PathBuf, Str
 }
 
 #[track_caller]
-fn assert_empty_dest(dest: &Path, what: &str) {
+pub(crate) fn assert_empty_dest(dest: &Path, what: &str) {
     let left: Vec<_> = fs::read_dir(dest)
         .unwrap()
         .map(|e| e.unwrap().path())

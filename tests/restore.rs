@@ -263,7 +263,9 @@ fn nested_sources_in_any_order_restore_the_outer_folder_in_full() {
         let srcs: Vec<std::path::PathBuf> = order.iter().map(|p| tree.join(p)).collect();
         backup(&[&srcs[0], &srcs[1]], &r, &a, &[]);
         fs::set_permissions(&tree, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let o = restore(&a, &key, &[]);
+        // A changed mode on an existing folder is a conflict; --force puts it back.
+        expect_code(&restore(&a, &key, &[]), 7);
+        let o = restore(&a, &key, &["--force"]);
         expect_code(&o, 0);
         assert_eq!(
             mode_of(&tree),

@@ -7,16 +7,14 @@
 //! of contents and its allow-list at once. Names of users and groups are recorded next to
 //! the numbers because the `git` user is 1000 on one host and 998 on another.
 
+use super::limits::Limits;
 use crate::error::{Error, Result};
 use crate::findings::Finding;
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 
 pub const FORMAT_NAME: &str = "forgekeep-archive";
 pub const FORMAT_VERSION: u32 = 1;
-
-/// The largest manifest a reader accepts. 50,000 entries take about 12 MiB; the cap
-/// keeps a hostile archive from making us buffer gigabytes before the first check.
-pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,13 +25,19 @@ pub struct Manifest {
     /// UTC, RFC 3339.
     pub created: String,
     pub host: String,
+    #[serde(deserialize_with = "bounded::vec")]
     pub sources: Vec<Source>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::vec")]
     pub findings: Vec<Finding>,
     /// The `--exclude` globs of the backup (so `diff` does not call what they left out
     /// "extra").
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "bounded::vec"
+    )]
     pub exclude: Vec<String>,
+    #[serde(deserialize_with = "bounded::vec")]
     pub entries: Vec<Entry>,
 }
 
@@ -131,6 +135,55 @@ impl Entry {
     }
 }
 
+/// Lists in the manifest that stop growing at a ceiling, so a hostile manifest cannot
+/// make the parser allocate millions of entries before anyone counts them. serde gives a
+/// `deserialize_with` function no context, so the ceiling of the parse under way is kept
+/// in a thread-local set by [`with_limit`] for the length of one parse.
+mod bounded {
+    use serde::de::{Deserialize, Deserializer, Error as _, SeqAccess, Visitor};
+    use std::cell::Cell;
+    use std::marker::PhantomData;
+
+    thread_local! {
+        static LIMIT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+
+    const MESSAGE: &str = "forgekeep: list longer than the ceiling";
+
+    pub fn with_limit<T>(limit: usize, f: impl FnOnce() -> T) -> T {
+        let before = LIMIT.with(|l| l.replace(limit));
+        let out = f();
+        LIMIT.with(|l| l.set(before));
+        out
+    }
+
+    /// Did this error come from a ceiling?
+    pub fn hit(e: &serde_json::Error) -> bool {
+        e.to_string().starts_with(MESSAGE)
+    }
+
+    pub fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+        struct Bounded<T>(usize, PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+            type Value = Vec<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    if out.len() >= self.0 {
+                        return Err(A::Error::custom(MESSAGE));
+                    }
+                    out.push(item);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Bounded(LIMIT.with(Cell::get), PhantomData))
+    }
+}
+
 mod octal {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -154,11 +207,36 @@ impl Manifest {
         v
     }
 
-    /// Parses and checks the manifest's own consistency. Entry paths are checked
-    /// further by the reader, which knows the tar members.
-    pub fn parse(bytes: &[u8]) -> Result<Manifest> {
-        let m: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| Error::integrity(format!("the manifest is not valid: {e}")))?;
+    /// Parses a whole manifest held in memory (tests, fuzzing); see [`Manifest::read`].
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Manifest> {
+        Manifest::read(bytes, limits)
+    }
+
+    /// Parses the manifest as it streams in (it is never held whole as text) and checks
+    /// its own consistency; no list in it may grow past `limits.max_entries` items, so
+    /// memory stays bounded by the ceiling, not by what the archive claims. Entry paths
+    /// are checked further by [`super::validate`].
+    pub fn read(r: impl Read, limits: &Limits) -> Result<Manifest> {
+        let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(r));
+        let parsed = bounded::with_limit(limits.max_entries, || {
+            Manifest::deserialize(&mut de).and_then(|m| de.end().map(|()| m))
+        });
+        let m = match parsed {
+            Ok(m) => m,
+            Err(e) if e.is_io() => {
+                return Err(Error::integrity(format!(
+                    "the manifest cannot be read: it is truncated or was modified ({e})"
+                )))
+            }
+            Err(e) if bounded::hit(&e) => {
+                return Err(Error::integrity(format!(
+                    "the manifest lists more than {} entries, sources or findings (--max-entries)",
+                    limits.max_entries
+                ))
+                .hint("a forge's secrets are far fewer; if you trust this archive, raise the ceiling with --max-entries N"))
+            }
+            Err(e) => return Err(Error::integrity(format!("the manifest is not valid: {e}"))),
+        };
         if m.format != FORMAT_NAME {
             return Err(Error::integrity(format!(
                 "not a forgekeep archive (format {:?})",

@@ -8,9 +8,12 @@
 //! under their absolute paths without the leading `/`, and `forgekeep/SHA256SUMS` last,
 //! so one streaming pass writes and checks everything.
 
+pub mod limits;
 pub mod manifest;
 pub mod reader;
+pub mod strict_tar;
 pub mod sums;
+pub mod validate;
 pub mod writer;
 
 /// Member name of the manifest (first member).

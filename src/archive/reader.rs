@@ -4,8 +4,11 @@
 //! holding the public recipient (it sits on the backed-up host, by design) can make an
 //! archive that decrypts. So every member is checked before anyone acts on it:
 //!
-//! * the manifest comes first and must be self-consistent: normalised absolute paths,
-//!   no duplicates, every entry inside a source it records, nothing below a symlink;
+//! * the tar layer is read by [`super::strict_tar`], which accepts only what GNU tar
+//!   reads the same way, and caps every extension header before reading it;
+//! * the manifest comes first, within the ceilings of [`super::limits`], and must be
+//!   self-consistent ([`super::validate`]): normalised absolute paths, no duplicates,
+//!   every entry inside a source it records, nothing below a symlink;
 //! * each tar member must be the next manifest entry, with the same type, size, mode,
 //!   owner and link target; hard links, devices, FIFOs and anything else are refused;
 //! * `SHA256SUMS` comes last and must match the content hashed on the way;
@@ -16,18 +19,22 @@
 //! as it streams past, but must treat what they did as provisional until
 //! [`read_archive`] returns `Ok`.
 
-use super::manifest::{Entry, Kind, Manifest, Role, MAX_MANIFEST_BYTES};
-use super::sums::{self, HashingReader, Sha256Sum};
+use super::limits::Limits;
+use super::manifest::{Entry, Kind, Manifest};
+use super::strict_tar::{Member, MemberKind, Next, TarError, TarReader};
+use super::sums::{HashingReader, Sha256Sum};
+use super::validate;
 use super::{MANIFEST_MEMBER, SUMS_MEMBER, ZSTD_WINDOW_LOG_MAX};
 use crate::error::{Error, ExitCode, Result};
 use crate::keys::Keyring;
-use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
+use std::sync::Arc;
 
 /// Receives entries as they are read and validated.
 pub trait Visitor {
-    /// Called once, before any entry, with the validated manifest.
-    fn manifest(&mut self, _manifest: &Manifest) -> Result<()> {
+    /// Called once, before any entry, with the validated manifest (shared, so that a
+    /// visitor keeps it without a copy).
+    fn manifest(&mut self, _manifest: &Arc<Manifest>) -> Result<()> {
         Ok(())
     }
 
@@ -44,7 +51,7 @@ impl Visitor for NoVisitor {}
 
 /// What a complete, validated read found.
 pub struct ReadArchive {
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     /// SHA-256 of each file entry, by manifest index (`None` for dirs and links).
     pub digests: Vec<Option<Sha256Sum>>,
     pub content_bytes: u64,
@@ -127,6 +134,7 @@ pub fn read_archive(
     input: impl Read + Send + 'static,
     name: &str,
     keys: &Keyring,
+    limits: &Limits,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let state = std::sync::Arc::new(InputState::default());
@@ -135,7 +143,7 @@ pub fn read_archive(
         read: 0,
         state: state.clone(),
     };
-    let result = read_inner(tracked, &state, name, keys, visitor);
+    let result = read_inner(tracked, &state, name, keys, limits, visitor);
     // Looked at once, now: a read error of the input explains a failure better than
     // "damaged" (and one that happens later, after the verdict, changes nothing).
     let failed = state
@@ -171,6 +179,7 @@ fn read_inner<R: Read + Send + 'static>(
     state: &InputState,
     name: &str,
     keys: &Keyring,
+    limits: &Limits,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let armored = age::armor::ArmoredReader::new(BufReader::with_capacity(1 << 16, input));
@@ -204,7 +213,7 @@ fn read_inner<R: Read + Send + 'static>(
     // must not wait for the sender to hang up. It stops at its next send.
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let pump_thread = std::thread::spawn(move || pump(plaintext, tx));
-    let result = read_plaintext(ChannelReader::new(rx), name, visitor);
+    let result = read_plaintext(ChannelReader::new(rx), name, limits, visitor);
     if result.is_ok() {
         let _ = pump_thread.join();
     }
@@ -288,22 +297,24 @@ impl Read for ChannelReader {
     }
 }
 
-/// zstd → tar → validated members, then the drain to the very end.
-fn read_plaintext(
+/// zstd → tar → validated members, then the drain to the very end. Public for the
+/// fuzzer (`fuzz/`), which feeds it arbitrary decrypted bytes.
+pub fn read_plaintext(
     plaintext: impl Read,
     name: &str,
+    limits: &Limits,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let mut zstd = zstd::stream::read::Decoder::new(plaintext).map_err(|e| damaged(name, &e))?;
     zstd.window_log_max(ZSTD_WINDOW_LOG_MAX)
         .map_err(|e| damaged(name, &e))?;
-    let mut archive = tar::Archive::new(zstd);
-    let out = read_members(&mut archive, name, visitor)?;
+    let mut tar = TarReader::new(zstd);
+    let out = read_members(&mut tar, name, limits, visitor)?;
 
-    // Drain to the very end: tar stops at its end-of-archive blocks, but a truncated or
-    // tampered tail is only noticed when age's final chunk and zstd's frame checksum
-    // are read. Only zero padding may follow the end of the tar archive.
-    let mut rest = archive.into_inner();
+    // Drain to the very end: tar stops at its first end-of-archive block (as GNU tar
+    // does), but a truncated or tampered tail is only noticed when age's final chunk and
+    // zstd's frame checksum are read. Only zero padding may follow.
+    let mut rest = tar.into_inner();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = rest.read(&mut buf).map_err(|e| damaged(name, &e))?;
@@ -319,67 +330,77 @@ fn read_plaintext(
     Ok(out)
 }
 
+/// The next tar member (`None` at the end of the archive) with its checked name.
+fn next_member<R: Read>(tar: &mut TarReader<R>, name: &str) -> Result<Option<(Member, String)>> {
+    match tar.next_member() {
+        Ok(Next::End) => Ok(None),
+        Ok(Next::Member(m)) => {
+            let path = validate::member_name(&m).map_err(|w| refused(name, w))?;
+            Ok(Some((m, path)))
+        }
+        Err(TarError::Io(e)) => Err(damaged(name, &e)),
+        Err(TarError::Refused(w)) => Err(refused(name, w)),
+    }
+}
+
+fn refused(name: &str, what: String) -> Error {
+    Error::integrity(format!("{name}: {what}"))
+}
+
 fn read_members<R: Read>(
-    archive: &mut tar::Archive<R>,
+    tar: &mut TarReader<R>,
     name: &str,
+    limits: &Limits,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
-    let mut entries = archive.entries().map_err(|e| damaged(name, &e))?;
-    let bad = |what: String| Error::integrity(format!("{name}: {what}"));
+    let bad = |what: String| refused(name, what);
 
-    // 1. The manifest, first.
-    let mut first = entries
-        .next()
-        .ok_or_else(|| bad("the archive is empty".into()))?
-        .map_err(|e| damaged(name, &e))?;
-    if member_path(&first)? != MANIFEST_MEMBER || !first.header().entry_type().is_file() {
+    // 1. The manifest, first, no larger than the ceiling, parsed as it streams.
+    let (first, path) =
+        next_member(tar, name)?.ok_or_else(|| bad("the archive is empty".into()))?;
+    if path != MANIFEST_MEMBER || first.kind != MemberKind::File {
         return Err(bad(format!("the first member is not {MANIFEST_MEMBER}")));
     }
-    if first.size() > MAX_MANIFEST_BYTES {
-        return Err(bad("the manifest is implausibly large".into()));
+    if first.size > limits.max_manifest_bytes {
+        return Err(bad(format!(
+            "the manifest is {} bytes, more than --max-manifest-bytes {}",
+            first.size, limits.max_manifest_bytes
+        ))
+        .hint("a forge's manifest is far smaller; if you trust this archive, raise the ceiling with --max-manifest-bytes SIZE"));
     }
-    let mut json = Vec::with_capacity(first.size() as usize);
-    first
-        .read_to_end(&mut json)
-        .map_err(|e| damaged(name, &e))?;
-    drop(first);
-    let manifest = Manifest::parse(&json)?;
-    drop(json); // the text of a 50,000-entry manifest is ~14 MB; the parsed form suffices
-    validate_manifest(&manifest).map_err(bad)?;
+    let manifest = Arc::new(Manifest::read(tar.data(), limits).map_err(|e| Error {
+        what: format!("{name}: {}", e.what),
+        ..e
+    })?);
+    let totals = validate::manifest(&manifest, limits).map_err(|w| {
+        let e = bad(w);
+        if e.what.contains("--max-") {
+            e.hint("if you trust this archive, raise the ceiling the message names")
+        } else {
+            e
+        }
+    })?;
     visitor.manifest(&manifest)?;
 
     // 2. The entries, exactly in manifest order.
     let mut digests: Vec<Option<Sha256Sum>> = vec![None; manifest.entries.len()];
     let mut content_bytes = 0u64;
-    let mut sums_text: Option<String> = None;
-    for (index, member) in entries.by_ref().enumerate() {
-        let mut member = member.map_err(|e| damaged(name, &e))?;
-        let path = member_path(&member)?;
-        if path == SUMS_MEMBER {
-            if index != manifest.entries.len() {
-                return Err(bad(format!(
-                    "{SUMS_MEMBER} came before {} (an entry is missing)",
-                    manifest.entries[index].path
-                )));
-            }
-            if !member.header().entry_type().is_file() || member.size() > MAX_MANIFEST_BYTES {
-                return Err(bad(format!("{SUMS_MEMBER} is not a plain file")));
-            }
-            let mut text = String::new();
-            member
-                .read_to_string(&mut text)
-                .map_err(|e| damaged(name, &e))?;
-            sums_text = Some(text);
-            break;
-        }
-        let Some(expected) = manifest.entries.get(index) else {
+    for (index, expected) in manifest.entries.iter().enumerate() {
+        let Some((member, path)) = next_member(tar, name)? else {
             return Err(bad(format!(
-                "member {path:?} is not listed in the manifest"
+                "the archive ends before {} (it is truncated)",
+                expected.path
             )));
         };
-        check_member(&member, &path, expected).map_err(bad)?;
+        if path == SUMS_MEMBER {
+            return Err(bad(format!(
+                "{SUMS_MEMBER} came before {} (an entry is missing)",
+                manifest.entries[index].path
+            )));
+        }
+        validate::member(&member, &path, expected).map_err(bad)?;
         if expected.kind == Kind::File {
-            let mut data = HashingReader::new((&mut member).take(expected.size));
+            let mut data = HashingReader::new(tar.data());
             visitor.entry(index, expected, &mut data)?;
             io::copy(&mut data, &mut io::sink()).map_err(|e| damaged(name, &e))?;
             let (_, sum, count) = data.into_parts();
@@ -396,236 +417,34 @@ fn read_members<R: Read>(
         }
     }
 
-    // 3. Nothing after SHA256SUMS; every file's checksum matches.
-    let Some(sums_text) = sums_text else {
+    // 3. SHA256SUMS, no larger than its lines can be, checked as it streams.
+    let Some((member, path)) = next_member(tar, name)? else {
         return Err(bad(format!(
             "{SUMS_MEMBER} is missing (the archive is truncated)"
         )));
     };
-    if let Some(extra) = entries.next() {
-        let what = match extra {
-            Ok(m) => format!("{:?}", member_path(&m).unwrap_or_default()),
-            Err(_) => "data".into(),
-        };
+    if path != SUMS_MEMBER {
         return Err(bad(format!(
-            "an extra member ({what}) follows {SUMS_MEMBER}"
+            "member {path:?} is not listed in the manifest"
         )));
     }
-    check_sums(&sums_text, &manifest, &digests).map_err(bad)?;
+    if member.kind != MemberKind::File || member.size > totals.sums_bytes {
+        return Err(bad(format!(
+            "{SUMS_MEMBER} is not a plain file of at most {} bytes",
+            totals.sums_bytes
+        )));
+    }
+    validate::sums(tar.data(), &manifest, &digests).map_err(bad)?;
+
+    // 4. Nothing after it.
+    if let Some((_, extra)) = next_member(tar, name)? {
+        return Err(bad(format!(
+            "an extra member ({extra:?}) follows {SUMS_MEMBER}"
+        )));
+    }
     Ok(ReadArchive {
         manifest,
         digests,
         content_bytes,
     })
-}
-
-/// The member's path as stored, checked to be a plain relative path: no `..`, no
-/// absolute path, no NUL, no `.` components. Trailing `/` of directories is dropped.
-fn member_path<R: Read>(m: &tar::Entry<'_, R>) -> Result<String> {
-    let raw = m.path_bytes();
-    let s = std::str::from_utf8(&raw)
-        .map_err(|_| Error::integrity("a member name is not UTF-8"))?
-        .trim_end_matches('/')
-        .to_string();
-    let safe = !s.is_empty()
-        && !s.starts_with('/')
-        && !s.contains('\0')
-        && s.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-    if !safe {
-        return Err(Error::integrity(format!(
-            "unsafe member name {s:?} (absolute, empty, or with . or ..)"
-        )));
-    }
-    Ok(s)
-}
-
-fn is_normal_abs(p: &str) -> bool {
-    p.len() > 1
-        && p.starts_with('/')
-        && !p.contains('\0')
-        && p[1..]
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-}
-
-fn is_under(path: &str, dir: &str) -> bool {
-    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
-}
-
-/// The manifest's own rules, checked before any member is looked at.
-fn validate_manifest(m: &Manifest) -> std::result::Result<(), String> {
-    for s in &m.sources {
-        if !is_normal_abs(&s.path) {
-            return Err(format!(
-                "the manifest records an unsafe source path {:?}",
-                s.path
-            ));
-        }
-    }
-    let mut kinds: HashMap<&str, Kind> = HashMap::new();
-    let mut previous: Option<&str> = None;
-    for e in &m.entries {
-        if !is_normal_abs(&e.path) {
-            return Err(format!("the manifest records an unsafe path {:?}", e.path));
-        }
-        // Strictly sorted: no duplicates, and every parent comes before what it holds,
-        // so the "nothing below a link" check below sees every parent.
-        if previous.is_some_and(|p| p >= e.path.as_str()) {
-            return Err(format!(
-                "the manifest is not in order at {} (or lists it twice)",
-                e.path
-            ));
-        }
-        previous = Some(&e.path);
-        let src = &m.sources[e.source].path;
-        let inside = match e.role {
-            Role::Content => e.path == *src || is_under(&e.path, src),
-            Role::Ancestor => e.kind == Kind::Dir && is_under(src, &e.path),
-        };
-        if !inside {
-            return Err(format!(
-                "{} lies outside the sources the archive records",
-                e.path
-            ));
-        }
-        match e.kind {
-            Kind::File => {}
-            Kind::Dir if e.size == 0 && e.target.is_none() => {}
-            Kind::Symlink
-                if e.size == 0
-                    && e.target
-                        .as_deref()
-                        .is_some_and(|t| !t.is_empty() && !t.contains('\0')) => {}
-            _ => return Err(format!("the manifest entry {} is inconsistent", e.path)),
-        }
-        if e.path.starts_with("/forgekeep/") || e.path == "/forgekeep" {
-            return Err(format!("{} collides with forgekeep's own members", e.path));
-        }
-        // Every parent listed before must be a directory: nothing may go through a link.
-        let mut p = e.path.as_str();
-        while let Some(i) = p.rfind('/') {
-            p = &p[..i];
-            if p.is_empty() {
-                break;
-            }
-            if let Some(k) = kinds.get(p) {
-                if *k != Kind::Dir {
-                    return Err(format!(
-                        "{} lies below {p}, which is not a directory",
-                        e.path
-                    ));
-                }
-            }
-        }
-        kinds.insert(e.path.as_str(), e.kind);
-    }
-    Ok(())
-}
-
-fn check_member<R: Read>(
-    m: &tar::Entry<'_, R>,
-    path: &str,
-    e: &Entry,
-) -> std::result::Result<(), String> {
-    let h = m.header();
-    let t = h.entry_type();
-    let kind = if t.is_file() {
-        Kind::File
-    } else if t.is_dir() {
-        Kind::Dir
-    } else if t.is_symlink() {
-        Kind::Symlink
-    } else if t.is_hard_link() {
-        return Err(format!(
-            "member {path:?} is a hard link; hard links are refused"
-        ));
-    } else {
-        return Err(format!(
-            "member {path:?} is a {} entry; only files, directories and symlinks are accepted",
-            match t {
-                tar::EntryType::Char | tar::EntryType::Block => "device",
-                tar::EntryType::Fifo => "FIFO",
-                _ => "special",
-            }
-        ));
-    };
-    if path != e.member_name() {
-        return Err(format!(
-            "member {path:?} is not what the manifest lists next ({})",
-            e.path
-        ));
-    }
-    if kind != e.kind {
-        return Err(format!(
-            "{} is a {} in the tar but a {} in the manifest",
-            e.path,
-            kind.as_str(),
-            e.kind.as_str()
-        ));
-    }
-    let size = if kind == Kind::File {
-        m.size()
-    } else {
-        h.size().unwrap_or(0)
-    };
-    if size != e.size {
-        return Err(format!(
-            "{}: size {size} disagrees with the manifest ({})",
-            e.path, e.size
-        ));
-    }
-    let mode = h
-        .mode()
-        .map_err(|_| format!("{}: unreadable mode", e.path))?
-        & 0o7777;
-    let uid = h.uid().map_err(|_| format!("{}: unreadable uid", e.path))?;
-    let gid = h.gid().map_err(|_| format!("{}: unreadable gid", e.path))?;
-    if mode != e.mode || uid != e.uid as u64 || gid != e.gid as u64 {
-        return Err(format!(
-            "{}: owner or mode in the tar disagrees with the manifest",
-            e.path
-        ));
-    }
-    if kind == Kind::Symlink {
-        let target = m
-            .link_name_bytes()
-            .map(|b| b.into_owned())
-            .unwrap_or_default();
-        if Some(target.as_slice()) != e.target.as_deref().map(str::as_bytes) {
-            return Err(format!(
-                "{}: link target disagrees with the manifest",
-                e.path
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_sums(
-    text: &str,
-    m: &Manifest,
-    digests: &[Option<Sha256Sum>],
-) -> std::result::Result<(), String> {
-    let lines = sums::parse(text).ok_or_else(|| format!("{SUMS_MEMBER} is malformed"))?;
-    let mut listed: HashMap<String, String> = HashMap::new();
-    for (member, hex) in lines {
-        if listed.insert(member.clone(), hex).is_some() {
-            return Err(format!("{SUMS_MEMBER} lists {member} twice"));
-        }
-    }
-    for (e, d) in m.entries.iter().zip(digests) {
-        if let Some(d) = d {
-            match listed.remove(e.member_name()) {
-                Some(hex) if hex == sums::sha256_hex(d) => {}
-                Some(_) => return Err(format!("checksum mismatch for {}", e.path)),
-                None => return Err(format!("{SUMS_MEMBER} has no line for {}", e.path)),
-            }
-        }
-    }
-    if let Some(extra) = listed.keys().next() {
-        return Err(format!(
-            "{SUMS_MEMBER} lists {extra}, which the archive does not hold"
-        ));
-    }
-    Ok(())
 }

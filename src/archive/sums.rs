@@ -65,25 +65,26 @@ pub fn line(sum: &Sha256Sum, member: &str) -> String {
 /// Parses a SHA256SUMS file into (member, hex digest) pairs. `None` if any line is
 /// malformed: a reader treats that as a damaged archive.
 pub fn parse(text: &str) -> Option<Vec<(String, String)>> {
-    let mut out = Vec::new();
     // Split on '\n' only: `str::lines` would also eat a '\r' that ends a name.
-    for raw in text.split_terminator('\n') {
-        let (escaped, l) = match raw.strip_prefix('\\') {
-            Some(rest) => (true, rest),
-            None => (false, raw),
-        };
-        let (hex, name) = l.split_once("  ")?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let name = if escaped {
-            unescape(name)?
-        } else {
-            name.to_string()
-        };
-        out.push((name, hex.to_ascii_lowercase()));
+    text.split_terminator('\n').map(parse_line).collect()
+}
+
+/// One line (without its `\n`): `HEX  NAME`, or `\HEX  ESCAPED-NAME`.
+pub fn parse_line(raw: &str) -> Option<(String, String)> {
+    let (escaped, l) = match raw.strip_prefix('\\') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (hex, name) = l.split_once("  ")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
     }
-    Some(out)
+    let name = if escaped {
+        unescape(name)?
+    } else {
+        name.to_string()
+    };
+    Some((name, hex.to_ascii_lowercase()))
 }
 
 fn unescape(s: &str) -> Option<String> {

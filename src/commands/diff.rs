@@ -10,17 +10,18 @@
 use super::{keyring, open_archive};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::{read_archive, Visitor};
-use crate::archive::sums::{sha256_hex, HashingReader};
+use crate::archive::sums::sha256_hex;
 use crate::cli::{DiffArgs, RestoreArgs};
 use crate::error::{Error, ExitCode, Result};
 use crate::profile::signing::{app_ini_consequence, consequence, is_app_ini};
 use crate::report::Out;
+use crate::restore::live;
 use crate::restore::plan::{Destinations, Target};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Serialize, PartialEq, Eq, Clone, Copy)]
@@ -63,11 +64,12 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
         numeric_ids: false,
         map_user: Vec::new(),
         map_group: Vec::new(),
+        limits: args.limits.clone(),
     };
     let mut dests = Destinations::from_args(&as_restore)?;
     let (input, name) = open_archive(&args.archive)?;
     let mut app_inis = AppIniCapture::default();
-    let read = read_archive(input, &name, &keys, &mut app_inis)?;
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut app_inis)?;
     let m = &read.manifest;
     let targets = dests.targets(m, &mut Vec::new())?;
 
@@ -159,7 +161,7 @@ struct AppIniCapture {
 }
 
 impl Visitor for AppIniCapture {
-    fn manifest(&mut self, m: &Manifest) -> Result<()> {
+    fn manifest(&mut self, m: &std::sync::Arc<Manifest>) -> Result<()> {
         for (i, e) in m.entries.iter().enumerate() {
             let what = m.sources.get(e.source).and_then(|s| s.what.as_deref());
             if e.kind == Kind::File && e.size <= APP_INI_MAX && is_app_ini(what) {
@@ -190,8 +192,9 @@ impl Visitor for AppIniCapture {
 fn app_ini_change(archived: Option<&str>, live: &Path) -> Option<&'static str> {
     let archived = archived?;
     let mut text = String::new();
-    std::fs::File::open(live)
-        .ok()?
+    // Only a regular file, opened without following a link or blocking on a FIFO.
+    live::open_regular(live)
+        .ok()??
         .take(APP_INI_MAX)
         .read_to_string(&mut text)
         .ok()?;
@@ -266,8 +269,8 @@ fn compare(
     match e.kind {
         Kind::File => {
             let live_digest = if live.size() == e.size {
-                match hash_file(&t.dest) {
-                    Ok(d) => Some(d),
+                match live::digest(&t.dest, e.size) {
+                    Ok(d) => d,
                     // Not "changed": this user cannot tell (and a signing key's "tokens
                     // are dead" would be a false alarm).
                     Err(err) => {
@@ -403,15 +406,4 @@ fn extras(
             });
         }
     }
-}
-
-fn hash_file(path: &Path) -> std::io::Result<crate::archive::sums::Sha256Sum> {
-    // O_NOFOLLOW | O_NONBLOCK: a link or FIFO swapped in is not followed or waited on.
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)?;
-    let mut r = HashingReader::new(f);
-    std::io::copy(&mut r, &mut std::io::sink())?;
-    Ok(r.finish())
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
     let keys = keyring(&args.keys)?;
     let (input, name) = open_archive(&args.archive)?;
-    let read = read_archive(input, &name, &keys, &mut NoVisitor)?;
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut NoVisitor)?;
     let m = &read.manifest;
     out.say(format!(
         "# {name}: made on {} at {} by {}",

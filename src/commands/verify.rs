@@ -28,7 +28,7 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
     };
     let keys = keyring(&args.keys)?;
     let (input, name, bar) = open_archive_watched(&archive, out, "verify")?;
-    let read = read_archive(input, &name, &keys, &mut NoVisitor);
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut NoVisitor);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -127,11 +127,13 @@ fn braced(
     if rest.is_empty() {
         return Ok(value_or_warn(name, lookup, warnings));
     }
-    let (op, arg) = if rest.starts_with(':') && rest.len() >= 2 {
-        rest.split_at(2)
-    } else {
-        rest.split_at(1)
-    };
+    // The operator is one or two characters (`-`, `:-`, ...), split on a character
+    // boundary: a non-ASCII character after the name is an unknown operator, not a panic.
+    let mut chars = rest
+        .char_indices()
+        .skip(if rest.starts_with(':') { 1 } else { 0 });
+    let op_len = chars.next().map_or(rest.len(), |(i, c)| i + c.len_utf8());
+    let (op, arg) = rest.split_at(op_len);
     match op {
         ":-" => {
             if non_empty {

@@ -17,18 +17,19 @@
 //! Any failure in 2–3 swaps back what was replaced, removes what was created, and
 //! reports the error: all or nothing.
 
-use super::plan::{Action, Plan, Target};
-use super::stage::{open_nofollow, Stager};
+use super::plan::{Action, Plan, Step, Target};
+use super::stage::{open_nofollow, Revert, Stager};
 use crate::archive::manifest::{Kind, Ownership};
 use crate::archive::writer::{write_archive_file, WriteOptions};
 use crate::cli::RestoreArgs;
-use crate::collect::{collect, Options, SourceRequest};
+use crate::collect::{collect, Collection, Options, SourceRequest};
 use crate::commands::backup::{build_manifest, host_for_filename};
 use crate::error::{Error, Result};
 use crate::keys::Keyring;
 use nix::fcntl::{renameat2, RenameFlags};
 use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{fchown, fchownat, Gid, Uid};
+use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -38,16 +39,17 @@ pub fn apply(
     keys: &Keyring,
     args: &RestoreArgs,
 ) -> Result<Option<PathBuf>> {
-    let replaced: Vec<&Path> = plan
+    // What changes in place: replaced content, and owners and modes changed on entries
+    // whose content stays. Both are recorded in the undo archive as they are now.
+    let changed: Vec<&Step> = plan
         .steps
         .iter()
-        .filter(|s| s.action == Action::Replace)
-        .map(|s| s.dest.as_path())
+        .filter(|s| matches!(s.action, Action::Replace | Action::FixMetadata))
         .collect();
-    let undo = if replaced.is_empty() {
+    let undo = if changed.is_empty() {
         None
     } else {
-        match write_undo(st, &replaced, keys, args) {
+        match write_undo(st, &changed, keys, args) {
             Ok(p) => Some(p),
             Err(e) => {
                 st.abort();
@@ -91,8 +93,17 @@ pub fn apply(
     Ok(undo)
 }
 
-/// Saves the current versions of the files about to be replaced.
-fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) -> Result<PathBuf> {
+/// Saves the current versions of the entries about to change: replaced files and links
+/// as they are, and entries whose owner or mode changes as they are too (same content,
+/// the previous owner and mode), so that `restore UNDO --force` sees the content
+/// unchanged and puts the previous owner and mode back. A folder whose owner or mode
+/// changes is recorded alone, without what it holds.
+fn write_undo(
+    st: &Stager,
+    changed: &[&Step],
+    keys: &Keyring,
+    args: &RestoreArgs,
+) -> Result<PathBuf> {
     let dir = match (&args.undo_dir, &st.dests.archive_dir) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => d.clone(),
@@ -100,15 +111,16 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
             std::env::current_dir().map_err(|e| Error::io("cannot find", Path::new("."), &e))?
         }
     };
-    let requests: Vec<SourceRequest> = paths
+    let requests: Vec<SourceRequest> = changed
         .iter()
-        .map(|p| SourceRequest {
+        .map(|s| SourceRequest {
             profile: Some("undo".into()),
             // The same host takes them back: numbers are exact.
-            ..SourceRequest::path(p.display().to_string(), Ownership::Numeric)
+            ..SourceRequest::path(s.dest.display().to_string(), Ownership::Numeric)
         })
         .collect();
-    let collection = collect(&requests, &Options::default())?;
+    let mut collection = collect(&requests, &Options::default())?;
+    only_what_changes(&mut collection, changed);
     let manifest = build_manifest(&collection, &[]);
     let enc = keys.undo_encryption()?;
     let stem = format!(
@@ -139,6 +151,41 @@ fn write_undo(st: &Stager, paths: &[&Path], keys: &Keyring, args: &RestoreArgs) 
     Ok(dir.join(name))
 }
 
+/// Drops from an undo collection what lies inside a folder whose owner or mode alone
+/// changes, except the changed entries themselves and the folders above them.
+fn only_what_changes(c: &mut Collection, changed: &[&Step]) {
+    let dirs: HashSet<String> = changed
+        .iter()
+        .filter(|s| s.kind == Kind::Dir)
+        .map(|s| s.dest.display().to_string())
+        .collect();
+    if dirs.is_empty() {
+        return;
+    }
+    let wanted: HashSet<String> = changed
+        .iter()
+        .map(|s| s.dest.display().to_string())
+        .collect();
+    let above_wanted: HashSet<&str> = wanted
+        .iter()
+        .flat_map(|w| {
+            Path::new(w.as_str())
+                .ancestors()
+                .skip(1)
+                .filter_map(Path::to_str)
+        })
+        .collect();
+    c.items.retain(|item| {
+        let p = item.entry.path.as_str();
+        let inside_changed_dir = Path::new(p)
+            .ancestors()
+            .skip(1)
+            .filter_map(Path::to_str)
+            .any(|a| dirs.contains(a));
+        !inside_changed_dir || wanted.contains(p) || above_wanted.contains(p)
+    });
+}
+
 fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> {
     let plain = st.dests.plain_copies;
     // 1. The archive is proven: each temp gets its owner, then its mode (chown clears
@@ -147,57 +194,38 @@ fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> 
         let Some(t) = st.targets[s.index].as_ref() else {
             continue;
         };
-        if st.entries[s.index].kind == Kind::File {
+        if st.recorded(s.index).kind == Kind::File {
             owner_then_mode(&open_nofollow(&s.dir, &s.temp)?, t, plain, None)?;
         }
     }
     sync_filesystems(st)?;
-    // 2. Renames, remembered for rollback.
-    let mut done = 0usize;
-    let mut failure = None;
-    for s in &st.staged {
+    // 2. Renames, each counted at once: a failure (or a panic) from here on makes
+    //    `Stager::abort` swap back exactly these.
+    for i in 0..st.staged.len() {
+        let s = &st.staged[i];
         let flags = if s.replace {
             RenameFlags::RENAME_EXCHANGE
         } else {
             RenameFlags::RENAME_NOREPLACE
         };
-        if let Err(e) = renameat2(
+        renameat2(
             &*s.dir,
             s.temp.as_os_str(),
             &*s.dir,
             s.name.as_os_str(),
             flags,
-        ) {
-            failure = Some(Error::errno(
-                "cannot put in place",
-                &s.dir.path.join(&s.name),
-                e,
-            ));
-            break;
-        }
-        done += 1;
+        )
+        .map_err(|e| Error::errno("cannot put in place", &s.dir.path.join(&s.name), e))?;
+        st.renamed += 1;
     }
     // 3. Owners and modes of what stays, each change remembered for rollback.
-    let mut reverts = Vec::new();
-    if failure.is_none() {
-        failure = fix_metadata(st, plan, &mut reverts).err();
-    }
+    fix_metadata(st, plan)?;
     // 4. Durability of the renames and fixes: a file system that cannot confirm them
     //    still gets everything put back.
-    if failure.is_none() {
-        failure = sync_filesystems(st).err();
-    }
-    if let Some(e) = failure {
-        for r in reverts.into_iter().rev() {
-            r.undo();
-        }
-        rollback(st, done);
-        return Err(CommitError::Undone(e));
-    }
+    sync_filesystems(st)?;
     // 5. The previous versions go (they are in the undo archive). Past this point nothing
     //    is rolled back: the restore has happened.
-    st.created.clear();
-    st.created_root.clear();
+    st.committed();
     for s in st.staged.drain(..) {
         if s.replace {
             let _ = s.dir.unlink(&s.temp);
@@ -234,57 +262,7 @@ fn sync_filesystems(st: &Stager) -> Result<()> {
     Ok(())
 }
 
-/// Swaps back what was exchanged and removes what was created by the first `done`
-/// renames; `abort` then removes the temp files and created folders.
-fn rollback(st: &mut Stager, done: usize) {
-    for s in st.staged[..done].iter().rev() {
-        if s.replace {
-            let _ = renameat2(
-                &*s.dir,
-                s.temp.as_os_str(),
-                &*s.dir,
-                s.name.as_os_str(),
-                RenameFlags::RENAME_EXCHANGE,
-            );
-        } else {
-            let _ = s.dir.unlink(&s.name);
-        }
-    }
-}
-
-/// An owner/mode change that can be taken back.
-struct Revert {
-    fd: std::os::fd::OwnedFd,
-    uid: u32,
-    gid: u32,
-    mode: u32,
-}
-
-impl Revert {
-    fn of(fd: impl AsFd) -> Option<Revert> {
-        let st = nix::sys::stat::fstat(&fd).ok()?;
-        Some(Revert {
-            fd: fd.as_fd().try_clone_to_owned().ok()?,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mode: st.st_mode & 0o7777,
-        })
-    }
-
-    fn undo(self) {
-        let _ = fchown(
-            &self.fd,
-            Some(Uid::from_raw(self.uid)),
-            Some(Gid::from_raw(self.gid)),
-        );
-        let _ = fchmod(
-            &self.fd,
-            Mode::from_bits_truncate(self.mode as nix::libc::mode_t),
-        );
-    }
-}
-
-fn fix_metadata(st: &mut Stager, plan: &Plan, reverts: &mut Vec<Revert>) -> Result<()> {
+fn fix_metadata(st: &mut Stager, plan: &Plan) -> Result<()> {
     let plain = st.dests.plain_copies;
     for step in &plan.steps {
         let Some(t) = st.targets[step.index].clone() else {
@@ -302,6 +280,7 @@ fn fix_metadata(st: &mut Stager, plan: &Plan, reverts: &mut Vec<Revert>) -> Resu
         if step.kind == Kind::Symlink {
             if !plain {
                 let (uid, gid) = (Some(Uid::from_raw(t.uid)), Some(Gid::from_raw(t.gid)));
+                st.reverts.extend(Revert::of_link(&parent, &name));
                 fchownat(
                     &*parent,
                     name.as_os_str(),
@@ -314,14 +293,14 @@ fn fix_metadata(st: &mut Stager, plan: &Plan, reverts: &mut Vec<Revert>) -> Resu
             continue;
         }
         // Through a descriptor opened without following links: owner, then mode.
-        let mtime = created_dir.then(|| st.entries[step.index].mtime);
+        let mtime = created_dir.then(|| st.recorded(step.index).mtime);
         if step.kind == Kind::Dir {
             let d = st.dir(&t.rel)?.expect("exists after staging");
-            reverts.extend(Revert::of(&*d));
+            st.reverts.extend(Revert::of(&*d));
             owner_then_mode(&*d, &t, plain, mtime)?;
         } else {
             let f = open_nofollow(&parent, &name)?;
-            reverts.extend(Revert::of(&f));
+            st.reverts.extend(Revert::of(&f));
             owner_then_mode(&f, &t, plain, mtime)?;
         }
     }

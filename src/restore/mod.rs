@@ -13,7 +13,9 @@
 //! * [`apply`]: the renames, the rollback, and the undo archive of `--force`.
 
 pub mod apply;
+pub mod live;
 pub mod plan;
+pub mod space;
 pub mod stage;
 
 use crate::archive::reader::read_archive;
@@ -31,7 +33,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     let dests = Destinations::from_args(args)?;
     let (input, name, bar) = open_archive_watched(&args.archive, out, "restore")?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
-    let read = read_archive(input, &name, &keys, &mut stager);
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut stager);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -87,16 +89,17 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
         return Err(Error::new(
             ExitCode::Conflict,
             format!(
-                "restore refused: {} existing file(s) differ from the archive ({}{}); nothing was changed",
+                "restore refused: {} existing {} from the archive in content or owner/mode ({}{}); nothing was changed",
                 conflicts.len(),
+                if conflicts.len() == 1 { "entry differs" } else { "entries differ" },
                 first.join(", "),
                 if conflicts.len() > 3 { ", ..." } else { "" }
             ),
         )
-        .hint(if conflicts.iter().any(|s| s.reason.as_deref() != Some("content differs")) {
+        .hint(if conflicts.iter().any(|s| !stage::force_resolves(s.reason.as_deref())) {
             "something of another type is in the way (see the plan): move it by hand, then run again"
         } else {
-            "compare with --dry-run; pass --force to replace them (their current versions are kept in an undo archive)"
+            "compare with --dry-run; pass --force to replace them and set their owners and modes (their current versions are kept in an undo archive)"
         }));
     }
     if let Err(e) = owners_can_be_given(&plan.steps, args) {
@@ -116,7 +119,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
     if let Some(u) = &undo {
         // Always said, even with -q: it is where the replaced secrets now live.
         out.notice(format!(
-            "the replaced versions are kept in {} (put them back with: forgekeep restore {} -i KEY --force)",
+            "the replaced versions and previous owners and modes are kept in {} (put them back with: forgekeep restore {} -i KEY --force)",
             u.display(),
             u.display()
         ));

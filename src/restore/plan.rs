@@ -6,11 +6,13 @@
 //! folders above a selected entry come along so it has somewhere to go.
 
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
+use crate::archive::validate::parent_of;
 use crate::cli::RestoreArgs;
 use crate::error::{Error, Result};
 use crate::owners::{Mapping, OwnerPolicy};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -247,7 +249,6 @@ impl Destinations {
     pub fn targets(&mut self, m: &Manifest, warnings: &mut Vec<String>) -> Result<Vec<Target>> {
         let selected = self.select(m)?;
         let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         let me = (
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
@@ -268,12 +269,8 @@ impl Destinations {
                 continue;
             }
             let dest = self.root.join(&rel);
-            if rel.as_os_str().is_empty() || !seen.insert(dest.clone()) {
-                return Err(Error::usage(format!(
-                    "--relocate maps two entries (or one onto the root) at {}",
-                    dest.display()
-                ))
-                .hint("use --relocate rules that keep entries apart"));
+            if rel.as_os_str().is_empty() {
+                return Err(collision(&dest));
             }
             let (uid, gid) = if self.plain_copies {
                 me
@@ -289,34 +286,79 @@ impl Destinations {
                 gid,
             });
         }
+        // Recorded paths are unique; only --relocate can make two destinations one.
+        // Checked by sorting indices (not by a set of copied paths: a large restore
+        // holds every destination once, not twice).
+        if !self.relocate.is_empty() {
+            let mut order: Vec<usize> = (0..out.len()).collect();
+            order.sort_unstable_by(|a, b| out[*a].dest.cmp(&out[*b].dest));
+            if let Some(w) = order.windows(2).find(|w| out[w[0]].dest == out[w[1]].dest) {
+                return Err(collision(&out[w[0]].dest));
+            }
+        }
         Ok(out)
     }
 
+    /// Which entries `--only` selects: those whose recorded path matches (content
+    /// only), everything inside a matched folder, and the folders above a match. Linear
+    /// in the number of entries (one glob match and one parent lookup each): a valid
+    /// manifest lists every entry's folder before it (see `archive::validate`).
     fn select(&self, m: &Manifest) -> Result<Vec<bool>> {
         let Some(only) = &self.only else {
             return Ok(vec![true; m.entries.len()]);
         };
-        let matched: Vec<&str> = m
+        let n = m.entries.len();
+        let index: HashMap<&str, usize> = m
             .entries
             .iter()
-            .filter(|e| e.role == Role::Content && only.is_match(&e.path))
-            .map(|e| e.path.as_str())
+            .enumerate()
+            .map(|(i, e)| (e.path.as_str(), i))
             .collect();
-        if matched.is_empty() {
+        let parent: Vec<Option<usize>> = m
+            .entries
+            .iter()
+            .map(|e| parent_of(&e.path).and_then(|p| index.get(p).copied()))
+            .collect();
+        let matched: Vec<bool> = m
+            .entries
+            .iter()
+            .map(|e| e.role == Role::Content && only.is_match(&e.path))
+            .collect();
+        if !matched.contains(&true) {
             return Err(Error::usage("--only matched no entry of the archive")
                 .hint("patterns match recorded absolute paths, e.g. --only '/var/lib/gitea/jwt/*' (see forgekeep list)"));
         }
-        Ok(m.entries
-            .iter()
-            .map(|e| {
-                matched.iter().any(|s| {
-                    *s == e.path
-                        || under(&e.path, s) // inside a matched folder
-                        || (e.kind == Kind::Dir && under(s, &e.path)) // a folder above a match
-                })
-            })
-            .collect())
+        // Parents come first, so one pass settles "inside a matched folder".
+        let mut selected = vec![false; n];
+        for i in 0..n {
+            selected[i] = matched[i] || parent[i].is_some_and(|p| selected[p]);
+        }
+        // The folders above a match come along, each marked once: a climb stops at a
+        // folder an earlier climb marked (everything above it is marked too).
+        let mut above = vec![false; n];
+        for i in (0..n).filter(|i| matched[*i]) {
+            let mut up = parent[i];
+            while let Some(p) = up {
+                if above[p] {
+                    break;
+                }
+                above[p] = true;
+                up = parent[p];
+            }
+        }
+        for (s, a) in selected.iter_mut().zip(above) {
+            *s |= a;
+        }
+        Ok(selected)
     }
+}
+
+fn collision(dest: &Path) -> Error {
+    Error::usage(format!(
+        "--relocate maps two entries (or one onto the root) at {}",
+        dest.display()
+    ))
+    .hint("use --relocate rules that keep entries apart")
 }
 
 /// Is `p` strictly below the folder `d`?

@@ -10,6 +10,7 @@
 //! Until the reader reports the archive complete and valid, all of this is provisional:
 //! [`Stager::abort`] removes every temp file and created folder.
 
+use super::live::{self, Comparison};
 use super::plan::{Action, Destinations, Plan, Step, Target};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::Visitor;
@@ -26,6 +27,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// A temp file (or symlink) ready to be renamed over `name`.
 pub struct Staged {
@@ -58,34 +60,131 @@ pub struct Stager {
     /// Components of the root folder that this run created.
     pub(super) created_root: Vec<PathBuf>,
     pub(super) staged: Vec<Staged>,
-    /// Recorded entries, by manifest index (kept for apply).
-    pub(super) entries: Vec<Entry>,
+    /// The manifest, shared with the reader (not copied: it is the largest thing a
+    /// restore holds).
+    pub(super) manifest: Option<Arc<Manifest>>,
     /// Folder targets by destination path relative to the root.
     pub(super) dir_targets: HashMap<PathBuf, usize>,
+    /// How many of `staged` apply has renamed into place (to be swapped back on failure).
+    pub(super) renamed: usize,
+    /// Owner/mode changes apply has made to existing entries (to be taken back).
+    pub(super) reverts: Vec<Revert>,
 }
 
-fn meta_differs(st: &FileStat, t: &Target, plain: bool) -> bool {
-    (st.st_mode & 0o7777) != t.mode || (!plain && (st.st_uid != t.uid || st.st_gid != t.gid))
+/// An owner/mode change to an existing entry that can be taken back.
+pub enum Revert {
+    /// Through a descriptor of the file or folder.
+    Fd {
+        fd: std::os::fd::OwnedFd,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+    /// A symlink (no descriptor of its own): its owner, by name in its folder.
+    Link {
+        dir: Rc<DirFd>,
+        name: OsString,
+        uid: u32,
+        gid: u32,
+    },
 }
 
-/// What happens to a file or link, given what is at its destination now.
+impl Revert {
+    /// The current owner and mode of what `fd` is open on.
+    pub fn of(fd: impl std::os::fd::AsFd) -> Option<Revert> {
+        let st = nix::sys::stat::fstat(&fd).ok()?;
+        Some(Revert::Fd {
+            fd: fd.as_fd().try_clone_to_owned().ok()?,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+        })
+    }
+
+    /// The current owner of the link `name` in `dir`.
+    pub fn of_link(dir: &Rc<DirFd>, name: &OsStr) -> Option<Revert> {
+        let st = fstatat(&**dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        Some(Revert::Link {
+            dir: dir.clone(),
+            name: name.to_owned(),
+            uid: st.st_uid,
+            gid: st.st_gid,
+        })
+    }
+
+    fn undo(self) {
+        match self {
+            Revert::Fd { fd, uid, gid, mode } => {
+                let _ =
+                    nix::unistd::fchown(&fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+                let _ = nix::sys::stat::fchmod(
+                    &fd,
+                    Mode::from_bits_truncate(mode as nix::libc::mode_t),
+                );
+            }
+            Revert::Link {
+                dir,
+                name,
+                uid,
+                gid,
+            } => {
+                let _ = nix::unistd::fchownat(
+                    &*dir,
+                    name.as_os_str(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                );
+            }
+        }
+    }
+}
+
+/// How an existing entry's owner and mode differ from what the restore would set, in
+/// words for the plan (`None`: they do not). With `--to` only the mode counts.
+fn meta_change(st: &FileStat, t: &Target, plain: bool, has_mode: bool) -> Option<String> {
+    let mode = st.st_mode & 0o7777;
+    let mode_differs = has_mode && mode != t.mode;
+    let owner_differs = !plain && (st.st_uid != t.uid || st.st_gid != t.gid);
+    (mode_differs || owner_differs).then(|| {
+        format!(
+            "owner/mode differ: {}:{} {:04o} here",
+            st.st_uid, st.st_gid, mode
+        )
+    })
+}
+
+/// What happens to an entry, given what is at its destination now. ANY change to an
+/// existing entry, of its content or of its owner and mode, is a conflict unless
+/// `--force`: an archive must not be able to make `/etc/passwd` world-writable by
+/// carrying its public content with another mode.
 fn verdict(
     existing: Option<&FileStat>,
     same_content: bool,
-    metadata_differs: bool,
+    meta: Option<String>,
     force: bool,
 ) -> (Action, Option<String>) {
     match existing {
         None => (Action::Create, None),
         // Never replaced, not even with --force: a folder may hold anything.
         Some(st) if file_type(st) == SFlag::S_IFDIR => {
-            (Action::Conflict, Some("a folder is in the way".into()))
+            (Action::Conflict, Some(FOLDER_IN_THE_WAY.into()))
         }
-        Some(_) if same_content && metadata_differs => (Action::FixMetadata, None),
-        Some(_) if same_content => (Action::Unchanged, None),
+        Some(_) if same_content && meta.is_none() => (Action::Unchanged, None),
+        Some(_) if same_content && force => (Action::FixMetadata, meta),
+        Some(_) if same_content => (Action::Conflict, meta),
         Some(_) if force => (Action::Replace, None),
-        Some(_) => (Action::Conflict, Some("content differs".into())),
+        Some(_) => (Action::Conflict, Some(CONTENT_DIFFERS.into())),
     }
+}
+
+/// Conflict reasons that `--force` resolves; any other is something in the way.
+pub const CONTENT_DIFFERS: &str = "content differs";
+const FOLDER_IN_THE_WAY: &str = "a folder is in the way";
+
+/// Can `--force` resolve a conflict with this reason?
+pub fn force_resolves(reason: Option<&str>) -> bool {
+    reason.is_some_and(|r| r == CONTENT_DIFFERS || r.starts_with("owner/mode differ"))
 }
 
 fn file_type(st: &FileStat) -> SFlag {
@@ -105,62 +204,87 @@ impl Stager {
             created: Vec::new(),
             created_root: Vec::new(),
             staged: Vec::new(),
-            entries: Vec::new(),
+            manifest: None,
             dir_targets: HashMap::new(),
+            renamed: 0,
+            reverts: Vec::new(),
         }
     }
 
     /// Opens (creating unless dry-run) the destination folder `rel`, one component at a
     /// time, never following a symlink. `Ok(None)`: it does not exist (dry run).
+    /// Iterative, not recursive: however deep the path, the stack does not grow.
     pub(super) fn dir(&mut self, rel: &Path) -> Result<Option<Rc<DirFd>>> {
         if let Some(d) = self.dirs.get(rel) {
             return Ok(Some(d.clone()));
         }
-        let opened = if rel.as_os_str().is_empty() {
-            self.open_root()?
-        } else {
-            let parent_rel = rel.parent().unwrap_or(Path::new(""));
-            let Some(parent) = self.dir(parent_rel)? else {
+        // The nearest folder already open (or the root), and the ones below it to open.
+        let mut missing: Vec<&Path> = Vec::new();
+        let mut at = rel;
+        let mut current = loop {
+            if let Some(d) = self.dirs.get(at) {
+                break d.clone();
+            }
+            if at.as_os_str().is_empty() {
+                let Some(root) = self.open_root()? else {
+                    return Ok(None);
+                };
+                let root = Rc::new(root);
+                self.dirs.insert(PathBuf::new(), root.clone());
+                break root;
+            }
+            missing.push(at);
+            at = at.parent().unwrap_or(Path::new(""));
+        };
+        for sub in missing.into_iter().rev() {
+            let Some(d) = self.open_child_dir(&current, sub)? else {
                 return Ok(None);
             };
-            let name = rel.file_name().expect("normal relative path").to_owned();
-            match parent.open_child(&name) {
-                Ok(d) => {
-                    if !self.dry_run {
-                        d.sweep_stale_temps();
-                    }
-                    Some(d)
-                }
-                Err(Errno::ENOENT) if self.dry_run => None,
-                Err(Errno::ENOENT) => {
-                    mkdirat(&*parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
-                        .map_err(|e| Error::errno("cannot create folder", &parent.path.join(&name), e))?;
-                    self.created.push(CreatedDir {
-                        parent: parent.clone(),
-                        name: name.clone(),
-                        rel: rel.to_path_buf(),
-                    });
-                    let d = parent
-                        .open_child(&name)
-                        .map_err(|e| Error::errno("cannot open folder", &parent.path.join(&name), e))?;
-                    self.settle_new_dir(&d, rel)?;
-                    Some(d)
-                }
-                Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
-                    return Err(Error::runtime(format!(
-                        "destination {} is a symlink or a file, not a folder; refusing to write through it",
-                        parent.path.join(&name).display()
-                    ))
-                    .hint("restore to the real location with --relocate FROM=TO, or remove what is in the way"))
-                }
-                Err(e) => return Err(Error::errno("cannot open folder", &parent.path.join(&name), e)),
-            }
-        };
-        Ok(opened.map(|d| {
             let d = Rc::new(d);
-            self.dirs.insert(rel.to_path_buf(), d.clone());
-            d
-        }))
+            self.dirs.insert(sub.to_path_buf(), d.clone());
+            current = d;
+        }
+        Ok(Some(current))
+    }
+
+    /// Opens (or, unless dry-run, creates) the folder `rel` in its already open
+    /// `parent`.
+    fn open_child_dir(&mut self, parent: &Rc<DirFd>, rel: &Path) -> Result<Option<DirFd>> {
+        let name = rel.file_name().expect("normal relative path").to_owned();
+        match parent.open_child(&name) {
+            Ok(d) => {
+                if !self.dry_run {
+                    d.sweep_stale_temps();
+                }
+                Ok(Some(d))
+            }
+            Err(Errno::ENOENT) if self.dry_run => Ok(None),
+            Err(Errno::ENOENT) => {
+                mkdirat(&**parent, name.as_os_str(), Mode::from_bits_truncate(0o700)).map_err(
+                    |e| Error::errno("cannot create folder", &parent.path.join(&name), e),
+                )?;
+                self.created.push(CreatedDir {
+                    parent: parent.clone(),
+                    name: name.clone(),
+                    rel: rel.to_path_buf(),
+                });
+                let d = parent.open_child(&name).map_err(|e| {
+                    Error::errno("cannot open folder", &parent.path.join(&name), e)
+                })?;
+                self.settle_new_dir(&d, rel)?;
+                Ok(Some(d))
+            }
+            Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => Err(Error::runtime(format!(
+                "destination {} is a symlink or a file, not a folder; refusing to write through it",
+                parent.path.join(&name).display()
+            ))
+            .hint("restore to the real location with --relocate FROM=TO, or remove what is in the way")),
+            Err(e) => Err(Error::errno(
+                "cannot open folder",
+                &parent.path.join(&name),
+                e,
+            )),
+        }
     }
 
     /// A folder just created. Folders of the sources stay `0700` (owned by us) until
@@ -171,7 +295,7 @@ impl Stager {
     /// above the sources) would keep.
     fn settle_new_dir(&self, d: &DirFd, rel: &Path) -> Result<()> {
         let (mode, owner) = match self.dir_targets.get(rel) {
-            Some(&i) if self.entries[i].role == Role::Content => return Ok(()),
+            Some(&i) if self.recorded(i).role == Role::Content => return Ok(()),
             // Plain copies (--to) are made by a caller who may not be root: a recorded
             // mode without write permission (0555) would lock it out of its own staging,
             // so their folders get their modes at apply, after the files are in.
@@ -209,6 +333,15 @@ impl Stager {
             d.sweep_stale_temps();
         }
         Ok(Some(d))
+    }
+
+    /// The recorded entry at manifest index `i` (once the manifest has been read).
+    pub(super) fn recorded(&self, i: usize) -> &Entry {
+        &self
+            .manifest
+            .as_ref()
+            .expect("the manifest comes first")
+            .entries[i]
     }
 
     fn decide(&mut self, index: usize, action: Action, reason: Option<String>) {
@@ -259,14 +392,18 @@ impl Stager {
                 self.decide(t.index, Action::Create, None);
             }
             Some(st) if file_type(&st) == SFlag::S_IFDIR => {
-                // Existing folders above a source are never changed.
-                let a = if e.role == Role::Content && meta_differs(&st, t, self.dests.plain_copies)
-                {
-                    Action::FixMetadata
-                } else {
-                    Action::Unchanged
+                // Existing folders above a source are never changed; a source's own
+                // folders only with --force.
+                let meta = match e.role {
+                    Role::Content => meta_change(&st, t, self.dests.plain_copies, true),
+                    Role::Ancestor => None,
                 };
-                self.decide(t.index, a, None);
+                let (a, reason) = match meta {
+                    None => (Action::Unchanged, None),
+                    Some(m) if self.force => (Action::FixMetadata, Some(m)),
+                    Some(m) => (Action::Conflict, Some(m)),
+                };
+                self.decide(t.index, a, reason);
             }
             Some(_) => self.decide(
                 t.index,
@@ -297,18 +434,16 @@ impl Stager {
             });
             temp = Some((tname.into(), file));
         }
-        let mut same = match &existing {
-            None => false,
-            Some(st) => {
-                file_type(st) == SFlag::S_IFREG && st.st_size as u64 == self.entries[t.index].size
-            }
-        };
-        let mut current = match (&existing, same, &parent) {
-            (Some(_), true, Some(p)) => Some(open_nofollow(p, &name)?),
+        let comparable = existing.as_ref().is_some_and(|st| {
+            file_type(st) == SFlag::S_IFREG && st.st_size as u64 == self.recorded(t.index).size
+        });
+        let live = match (comparable, &parent) {
+            (true, Some(p)) => live::open_regular_at(p, &name)
+                .map_err(|e| Error::io("cannot open", &p.path.join(&name), &e))?,
             _ => None,
         };
+        let mut cmp = Comparison::new(live);
         let mut buf = vec![0u8; 1 << 16];
-        let mut cur = vec![0u8; 1 << 16];
         loop {
             let n = data.read(&mut buf).map_err(|e| {
                 Error::integrity(format!(
@@ -323,23 +458,19 @@ impl Stager {
                 f.write_all(&buf[..n])
                     .map_err(|e| Error::io("cannot write", &t.dest, &e))?;
             }
-            if same {
-                let c = current.as_mut().expect("opened when same");
-                if c.read_exact(&mut cur[..n]).is_err() || cur[..n] != buf[..n] {
-                    same = false;
-                }
-            }
-            if !same && temp.is_none() {
+            cmp.feed(&buf[..n]);
+            if !cmp.same() && temp.is_none() {
                 break; // the verdict is in; the reader drains and hashes the rest
             }
         }
-        let metadata_differs = existing
+        let same = cmp.finish();
+        let meta = existing
             .as_ref()
-            .is_some_and(|st| meta_differs(st, t, self.dests.plain_copies));
-        let (action, reason) = verdict(existing.as_ref(), same, metadata_differs, self.force);
+            .and_then(|st| meta_change(st, t, self.dests.plain_copies, true));
+        let (action, reason) = verdict(existing.as_ref(), same, meta, self.force);
         if let Some((_, file)) = temp {
             if matches!(action, Action::Create | Action::Replace) {
-                let mtime = self.entries[t.index].mtime;
+                let mtime = self.recorded(t.index).mtime;
                 finish_content(&file, t, mtime)?;
             } else {
                 // Identical after all: the temp copy is not needed.
@@ -363,10 +494,10 @@ impl Stager {
             _ => false,
         };
         // A link has no mode of its own: only its owner can differ.
-        let metadata_differs = existing.as_ref().is_some_and(|st| {
-            !self.dests.plain_copies && (st.st_uid != t.uid || st.st_gid != t.gid)
-        });
-        let (action, reason) = verdict(existing.as_ref(), same, metadata_differs, self.force);
+        let meta = existing
+            .as_ref()
+            .and_then(|st| meta_change(st, t, self.dests.plain_copies, false));
+        let (action, reason) = verdict(existing.as_ref(), same, meta, self.force);
         if !self.dry_run && matches!(action, Action::Create | Action::Replace) {
             let p = parent.expect("created when not a dry run");
             let tname = crate::fsx::temp_name();
@@ -411,9 +542,9 @@ impl Stager {
             };
             plan.steps.push(Step {
                 index: t.index,
-                path: self.entries[t.index].path.clone(),
+                path: self.recorded(t.index).path.clone(),
                 dest: t.dest.clone(),
-                kind: self.entries[t.index].kind,
+                kind: self.recorded(t.index).kind,
                 action: *action,
                 mode: t.mode,
                 uid: t.uid,
@@ -424,9 +555,29 @@ impl Stager {
         Ok(plan)
     }
 
-    /// Removes every temp file and every folder this run created. Used on any failure
-    /// before the first rename, and after a rollback.
+    /// Puts everything back: owner/mode changes taken back, renamed entries swapped
+    /// back (or removed, if they were new), then every temp file and every folder this
+    /// run created removed. Used on any failure, and by `Drop`: a panic anywhere between
+    /// staging and the end of apply (a broken stderr, a bug) unwinds through here, so no
+    /// staged plaintext and no half-applied change stays behind.
     pub fn abort(&mut self) {
+        for r in self.reverts.drain(..).rev() {
+            r.undo();
+        }
+        for s in self.staged[..self.renamed].iter().rev() {
+            if s.replace {
+                let _ = nix::fcntl::renameat2(
+                    &*s.dir,
+                    s.temp.as_os_str(),
+                    &*s.dir,
+                    s.name.as_os_str(),
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                );
+            } else {
+                let _ = s.dir.unlink(&s.name);
+            }
+        }
+        self.renamed = 0;
         for s in self.staged.drain(..).rev() {
             let _ = s.dir.unlink(&s.temp);
         }
@@ -437,6 +588,21 @@ impl Stager {
         for p in std::mem::take(&mut self.created_root) {
             let _ = std::fs::remove_dir(&p);
         }
+    }
+
+    /// The restore has happened: nothing is to be put back any more (apply then drops
+    /// the previous versions itself).
+    pub(super) fn committed(&mut self) {
+        self.reverts.clear();
+        self.renamed = 0;
+        self.created.clear();
+        self.created_root.clear();
+    }
+}
+
+impl Drop for Stager {
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 
@@ -465,8 +631,8 @@ pub(super) fn open_nofollow(dir: &DirFd, name: &OsStr) -> Result<File> {
 }
 
 impl Visitor for Stager {
-    fn manifest(&mut self, m: &Manifest) -> Result<()> {
-        self.entries = m.entries.clone();
+    fn manifest(&mut self, m: &Arc<Manifest>) -> Result<()> {
+        self.manifest = Some(m.clone());
         let targets = self.dests.targets(m, &mut self.warnings)?;
         self.targets = vec![None; m.entries.len()];
         self.actions = vec![None; m.entries.len()];
@@ -487,6 +653,8 @@ impl Visitor for Stager {
                 .hint("run as root, map owners with --map-user/--map-group, or use --to DIR for plain copies owned by you"));
             }
         }
+        // Room for everything it will write, before the first byte is staged.
+        super::space::check(&targets, &m.entries, self.force)?;
         for t in targets {
             let i = t.index;
             if m.entries[i].kind == Kind::Dir {
@@ -506,5 +674,41 @@ impl Visitor for Stager {
             Kind::File => self.stage_file(&t, data),
             Kind::Symlink => self.stage_symlink(&t, e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_panic_after_staging_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let to = root.path().to_str().unwrap();
+        let cli =
+            crate::cli::Cli::try_parse_from(["forgekeep", "restore", "-", "-i", "k", "--to", to])
+                .unwrap();
+        let crate::cli::Command::Restore(args) = cli.command else {
+            unreachable!()
+        };
+        let dests = Destinations::from_args(&args).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut st = Stager::new(dests, false, false);
+            let sub = st.dir(Path::new("a/b")).unwrap().expect("created");
+            let (temp, mut f) = sub.create_temp_file().unwrap();
+            f.write_all(b"plaintext").unwrap();
+            st.staged.push(Staged {
+                index: 0,
+                dir: sub.clone(),
+                temp: temp.into(),
+                name: "secret".into(),
+                replace: false,
+            });
+            panic!("a bug between staging and apply");
+        }));
+        assert!(panicked.is_err());
+        let left: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
