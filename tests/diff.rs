@@ -11,13 +11,7 @@ fn identical_tree_has_no_differences() {
     let (key, recipient) = t.age_key("key.txt");
     let archive = t.join("a.age");
     backup(&[&tree], &recipient, &archive, &[]);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = diff(&archive, &key, &["--json"]);
     expect_code(&o, 0);
     let v = json_of(&o);
     assert_eq!(v["differences"].as_array().unwrap().len(), 0, "{v}");
@@ -35,12 +29,7 @@ fn rotated_signing_key_is_said_plainly() {
     let pem = tree.join("jwt/private.pem");
     fs::remove_file(&pem).unwrap();
     openssl_ed25519(&pem);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-    ]);
+    let o = diff(&archive, &key, &[]);
     expect_code(&o, 3);
     let text = stdout(&o);
     assert!(
@@ -76,12 +65,7 @@ fn rotated_signing_key_is_said_plainly() {
         ],
     );
     expect_code(&r, 0);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-    ]);
+    let o = diff(&archive, &key, &[]);
     expect_code(&o, 0);
 }
 
@@ -95,13 +79,7 @@ fn missing_extra_and_drift_are_reported_in_json() {
     fs::remove_file(tree.join("jwt/private.pem")).unwrap();
     fs::set_permissions(tree.join("conf/app.ini"), fs::Permissions::from_mode(0o644)).unwrap();
     t.write("srv/gitea/conf/new.ini", b"x", 0o600);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = diff(&archive, &key, &["--json"]);
     expect_code(&o, 3);
     let v = json_of(&o);
     assert_eq!(v["counts"]["missing"], 1, "{v}");
@@ -135,14 +113,7 @@ fn root_compares_a_tree_mounted_elsewhere() {
     let mnt = t.mkdir("mnt", 0o755);
     let r = restore(&archive, &key, &["--root", mnt.to_str().unwrap()]);
     expect_code(&r, 0);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--root",
-        mnt.to_str().unwrap(),
-    ]);
+    let o = diff(&archive, &key, &["--root", mnt.to_str().unwrap()]);
     expect_code(&o, 0);
 }
 
@@ -156,21 +127,10 @@ fn files_left_out_by_exclude_are_not_extra() {
     let (key, recipient) = t.age_key("key.txt");
     let archive = t.join("a.age");
     backup(&[&tree], &recipient, &archive, &["--exclude", "*.log"]);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-    ]);
+    let o = diff(&archive, &key, &[]);
     expect_code(&o, 0);
     t.write("srv/gitea/conf/new.ini", b"x", 0o600);
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = diff(&archive, &key, &["--json"]);
     expect_code(&o, 3);
     assert_eq!(json_of(&o)["counts"]["extra"], 1);
 }
@@ -220,13 +180,7 @@ fn a_missing_folder_is_reported_once() {
     let archive = t.join("a.age");
     backup(&[&tree], &recipient, &archive, &[]);
     fs::remove_dir_all(tree.join("jwt")).unwrap();
-    let o = fk(&[
-        "diff",
-        archive.to_str().unwrap(),
-        "-i",
-        key.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = diff(&archive, &key, &["--json"]);
     expect_code(&o, 3);
     let v = json_of(&o);
     assert_eq!(v["counts"]["missing"], 2, "the folder and the key: {v}");

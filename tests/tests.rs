@@ -10,6 +10,7 @@ mod compose;
 mod compose_cli;
 mod config;
 mod contrib;
+mod databases;
 mod detect;
 mod diff;
 mod docker;

@@ -219,8 +219,18 @@ pub fn require(tool: &str) {
 
 /// `forgekeep restore ARCHIVE -i IDENTITY EXTRA...`
 pub fn restore(archive: &Path, identity: &Path, extra: &[&str]) -> Output {
+    on_archive("restore", archive, identity, extra)
+}
+
+/// `forgekeep diff ARCHIVE -i IDENTITY EXTRA...`
+pub fn diff(archive: &Path, identity: &Path, extra: &[&str]) -> Output {
+    on_archive("diff", archive, identity, extra)
+}
+
+/// `forgekeep COMMAND ARCHIVE -i IDENTITY EXTRA...`
+fn on_archive(command: &str, archive: &Path, identity: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
-        "restore",
+        command,
         archive.to_str().unwrap(),
         "-i",
         identity.to_str().unwrap(),

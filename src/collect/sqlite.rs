@@ -100,7 +100,7 @@ pub fn snapshot(path: &Path) -> Result<(File, std::fs::Metadata)> {
                         "cannot copy the SQLite database {}: it stayed locked for 30 seconds",
                         path.display()
                     ))
-                    .hint("run the backup again when the service is less busy"))
+                    .hint("run it again when the service is less busy"))
                 }
             }
         }

@@ -10,12 +10,12 @@
 use super::{keyring, open_archive};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::{read_archive, Visitor};
-use crate::archive::sums::sha256_hex;
+use crate::archive::sums::{sha256_hex, HashingReader, Sha256Sum};
 use crate::cli::{DiffArgs, RestoreArgs};
 use crate::error::{Error, ExitCode, Result};
 use crate::profile::signing::{app_ini_consequence, consequence, is_app_ini};
 use crate::report::Out;
-use crate::restore::live;
+use crate::restore::live::{self, database};
 use crate::restore::plan::{Destinations, Target};
 use serde::Serialize;
 use serde_json::json;
@@ -68,8 +68,8 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     };
     let mut dests = Destinations::from_args(&as_restore)?;
     let (input, name) = open_archive(&args.archive)?;
-    let mut app_inis = AppIniCapture::default();
-    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut app_inis)?;
+    let mut captured = Capture::default();
+    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut captured)?;
     let m = &read.manifest;
     let targets = dests.targets(m, &mut Vec::new())?;
 
@@ -78,15 +78,12 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     let excluded = crate::collect::build_excludes(&m.exclude)?;
     for t in &targets {
         let e = &m.entries[t.index];
-        let archived_text = app_inis.texts.get(&t.index).map(String::as_str);
-        compare(
-            m,
-            e,
-            t,
-            read.digests[t.index].as_ref(),
-            archived_text,
-            &mut diffs,
-        )?;
+        let held = Archived {
+            digest: read.digests[t.index].as_ref(),
+            app_ini: captured.texts.get(&t.index).map(String::as_str),
+            database: captured.databases.get(&t.index),
+        };
+        compare(m, e, t, &held, &mut diffs)?;
         // Only a real folder is listed (not a link put in its place: `compare` reported
         // that, and its target is not what was archived).
         let is_dir = std::fs::symlink_metadata(&t.dest).is_ok_and(|m| m.is_dir());
@@ -150,39 +147,59 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
 /// Largest app.ini whose secrets are compared by value (they are a few KiB).
 const APP_INI_MAX: u64 = 1 << 20;
 
-/// Keeps the archived text of the forges' app.ini files: a changed app.ini is usually an
-/// edited setting, but a changed `JWT_SECRET` or `SECRET_KEY` inside it is dead tokens
-/// or unreadable 2FA, and only the values tell (docs/FORGES.md §1.3). Held in memory,
-/// never printed.
+/// What `diff` keeps of the archived content beyond its digests, while it streams past:
+///
+/// * the text of the forges' app.ini files: a changed app.ini is usually an edited
+///   setting, but a changed `JWT_SECRET` or `SECRET_KEY` inside it is dead tokens or
+///   unreadable 2FA, and only the values tell (docs/FORGES.md §1.3). Held in memory,
+///   never printed;
+/// * for each SQLite database, the digest of what it holds (its bookkeeping masked,
+///   `restore::live::database`), so that a database nobody wrote since its backup is
+///   not "changed".
 #[derive(Default)]
-struct AppIniCapture {
-    wanted: BTreeSet<usize>,
+struct Capture {
+    app_inis: BTreeSet<usize>,
     texts: BTreeMap<usize, String>,
+    databases: BTreeMap<usize, Sha256Sum>,
 }
 
-impl Visitor for AppIniCapture {
+impl Visitor for Capture {
     fn manifest(&mut self, m: &std::sync::Arc<Manifest>) -> Result<()> {
         for (i, e) in m.entries.iter().enumerate() {
             let what = m.sources.get(e.source).and_then(|s| s.what.as_deref());
             if e.kind == Kind::File && e.size <= APP_INI_MAX && is_app_ini(what) {
-                self.wanted.insert(i);
+                self.app_inis.insert(i);
             }
         }
         Ok(())
     }
 
     fn entry(&mut self, index: usize, entry: &Entry, data: &mut dyn Read) -> Result<()> {
-        if self.wanted.contains(&index) {
+        let unreadable = |e: std::io::Error| {
+            Error::integrity(format!(
+                "cannot read {} from the archive: {}",
+                entry.path,
+                crate::error::plain_io(&e)
+            ))
+        };
+        if self.app_inis.contains(&index) {
             let mut buf = Vec::new();
-            data.take(APP_INI_MAX).read_to_end(&mut buf).map_err(|e| {
-                Error::integrity(format!(
-                    "cannot read {} from the archive: {}",
-                    entry.path,
-                    crate::error::plain_io(&e)
-                ))
-            })?;
+            data.take(APP_INI_MAX)
+                .read_to_end(&mut buf)
+                .map_err(unreadable)?;
             self.texts
                 .insert(index, String::from_utf8_lossy(&buf).into_owned());
+        } else if entry.kind == Kind::File {
+            let mut head = Vec::new();
+            (&mut *data)
+                .take(database::MAGIC.len() as u64)
+                .read_to_end(&mut head)
+                .map_err(unreadable)?;
+            if head == database::MAGIC {
+                let mut r = HashingReader::new(database::Masked::new(head.chain(data)));
+                std::io::copy(&mut r, &mut std::io::sink()).map_err(unreadable)?;
+                self.databases.insert(index, r.finish());
+            }
         }
         Ok(())
     }
@@ -201,12 +218,20 @@ fn app_ini_change(archived: Option<&str>, live: &Path) -> Option<&'static str> {
     app_ini_consequence(archived, &text)
 }
 
+/// What the archive holds for one entry.
+struct Archived<'a> {
+    digest: Option<&'a Sha256Sum>,
+    /// The text of an app.ini.
+    app_ini: Option<&'a str>,
+    /// The digest of an SQLite database without its bookkeeping.
+    database: Option<&'a Sha256Sum>,
+}
+
 fn compare(
     m: &Manifest,
     e: &Entry,
     t: &Target,
-    digest: Option<&crate::archive::sums::Sha256Sum>,
-    archived_text: Option<&str>,
+    archived: &Archived,
     diffs: &mut Vec<Difference>,
 ) -> Result<()> {
     let path = t.dest.display().to_string();
@@ -268,42 +293,21 @@ fn compare(
     }
     match e.kind {
         Kind::File => {
-            let live_digest = if live.size() == e.size {
-                match live::digest(&t.dest, e.size) {
-                    Ok(d) => d,
-                    // Not "changed": this user cannot tell (and a signing key's "tokens
-                    // are dead" would be a false alarm).
-                    Err(err) => {
-                        push(
-                            Change::Unreadable,
-                            format!(
-                                "cannot be read ({}): not compared; run diff as a user that can read it",
-                                crate::error::plain_io(&err)
-                            ),
-                            None,
-                        );
-                        return Ok(());
-                    }
-                }
-            } else {
-                None
+            let verdict = match archived.database {
+                Some(d) => database_verdict(d, &t.dest, e.size),
+                None => file_verdict(archived.digest, &t.dest, e.size, live.size()),
             };
-            let same = live_digest.is_some() && digest == live_digest.as_ref();
-            if !same {
-                let detail = match digest {
-                    Some(d) if live.size() == e.size => format!(
-                        "content differs (sha256 {}… in the archive)",
-                        &sha256_hex(d)[..12]
-                    ),
-                    _ => format!(
-                        "content differs ({} bytes in the archive, {} on disk)",
-                        e.size,
-                        live.size()
-                    ),
-                };
-                let why = key_consequence.or_else(|| app_ini_change(archived_text, &t.dest));
-                push(Change::Changed, detail, why);
-                return Ok(());
+            match verdict {
+                Verdict::Same => {}
+                Verdict::Unknown(detail) => {
+                    push(Change::Unreadable, detail, None);
+                    return Ok(());
+                }
+                Verdict::Differs(detail) => {
+                    let why = key_consequence.or_else(|| app_ini_change(archived.app_ini, &t.dest));
+                    push(Change::Changed, detail, why);
+                    return Ok(());
+                }
             }
         }
         Kind::Symlink => {
@@ -350,6 +354,55 @@ fn compare(
         push(Change::Drift, drift.join(", "), None);
     }
     Ok(())
+}
+
+/// How a live file compares with the archived one.
+enum Verdict {
+    Same,
+    Differs(String),
+    /// This user cannot tell: not "changed" (a signing key's "tokens are dead" would be a
+    /// false alarm).
+    Unknown(String),
+}
+
+/// A file compared byte for byte (through its digest).
+fn file_verdict(digest: Option<&Sha256Sum>, live: &Path, size: u64, live_size: u64) -> Verdict {
+    let by_size = || {
+        Verdict::Differs(format!(
+            "content differs ({size} bytes in the archive, {live_size} on disk)"
+        ))
+    };
+    if live_size != size {
+        return by_size();
+    }
+    match live::digest(live, size) {
+        Ok(d) if d.is_some() && d.as_ref() == digest => Verdict::Same,
+        Ok(_) => match digest {
+            Some(d) => Verdict::Differs(format!(
+                "content differs (sha256 {}… in the archive)",
+                &sha256_hex(d)[..12]
+            )),
+            None => by_size(),
+        },
+        Err(err) => Verdict::Unknown(format!(
+            "cannot be read ({}): not compared; run diff as a user that can read it",
+            crate::error::plain_io(&err)
+        )),
+    }
+}
+
+/// An SQLite database compared by what SQLite reads from it, without the header fields
+/// SQLite rewrites (`restore::live::database`).
+fn database_verdict(archived: &Sha256Sum, live: &Path, size: u64) -> Verdict {
+    match live::database_digest(live, size) {
+        Ok(Some(d)) if &d == archived => Verdict::Same,
+        Ok(_) => Verdict::Differs(
+            "content differs (an SQLite database, compared as SQLite reads it, \
+             without the header fields SQLite rewrites)"
+                .into(),
+        ),
+        Err(e) => Verdict::Unknown(format!("not compared: {e}")),
+    }
 }
 
 /// Files in an archived folder that the archive does not have (but not those the

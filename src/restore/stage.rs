@@ -10,7 +10,7 @@
 //! Until the reader reports the archive complete and valid, all of this is provisional:
 //! [`Stager::abort`] removes every temp file and created folder.
 
-use super::live::{self, Comparison};
+use super::live::Comparison;
 use super::plan::{Action, Destinations, Plan, Step, Target};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::Visitor;
@@ -180,11 +180,16 @@ fn verdict(
 
 /// Conflict reasons that `--force` resolves; any other is something in the way.
 pub const CONTENT_DIFFERS: &str = "content differs";
+/// A database is a service's live data: what `--force` would do to it is said in the
+/// plan, before anyone passes it (issue 13: a whole-archive `--force` rolled
+/// Woodpecker's database back).
+const DATABASE_DIFFERS: &str = "content differs: an SQLite database holding other data than the backup's; \
+     --force would replace its data with the backup's, keeping the current data only in the undo archive";
 const FOLDER_IN_THE_WAY: &str = "a folder is in the way";
 
 /// Can `--force` resolve a conflict with this reason?
 pub fn force_resolves(reason: Option<&str>) -> bool {
-    reason.is_some_and(|r| r == CONTENT_DIFFERS || r.starts_with("owner/mode differ"))
+    reason.is_some_and(|r| r.starts_with(CONTENT_DIFFERS) || r.starts_with("owner/mode differ"))
 }
 
 fn file_type(st: &FileStat) -> SFlag {
@@ -434,15 +439,14 @@ impl Stager {
             });
             temp = Some((tname.into(), file));
         }
-        let comparable = existing.as_ref().is_some_and(|st| {
-            file_type(st) == SFlag::S_IFREG && st.st_size as u64 == self.recorded(t.index).size
-        });
-        let live = match (comparable, &parent) {
-            (true, Some(p)) => live::open_regular_at(p, &name)
-                .map_err(|e| Error::io("cannot open", &p.path.join(&name), &e))?,
-            _ => None,
+        let regular = existing
+            .as_ref()
+            .is_some_and(|st| file_type(st) == SFlag::S_IFREG);
+        let mut cmp = match (regular, &parent) {
+            (true, Some(p)) => Comparison::at(p, &name, self.recorded(t.index).size)?,
+            _ => Comparison::new(None),
         };
-        let mut cmp = Comparison::new(live);
+        let database = cmp.is_database();
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = data.read(&mut buf).map_err(|e| {
@@ -467,7 +471,10 @@ impl Stager {
         let meta = existing
             .as_ref()
             .and_then(|st| meta_change(st, t, self.dests.plain_copies, true));
-        let (action, reason) = verdict(existing.as_ref(), same, meta, self.force);
+        let (action, mut reason) = verdict(existing.as_ref(), same, meta, self.force);
+        if database && action == Action::Conflict && reason.as_deref() == Some(CONTENT_DIFFERS) {
+            reason = Some(DATABASE_DIFFERS.into());
+        }
         if let Some((_, file)) = temp {
             if matches!(action, Action::Create | Action::Replace) {
                 let mtime = self.recorded(t.index).mtime;
