@@ -263,3 +263,116 @@ fn only_the_header_fields_sqlite_rewrites_are_ignored() {
     let (exit, v) = diff_json(&archive, &key);
     assert_eq!(exit, 0, "{v}");
 }
+
+/// The commands of the README's "Disaster recovery on the same host", as written, with
+/// the recipe's archive, key and JWT key replaced by the test's.
+fn disaster_recovery_recipe(archive: &Path, key: &Path, jwt: &Path) -> Vec<String> {
+    let readme =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme
+        .find("### Disaster recovery on the same host")
+        .unwrap()..];
+    let section = &section[..section[4..].find("\n### ").unwrap()];
+    let mut commands = Vec::new();
+    for block in section.split("```sh\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        commands.extend(block.lines().filter(|l| !l.trim().is_empty()).map(|l| {
+            l.replacen("forgekeep ", &format!("{BIN} "), 1)
+                .replace(
+                    "/backups/forgekeep-git-20261126T031700Z.tar.zst.age",
+                    archive.to_str().unwrap(),
+                )
+                .replace("~/forgekeep-key.txt", key.to_str().unwrap())
+                .replace("/var/lib/gitea/jwt/private.pem", jwt.to_str().unwrap())
+        }));
+    }
+    commands
+}
+
+#[test]
+fn the_disaster_recovery_recipe_puts_the_key_back_and_keeps_rows_written_since_regression() {
+    // Issue 13: the recipe said to add --force to the whole archive when the regenerated
+    // key conflicted; the database conflicted too (its header's bookkeeping), and
+    // --force rolled Woodpecker's database back, losing the rows written since.
+    let t = TestDir::new();
+    let tree = t.gitea_tree();
+    let jwt = tree.join("jwt/private.pem");
+    let old_key = fs::read(&jwt).unwrap();
+    let (db, env, mut service) = woodpecker(&t, "WAL");
+    let (key, recipient) = t.age_key("key.txt");
+    let archive = t.join("backups/forgekeep-git-20261126T031700Z.tar.zst.age");
+    fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    backup(
+        &[&tree],
+        &recipient,
+        &archive,
+        &["-p", &format!("woodpecker={}", env.display())],
+    );
+
+    // The Woodpecker failure: Gitea made a new signing key; meanwhile Woodpecker kept
+    // working (a refreshed token, a pipeline).
+    fs::remove_file(&jwt).unwrap();
+    openssl_ed25519(&jwt);
+    service.run(
+        "UPDATE users SET refresh_token = 'test-only-refresh-2' WHERE id = 1;\n\
+         INSERT INTO pipelines(repo, log) VALUES('org/repo', 'written after the backup');",
+    );
+
+    let commands = disaster_recovery_recipe(&archive, &key, &jwt);
+    assert_eq!(commands.len(), 5, "{commands:#?}");
+    let mut diff_said = String::new();
+    for command in &commands {
+        let o = Command::new("sh")
+            .args(["-c", command])
+            .env("FORGEKEEP_CONFIG", "/dev/null")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let expected = if command.contains(" verify ") || command.contains(" --only ") {
+            0
+        } else if command.contains(" diff ") {
+            diff_said = stdout(&o);
+            3
+        } else {
+            7 // the database and the key differ: nothing changes
+        };
+        assert_eq!(
+            code(&o),
+            expected,
+            "{command}\n{}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+    }
+    // The recipe's line is the one diff printed.
+    let only = commands.iter().find(|c| c.contains(" --only ")).unwrap();
+    let advised = only
+        .replace(BIN, "forgekeep")
+        .replace(key.to_str().unwrap(), "KEY");
+    assert!(diff_said.contains(&advised), "{advised}\n{diff_said}");
+    assert!(
+        diff_said.contains(&format!("changed  {}", db.display())),
+        "{diff_said}"
+    );
+
+    // The old key is back; every row written since the backup is still there, for the
+    // running service and for a new connection.
+    assert_eq!(fs::read(&jwt).unwrap(), old_key);
+    assert_eq!(
+        service.run("SELECT refresh_token FROM users WHERE id = 1;"),
+        ["test-only-refresh-2"]
+    );
+    drop(service);
+    let rows = run_ok(
+        Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT count(*) FROM pipelines WHERE log = 'written after the backup';"),
+    );
+    assert_eq!(stdout(&rows).trim(), "1");
+    // The regenerated key is in the undo archive next to the backup.
+    let undo: Vec<_> = names_in(archive.parent().unwrap())
+        .into_iter()
+        .filter(|n| n.to_string_lossy().starts_with("restore-undo-"))
+        .collect();
+    assert_eq!(undo.len(), 1, "{undo:?}");
+}
