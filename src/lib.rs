@@ -28,6 +28,7 @@ pub mod profile;
 pub mod report;
 pub mod restore;
 pub mod retention;
+pub mod signature;
 pub mod sources;
 pub mod usage;
 
