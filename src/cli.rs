@@ -195,6 +195,18 @@ pub struct BackupOptions {
     /// Write ASCII-armored age (PEM-style text) instead of binary
     #[arg(short, long)]
     pub armor: bool,
+    /// Sign the archive with this OpenSSH Ed25519 private key (forgekeep keygen --sign, or the host's ssh_host_ed25519_key)
+    #[arg(long = "sign", value_name = "KEY", value_hint = ValueHint::FilePath)]
+    pub sign_key: Option<PathBuf>,
+}
+
+/// Who may have made the archives a command reads; also the `[trust]` table of the
+/// configuration file (with `allow-untrusted`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrustArgs {
+    /// Accept only archives signed by a key this file lists for the archive's host (OpenSSH allowed_signers format)
+    #[arg(long = "trust", value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub signers: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -210,6 +222,14 @@ pub struct RestoreArgs {
     pub archive: PathBuf,
     #[command(flatten)]
     pub keys: IdentityArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Write into the live tree (/ or --root) from an archive no trust file vouches for (unsigned, or signed by an unlisted key)
+    #[arg(long)]
+    pub allow_untrusted: bool,
+    /// Sign the undo archive of --force with this key (OpenSSH Ed25519), so that restoring it needs no --allow-untrusted
+    #[arg(long = "sign", value_name = "KEY", value_hint = ValueHint::FilePath)]
+    pub sign_key: Option<PathBuf>,
     /// Prefix every destination with DIR (a new host's root mounted elsewhere)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "to")]
     pub root: Option<PathBuf>,
@@ -268,6 +288,8 @@ pub struct VerifyArgs {
     pub keys: IdentityArgs,
     #[command(flatten)]
     pub limits: ReadLimitArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +302,8 @@ pub struct DiffArgs {
     pub archive: PathBuf,
     #[command(flatten)]
     pub keys: IdentityArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Compare with the files under DIR instead of / (a host's root mounted elsewhere)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub root: Option<PathBuf>,
@@ -426,13 +450,23 @@ pub struct ListArgs {
     pub keys: IdentityArgs,
     #[command(flatten)]
     pub limits: ReadLimitArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  forgekeep keygen -o ~/forgekeep-key.txt          (an age identity: decrypts archives; keep it off the host)
+  forgekeep keygen --sign -o /etc/forgekeep/signing-key
+                                                   (a signing key: stays on the backup host; prints the
+                                                    line for the trust files of whoever restores)")]
 pub struct KeygenArgs {
-    /// Write the identity to FILE (mode 0600; never overwritten) instead of stdout
+    /// Write the key to FILE (mode 0600; never overwritten) instead of stdout
     #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub output: Option<PathBuf>,
+    /// Make an Ed25519 signing key (OpenSSH format) for `backup --sign` instead of an age identity
+    #[arg(long)]
+    pub sign: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@
 //! apart. Flags override the file. Unknown keys are errors naming the key and the line:
 //! a misspelt `keep-dayly` silently ignored would mean a retention nobody asked for.
 
-use crate::cli::{BackupOptions, KeepArgs, SourceArgs};
+use crate::cli::{BackupOptions, KeepArgs, SourceArgs, TrustArgs};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ pub struct Config {
     pub sources: SourceArgs,
     pub backup: BackupOptions,
     pub retention: KeepArgs,
+    pub trust: TrustConfig,
     /// Where it was read from (for messages); not a key.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -118,6 +119,8 @@ impl Config {
         self.sources.paths.iter_mut().for_each(fix);
         self.sources.compose.iter_mut().for_each(fix);
         self.backup.recipients_files.iter_mut().for_each(fix);
+        self.backup.sign_key.iter_mut().for_each(fix);
+        self.trust.signers.iter_mut().for_each(fix);
         if let Some(o) = self.backup.output.as_mut() {
             // Keep a trailing slash: it says "a folder".
             let slash = o.as_os_str().to_string_lossy().ends_with('/');
@@ -133,6 +136,24 @@ impl Config {
                     *p = format!("{name}={}", base.join(file).display());
                 }
             }
+        }
+    }
+}
+
+/// The `[trust]` table: the trust file of `--trust` (`signers`), and the operator's
+/// standing consent to restore archives no trust file vouches for (`allow-untrusted`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrustConfig {
+    pub signers: Option<PathBuf>,
+    pub allow_untrusted: bool,
+}
+
+impl TrustConfig {
+    /// The command line's `--trust` wins over the file's `signers`.
+    pub fn merged(&self, cli: &TrustArgs) -> TrustArgs {
+        TrustArgs {
+            signers: cli.signers.clone().or_else(|| self.signers.clone()),
         }
     }
 }
@@ -175,6 +196,7 @@ pub fn merge_backup(cli: &BackupOptions, file: &BackupOptions, passphrase: bool)
         numeric_ids: cli.numeric_ids || file.numeric_ids,
         level: cli.level.or(file.level),
         armor: cli.armor || file.armor,
+        sign_key: cli.sign_key.clone().or_else(|| file.sign_key.clone()),
     }
 }
 

@@ -18,8 +18,12 @@ pub mod writer;
 
 /// Member name of the manifest (first member).
 pub const MANIFEST_MEMBER: &str = "forgekeep/manifest.json";
-/// Member name of the checksum list (last member).
+/// Member name of the checksum list (last member, or last but one when signed).
 pub const SUMS_MEMBER: &str = "forgekeep/SHA256SUMS";
+/// Member names of the signatures of a signed archive (see [`crate::signature`]): the
+/// manifest's, right after it, and the checksum list's, last.
+pub const MANIFEST_SIG_MEMBER: &str = "forgekeep/manifest.json.sig";
+pub const SUMS_SIG_MEMBER: &str = "forgekeep/SHA256SUMS.sig";
 
 /// File name suffix of archives.
 pub const SUFFIX: &str = ".tar.zst.age";

@@ -45,6 +45,11 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// The SHA-256 of a buffer.
+pub fn sha256(bytes: &[u8]) -> Sha256Sum {
+    Sha256::digest(bytes).into()
+}
+
 pub fn sha256_hex(sum: &Sha256Sum) -> String {
     crate::fsx::hex(sum)
 }

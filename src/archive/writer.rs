@@ -7,7 +7,7 @@
 
 use super::manifest::{Entry, Kind, Manifest};
 use super::sums::{self, HashingReader};
-use super::{MANIFEST_MEMBER, SUMS_MEMBER};
+use super::{MANIFEST_MEMBER, MANIFEST_SIG_MEMBER, SUMS_MEMBER, SUMS_SIG_MEMBER};
 use crate::collect::{Collected, StatSnapshot};
 use crate::error::{Error, Result};
 use crate::keys::Encryption;
@@ -25,6 +25,9 @@ pub struct WriteOptions {
     pub threads: u32,
     /// Advanced by the bytes of content read (a progress bar on a terminal).
     pub progress: Option<indicatif::ProgressBar>,
+    /// Sign the archive with this key (`forgekeep/manifest.json.sig` and
+    /// `forgekeep/SHA256SUMS.sig`).
+    pub signing: Option<std::sync::Arc<crate::signature::SigningKey>>,
 }
 
 impl Default for WriteOptions {
@@ -34,6 +37,7 @@ impl Default for WriteOptions {
             armor: false,
             threads: default_threads(),
             progress: None,
+            signing: None,
         }
     }
 }
@@ -220,14 +224,21 @@ pub fn write_archive<W: Write + Send + 'static>(
     let mut tar = tar::Builder::new(z);
     tar.follow_symlinks(false);
 
-    // 1. The manifest, first.
+    // 1. The manifest, first, and its signature right after it: a reader knows who
+    //    made the archive before it acts on a single entry (a restore refuses an
+    //    untrusted archive before it writes anything).
     let json = manifest.to_json();
     let mut h = member_header(json.len() as u64);
     tar.append_data(&mut h, MANIFEST_MEMBER, &json[..])
         .map_err(oe)?;
+    if let Some(key) = &opts.signing {
+        append_signature(&mut tar, MANIFEST_SIG_MEMBER, &key.sign(&json)?).map_err(oe)?;
+    }
 
-    // 2. The entries, in manifest order.
-    let mut sums_text = String::new();
+    // 2. The entries, in manifest order. SHA256SUMS lists the manifest too, so that
+    //    `sha256sum -c` (and the signature over SHA256SUMS) covers every entry's path,
+    //    type, owner and mode, not only the files' content.
+    let mut sums_text = sums::line(&sums::sha256(&json), MANIFEST_MEMBER);
     let mut summary = WriteSummary::default();
     for item in items {
         let e = &item.entry;
@@ -255,16 +266,30 @@ pub fn write_archive<W: Write + Send + 'static>(
         }
     }
 
-    // 3. The checksums, last.
+    // 3. The checksums, last, then their signature: the one a plain-tools recovery
+    //    checks with `ssh-keygen -Y verify`.
     let mut h = member_header(sums_text.len() as u64);
     tar.append_data(&mut h, SUMS_MEMBER, sums_text.as_bytes())
         .map_err(oe)?;
+    if let Some(key) = &opts.signing {
+        append_signature(&mut tar, SUMS_SIG_MEMBER, &key.sign(sums_text.as_bytes())?)
+            .map_err(oe)?;
+    }
 
     // 4. Finish every layer, innermost first; each one can fail (disk full) and must.
     let z = tar.into_inner().map_err(oe)?;
     let sink = z.finish().map_err(oe)?;
     let out = sink.finish().map_err(oe)?;
     Ok((out, summary))
+}
+
+fn append_signature<W: Write>(
+    tar: &mut tar::Builder<W>,
+    member: &str,
+    sig: &[u8],
+) -> io::Result<()> {
+    let mut h = member_header(sig.len() as u64);
+    tar.append_data(&mut h, member, sig)
 }
 
 /// Writes an archive to `dir/name` the safe way: a hidden `0600` temp file in `dir`

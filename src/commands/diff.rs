@@ -54,6 +54,9 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     let as_restore = RestoreArgs {
         archive: args.archive.clone(),
         keys: args.keys.clone(),
+        trust: args.trust.clone(),
+        allow_untrusted: false,
+        sign_key: None,
         root: args.root.clone(),
         relocate: args.relocate.clone(),
         only: Vec::new(),

@@ -23,8 +23,6 @@ pub mod trust;
 
 use crate::error::{Error, ExitCode, Result};
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The `sshsig` namespace of every forgekeep signature: a signature made for git
@@ -38,6 +36,13 @@ const MAX_KEY_FILE: u64 = 64 << 10;
 pub struct SigningKey {
     key: PrivateKey,
     path: PathBuf,
+}
+
+/// Only the path: the key itself is never formatted.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.path.display())
+    }
 }
 
 impl SigningKey {
@@ -220,39 +225,15 @@ pub fn verify(sig_pem: &[u8], msg: &[u8]) -> std::result::Result<Signer, BadSign
     Ok(Signer::of(key))
 }
 
-/// A new Ed25519 signing key, written to `path` (`0600`, never over an existing file),
-/// in OpenSSH format; returns who it is.
-pub fn generate(path: &Path, comment: &str) -> Result<Signer> {
+/// A new Ed25519 signing key: the text of its OpenSSH private key file, and who it is.
+pub fn generate(comment: &str) -> Result<(zeroize::Zeroizing<String>, Signer)> {
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)
         .map_err(|_| Error::runtime("cannot make a signing key: no randomness"))?;
     key.set_comment(comment);
     let text = key
         .to_openssh(LineEnding::LF)
         .map_err(|_| Error::runtime("cannot encode the signing key"))?;
-    // O_EXCL: an existing key may be what every trust file lists; losing it to a typo
-    // would make the next archives untrusted everywhere.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::runtime(format!(
-                    "{} already exists; it is never overwritten",
-                    path.display()
-                ))
-                .hint(
-                    "choose another file name (an existing key may be what your trust files list)",
-                )
-            } else {
-                Error::io("cannot create", path, &e)
-            }
-        })?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io("cannot write", path, &e))?;
-    Ok(Signer::of(key.public_key().clone()))
+    Ok((text, Signer::of(key.public_key().clone())))
 }
 
 #[cfg(test)]
@@ -261,7 +242,8 @@ mod tests {
 
     fn key_in(dir: &Path) -> (PathBuf, Signer) {
         let p = dir.join("sign");
-        let s = generate(&p, "test").unwrap();
+        let (text, s) = generate("test").unwrap();
+        std::fs::write(&p, text.as_bytes()).unwrap();
         (p, s)
     }
 
@@ -279,19 +261,5 @@ mod tests {
             Err(BadSignature::Mismatch)
         );
         assert_eq!(verify(b"garbage", b""), Err(BadSignature::Malformed));
-    }
-
-    #[test]
-    fn generate_never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        let (p, _) = key_in(dir.path());
-        let before = std::fs::read(&p).unwrap();
-        assert!(generate(&p, "again").is_err());
-        assert_eq!(std::fs::read(&p).unwrap(), before);
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
     }
 }

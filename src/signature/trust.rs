@@ -234,6 +234,23 @@ enum LineError {
 /// cannot parse is skipped rather than read as options.
 const KEY_TYPE_PREFIXES: [&str; 6] = ["ssh-", "ecdsa-", "sk-", "rsa-", "webauthn-", "x509v3-"];
 
+/// The trust file line that lets `signer` sign the archives of `host` (and nothing
+/// else: `namespaces="forgekeep"` keeps the line from vouching for git commits or files
+/// the same key might sign).
+pub fn line(host: &str, signer: &Signer) -> String {
+    let principal = if host.contains([' ', '\t', '"', ',', '*', '?', '!']) || host.is_empty() {
+        // Not a pattern: a host name with such characters is quoted and matched as is.
+        format!("\"{}\"", host.replace('"', ""))
+    } else {
+        host.to_string()
+    };
+    format!(
+        "{principal} namespaces=\"{}\" {}",
+        super::NAMESPACE,
+        signer.openssh()
+    )
+}
+
 /// One line: `None` for blank lines and comments.
 fn parse_line(raw: &str) -> std::result::Result<Option<Allowed>, LineError> {
     let invalid = |s: &str| LineError::Invalid(s.to_string());
