@@ -59,6 +59,15 @@ pub struct ConfigArg {
     pub path: Option<PathBuf>,
 }
 
+/// `--config FILE` for the commands that read archives: of the configuration file they
+/// read only `[trust]` (the trust file, and standing consent for untrusted archives).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrustConfigArg {
+    /// Read [trust] (signers, allow-untrusted) from this TOML file instead of $FORGEKEEP_CONFIG or /etc/forgekeep/config.toml (read when it exists)
+    #[arg(long = "config", value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
+    pub path: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Collect secrets, check their permissions, write an encrypted archive
@@ -224,6 +233,8 @@ pub struct RestoreArgs {
     pub keys: IdentityArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub config: TrustConfigArg,
     /// Write into the live tree (/ or --root) from an archive no trust file vouches for (unsigned, or signed by an unlisted key)
     #[arg(long)]
     pub allow_untrusted: bool,
@@ -290,6 +301,8 @@ pub struct VerifyArgs {
     pub limits: ReadLimitArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub config: TrustConfigArg,
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +317,8 @@ pub struct DiffArgs {
     pub keys: IdentityArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub config: TrustConfigArg,
     /// Compare with the files under DIR instead of / (a host's root mounted elsewhere)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub root: Option<PathBuf>,
@@ -452,6 +467,8 @@ pub struct ListArgs {
     pub limits: ReadLimitArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub config: TrustConfigArg,
 }
 
 #[derive(Debug, Args)]

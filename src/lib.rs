@@ -40,16 +40,21 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     let out = report::Out::new(&cli.global);
     match &cli.command {
         Command::Backup(a) => commands::backup::run(a, &config(&a.config)?, &out),
-        Command::Restore(a) => commands::restore::run(a, &out),
-        Command::Verify(a) => commands::verify::run(a, &out),
-        Command::List(a) => commands::list::run(a, &out),
-        Command::Diff(a) => commands::diff::run(a, &out),
+        Command::Restore(a) => commands::restore::run(a, &trust(&a.config)?, &out),
+        Command::Verify(a) => commands::verify::run(a, &trust(&a.config)?, &out),
+        Command::List(a) => commands::list::run(a, &trust(&a.config)?, &out),
+        Command::Diff(a) => commands::diff::run(a, &trust(&a.config)?, &out),
         Command::Check(a) => commands::check::run(a, &config(&a.config)?, &out),
         Command::Detect(a) => commands::detect::run(a, &out),
         Command::Prune(a) => commands::prune::run(a, &config(&a.config)?, &out),
         Command::Keygen(a) => commands::keygen::run(a, &out),
         Command::Generate(a) => commands::generate::run(a),
     }
+}
+
+/// The configuration's `[trust]` table, for the commands that read archives.
+fn trust(arg: &cli::TrustConfigArg) -> Result<config::TrustConfig> {
+    commands::trust_config(arg.path.as_deref())
 }
 
 /// The configuration file, read only by the commands that use it (backup, check, prune):

@@ -39,5 +39,5 @@ fuzz_target!(|data: &[u8]| {
     } else {
         rest
     };
-    let _ = read_plaintext(plaintext, "fuzz", &limits, &mut Partial);
+    let _ = read_plaintext(plaintext, "fuzz", &limits, None, &mut Partial);
 });

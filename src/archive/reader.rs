@@ -22,16 +22,27 @@
 use super::limits::Limits;
 use super::manifest::{Entry, Kind, Manifest};
 use super::strict_tar::{Member, MemberKind, Next, TarError, TarReader};
-use super::sums::{HashingReader, Sha256Sum};
+use super::sums::{self, HashingReader, Sha256Sum};
 use super::validate;
-use super::{MANIFEST_MEMBER, SUMS_MEMBER, ZSTD_WINDOW_LOG_MAX};
+use super::{
+    MANIFEST_MEMBER, MANIFEST_SIG_MEMBER, SUMS_MEMBER, SUMS_SIG_MEMBER, ZSTD_WINDOW_LOG_MAX,
+};
 use crate::error::{Error, ExitCode, Result};
 use crate::keys::Keyring;
+use crate::signature::trust::TrustFile;
+use crate::signature::{self, Authenticity, Signer};
 use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
 /// Receives entries as they are read and validated.
 pub trait Visitor {
+    /// Called once, before [`Visitor::manifest`], with who made the archive (a trust
+    /// file, when given, has already vouched for it: the reader refuses otherwise). A
+    /// visitor that writes decides here whether it may (restore's consent rule).
+    fn authenticity(&mut self, _manifest: &Manifest, _who: &Authenticity) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once, before any entry, with the validated manifest (shared, so that a
     /// visitor keeps it without a copy).
     fn manifest(&mut self, _manifest: &Arc<Manifest>) -> Result<()> {
@@ -55,7 +66,12 @@ pub struct ReadArchive {
     /// SHA-256 of each file entry, by manifest index (`None` for dirs and links).
     pub digests: Vec<Option<Sha256Sum>>,
     pub content_bytes: u64,
+    /// Who made it: signed (and by whom, vouched for or not) or not.
+    pub authenticity: Authenticity,
 }
+
+/// Signatures are a few hundred bytes; the cap keeps a hostile one from being buffered.
+const MAX_SIGNATURE_BYTES: u64 = 8 << 10;
 
 /// What the input side reports to the reading side, shared across the decrypt thread.
 #[derive(Default)]
@@ -135,6 +151,7 @@ pub fn read_archive(
     name: &str,
     keys: &Keyring,
     limits: &Limits,
+    trust: Option<&TrustFile>,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let state = std::sync::Arc::new(InputState::default());
@@ -143,7 +160,7 @@ pub fn read_archive(
         read: 0,
         state: state.clone(),
     };
-    let result = read_inner(tracked, &state, name, keys, limits, visitor);
+    let result = read_inner(tracked, &state, name, keys, limits, trust, visitor);
     // Looked at once, now: a read error of the input explains a failure better than
     // "damaged" (and one that happens later, after the verdict, changes nothing).
     let failed = state
@@ -180,6 +197,7 @@ fn read_inner<R: Read + Send + 'static>(
     name: &str,
     keys: &Keyring,
     limits: &Limits,
+    trust: Option<&TrustFile>,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let armored = age::armor::ArmoredReader::new(BufReader::with_capacity(1 << 16, input));
@@ -213,7 +231,7 @@ fn read_inner<R: Read + Send + 'static>(
     // must not wait for the sender to hang up. It stops at its next send.
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let pump_thread = std::thread::spawn(move || pump(plaintext, tx));
-    let result = read_plaintext(ChannelReader::new(rx), name, limits, visitor);
+    let result = read_plaintext(ChannelReader::new(rx), name, limits, trust, visitor);
     if result.is_ok() {
         let _ = pump_thread.join();
     }
@@ -303,13 +321,14 @@ pub fn read_plaintext(
     plaintext: impl Read,
     name: &str,
     limits: &Limits,
+    trust: Option<&TrustFile>,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let mut zstd = zstd::stream::read::Decoder::new(plaintext).map_err(|e| damaged(name, &e))?;
     zstd.window_log_max(ZSTD_WINDOW_LOG_MAX)
         .map_err(|e| damaged(name, &e))?;
     let mut tar = TarReader::new(zstd);
-    let out = read_members(&mut tar, name, limits, visitor)?;
+    let out = read_members(&mut tar, name, limits, trust, visitor)?;
 
     // Drain to the very end: tar stops at its first end-of-archive block (as GNU tar
     // does), but a truncated or tampered tail is only noticed when age's final chunk and
@@ -351,11 +370,13 @@ fn read_members<R: Read>(
     tar: &mut TarReader<R>,
     name: &str,
     limits: &Limits,
+    trust: Option<&TrustFile>,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
     let bad = |what: String| refused(name, what);
 
-    // 1. The manifest, first, no larger than the ceiling, parsed as it streams.
+    // 1. The manifest, first, no larger than the ceiling, parsed (and hashed) as it
+    //    streams.
     let (first, path) =
         next_member(tar, name)?.ok_or_else(|| bad("the archive is empty".into()))?;
     if path != MANIFEST_MEMBER || first.kind != MemberKind::File {
@@ -368,10 +389,14 @@ fn read_members<R: Read>(
         ))
         .hint("a forge's manifest is far smaller; if you trust this archive, raise the ceiling with --max-manifest-bytes SIZE"));
     }
-    let manifest = Arc::new(Manifest::read(tar.data(), limits).map_err(|e| Error {
+    let mut hashed = HashingReader::new(tar.data());
+    let manifest = Manifest::read(&mut hashed, limits).map_err(|e| Error {
         what: format!("{name}: {}", e.what),
         ..e
-    })?);
+    })?;
+    io::copy(&mut hashed, &mut io::sink()).map_err(|e| damaged(name, &e))?;
+    let manifest = Arc::new(manifest);
+    let manifest_line = sums::line(&hashed.finish(), MANIFEST_MEMBER);
     let totals = validate::manifest(&manifest, limits).map_err(|w| {
         let e = bad(w);
         if e.what.contains("--max-") {
@@ -380,13 +405,33 @@ fn read_members<R: Read>(
             e
         }
     })?;
+
+    // 2. Its signature, right after it, if the archive is signed: who made the archive
+    //    is settled (and a trust file's verdict given) before anyone acts on an entry.
+    let mut pending = next_member(tar, name)?;
+    let signer = match &pending {
+        Some((_, p)) if p == MANIFEST_SIG_MEMBER => {
+            let sig = read_signature(tar, name, pending.take())?;
+            let who = signature::verify(&sig, manifest_line.as_bytes())
+                .map_err(|why| bad_signature(name, MANIFEST_SIG_MEMBER, &why))?;
+            pending = next_member(tar, name)?;
+            Some(who)
+        }
+        _ => None,
+    };
+    let authenticity = judge(name, &manifest, signer, trust)?;
+    visitor.authenticity(&manifest, &authenticity)?;
     visitor.manifest(&manifest)?;
 
-    // 2. The entries, exactly in manifest order.
+    // 3. The entries, exactly in manifest order.
     let mut digests: Vec<Option<Sha256Sum>> = vec![None; manifest.entries.len()];
     let mut content_bytes = 0u64;
     for (index, expected) in manifest.entries.iter().enumerate() {
-        let Some((member, path)) = next_member(tar, name)? else {
+        let next = match pending.take() {
+            Some(p) => Some(p),
+            None => next_member(tar, name)?,
+        };
+        let Some((member, path)) = next else {
             return Err(bad(format!(
                 "the archive ends before {} (it is truncated)",
                 expected.path
@@ -417,8 +462,13 @@ fn read_members<R: Read>(
         }
     }
 
-    // 3. SHA256SUMS, no larger than its lines can be, checked as it streams.
-    let Some((member, path)) = next_member(tar, name)? else {
+    // 4. SHA256SUMS, no larger than its lines can be, checked as it streams (and kept,
+    //    when signed, for the signature that covers it).
+    let next = match pending.take() {
+        Some(p) => Some(p),
+        None => next_member(tar, name)?,
+    };
+    let Some((member, path)) = next else {
         return Err(bad(format!(
             "{SUMS_MEMBER} is missing (the archive is truncated)"
         )));
@@ -428,23 +478,139 @@ fn read_members<R: Read>(
             "member {path:?} is not listed in the manifest"
         )));
     }
-    if member.kind != MemberKind::File || member.size > totals.sums_bytes {
+    let sums_bytes = totals.sums_bytes + manifest_line.len() as u64;
+    if member.kind != MemberKind::File || member.size > sums_bytes {
         return Err(bad(format!(
-            "{SUMS_MEMBER} is not a plain file of at most {} bytes",
-            totals.sums_bytes
+            "{SUMS_MEMBER} is not a plain file of at most {sums_bytes} bytes"
         )));
     }
-    validate::sums(tar.data(), &manifest, &digests).map_err(bad)?;
+    let mut kept = Vec::new();
+    let signed = matches!(authenticity, Authenticity::Signed { .. });
+    {
+        let data = Tee {
+            inner: tar.data(),
+            copy: signed.then_some(&mut kept),
+        };
+        validate::sums(data, &manifest, &digests, &manifest_line, signed).map_err(bad)?;
+    }
 
-    // 4. Nothing after it.
-    if let Some((_, extra)) = next_member(tar, name)? {
-        return Err(bad(format!(
-            "an extra member ({extra:?}) follows {SUMS_MEMBER}"
-        )));
+    // 5. Its signature, by the key that signed the manifest, when signed; then nothing.
+    let mut next = next_member(tar, name)?;
+    if let Authenticity::Signed { signer, .. } = &authenticity {
+        match &next {
+            Some((_, p)) if p == SUMS_SIG_MEMBER => {}
+            _ => {
+                return Err(bad(format!(
+                    "the manifest is signed but {SUMS_SIG_MEMBER} is missing (the archive was cut or changed)"
+                ))
+                .hint("use another copy of the backup"))
+            }
+        }
+        let sig = read_signature(tar, name, next.take())?;
+        let who = signature::verify(&sig, &kept)
+            .map_err(|why| bad_signature(name, SUMS_SIG_MEMBER, &why))?;
+        if &who != signer {
+            return Err(bad(format!(
+                "{SUMS_SIG_MEMBER} is signed by {}, the manifest by {}",
+                who.fingerprint(),
+                signer.fingerprint()
+            ))
+            .hint(
+                "the archive was put together from two archives; use another copy of the backup",
+            ));
+        }
+        next = next_member(tar, name)?;
+    }
+    if let Some((_, extra)) = next {
+        return Err(bad(if extra == SUMS_SIG_MEMBER {
+            format!("{SUMS_SIG_MEMBER} signs an archive whose manifest is not signed")
+        } else {
+            format!("an extra member ({extra:?}) follows {SUMS_MEMBER}")
+        }));
     }
     Ok(ReadArchive {
         manifest,
         digests,
         content_bytes,
+        authenticity,
     })
+}
+
+/// A signature member: a small plain file.
+fn read_signature<R: Read>(
+    tar: &mut TarReader<R>,
+    name: &str,
+    member: Option<(Member, String)>,
+) -> Result<Vec<u8>> {
+    let Some((m, path)) = member else {
+        return Err(refused(name, "a signature is missing".into()));
+    };
+    if m.kind != MemberKind::File || m.size > MAX_SIGNATURE_BYTES {
+        return Err(refused(
+            name,
+            format!("{path} is not a plain file of at most {MAX_SIGNATURE_BYTES} bytes"),
+        ));
+    }
+    let mut sig = Vec::with_capacity(m.size as usize);
+    tar.data()
+        .read_to_end(&mut sig)
+        .map_err(|e| damaged(name, &e))?;
+    Ok(sig)
+}
+
+fn bad_signature(name: &str, member: &str, why: &signature::BadSignature) -> Error {
+    Error::integrity(format!("{name}: {member}: {why}")).hint(
+        "do not restore it: the archive was changed after it was signed, or was not made by the key it names; use another copy of the backup",
+    )
+}
+
+/// The trust file's verdict, given before any entry is looked at: with one, only an
+/// archive it vouches for is read at all (exit 4 otherwise, whatever the command).
+fn judge(
+    name: &str,
+    manifest: &Manifest,
+    signer: Option<Signer>,
+    trust: Option<&TrustFile>,
+) -> Result<Authenticity> {
+    let untrusted = |what: String| {
+        Error::integrity(format!("{name}: {what}")).hint(
+            "do not restore it unless you know where it came from; a trust file lists the keys that sign this host's archives (forgekeep keygen --sign prints the line)",
+        )
+    };
+    match (signer, trust) {
+        (None, None) => Ok(Authenticity::Unsigned),
+        (None, Some(t)) => Err(untrusted(format!(
+            "the archive is not signed, and {} accepts only signed archives",
+            t.path().display()
+        ))),
+        (Some(signer), None) => Ok(Authenticity::Signed {
+            signer,
+            vouched: None,
+        }),
+        (Some(signer), Some(t)) => {
+            match t.judge(&signer, &manifest.host, jiff::Timestamp::now().as_second()) {
+                Ok(v) => Ok(Authenticity::Signed {
+                    signer,
+                    vouched: Some(v),
+                }),
+                Err(u) => Err(untrusted(u.describe(&signer, t.path()))),
+            }
+        }
+    }
+}
+
+/// Passes a member's data through, keeping a copy when asked.
+struct Tee<'a, R> {
+    inner: R,
+    copy: Option<&'a mut Vec<u8>>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(c) = self.copy.as_deref_mut() {
+            c.extend_from_slice(&buf[..n]);
+        }
+        Ok(n)
+    }
 }

@@ -239,7 +239,18 @@ pub fn member(m: &Member, path: &str, e: &Entry) -> Check {
 /// files in manifest order (the order forgekeep writes it in): memory stays one line,
 /// and the member may be no larger than [`Totals::sums_bytes`] (checked by the caller
 /// before reading).
-pub fn sums(data: impl Read, m: &Manifest, digests: &[Option<Sha256Sum>]) -> Check {
+/// `SHA256SUMS`, line by line in manifest order, against the digests of the content.
+/// Its first line may be the manifest's own (`manifest_line`, as this build writes it;
+/// archives of earlier builds lack it), and must be when the archive is signed: the
+/// signature over SHA256SUMS then covers the manifest and, through it, every entry's
+/// path, type, owner and mode.
+pub fn sums(
+    data: impl Read,
+    m: &Manifest,
+    digests: &[Option<Sha256Sum>],
+    manifest_line: &str,
+    manifest_line_required: bool,
+) -> Check {
     let mut lines = std::io::BufReader::new(data);
     let mut files = m
         .entries
@@ -247,11 +258,23 @@ pub fn sums(data: impl Read, m: &Manifest, digests: &[Option<Sha256Sum>]) -> Che
         .zip(digests)
         .filter_map(|(e, d)| d.as_ref().map(|d| (e, d)));
     let mut line = Vec::new();
+    let mut first = true;
     loop {
         line.clear();
         let n = lines
             .read_until(b'\n', &mut line)
             .map_err(|e| format!("{SUMS_MEMBER} cannot be read ({e})"))?;
+        if first {
+            first = false;
+            if line == manifest_line.as_bytes() {
+                continue;
+            }
+            if manifest_line_required {
+                return Err(format!(
+                    "{SUMS_MEMBER} does not begin with the manifest's checksum (the manifest was changed)"
+                ));
+            }
+        }
         if n == 0 {
             break;
         }
@@ -261,6 +284,11 @@ pub fn sums(data: impl Read, m: &Manifest, digests: &[Option<Sha256Sum>]) -> Che
             .ok_or_else(|| format!("{SUMS_MEMBER} is malformed"))?;
         let (member, hex) =
             sums::parse_line(text).ok_or_else(|| format!("{SUMS_MEMBER} is malformed"))?;
+        if member == super::MANIFEST_MEMBER {
+            return Err(format!(
+                "{SUMS_MEMBER}: the manifest's checksum does not match the manifest"
+            ));
+        }
         match files.next() {
             Some((e, d)) if e.member_name() == member => {
                 if hex != sums::sha256_hex(d) {

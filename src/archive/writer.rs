@@ -231,14 +231,22 @@ pub fn write_archive<W: Write + Send + 'static>(
     let mut h = member_header(json.len() as u64);
     tar.append_data(&mut h, MANIFEST_MEMBER, &json[..])
         .map_err(oe)?;
+    // SHA256SUMS lists the manifest too, so that `sha256sum -c` (and the signature
+    // over SHA256SUMS) covers every entry's path, type, owner and mode, not only the
+    // files' content. The manifest's own signature is over that same line (what
+    // `sha256sum forgekeep/manifest.json` prints), so a reader checks it as the manifest
+    // streams past without holding it.
+    let mut sums_text = sums::line(&sums::sha256(&json), MANIFEST_MEMBER);
     if let Some(key) = &opts.signing {
-        append_signature(&mut tar, MANIFEST_SIG_MEMBER, &key.sign(&json)?).map_err(oe)?;
+        append_signature(
+            &mut tar,
+            MANIFEST_SIG_MEMBER,
+            &key.sign(sums_text.as_bytes())?,
+        )
+        .map_err(oe)?;
     }
 
-    // 2. The entries, in manifest order. SHA256SUMS lists the manifest too, so that
-    //    `sha256sum -c` (and the signature over SHA256SUMS) covers every entry's path,
-    //    type, owner and mode, not only the files' content.
-    let mut sums_text = sums::line(&sums::sha256(&json), MANIFEST_MEMBER);
+    // 2. The entries, in manifest order.
     let mut summary = WriteSummary::default();
     for item in items {
         let e = &item.entry;

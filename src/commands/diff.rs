@@ -48,13 +48,15 @@ struct Difference {
     consequence: Option<&'static str>,
 }
 
-pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Result<ExitCode> {
     let keys = keyring(&args.keys)?;
+    let trust = super::trust_file(&args.trust, trust)?;
     // The destinations a restore would use: same rules, same owner mapping.
     let as_restore = RestoreArgs {
         archive: args.archive.clone(),
         keys: args.keys.clone(),
         trust: args.trust.clone(),
+        config: args.config.clone(),
         allow_untrusted: false,
         sign_key: None,
         root: args.root.clone(),
@@ -72,8 +74,16 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
     let mut dests = Destinations::from_args(&as_restore)?;
     let (input, name) = open_archive(&args.archive)?;
     let mut captured = Capture::default();
-    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut captured)?;
+    let read = read_archive(
+        input,
+        &name,
+        &keys,
+        &args.limits.limits(),
+        trust.as_ref(),
+        &mut captured,
+    )?;
     let m = &read.manifest;
+    out.say(format!("{name}: {}", read.authenticity.describe()));
     let targets = dests.targets(m, &mut Vec::new())?;
 
     let mut diffs = Vec::new();
@@ -130,6 +140,7 @@ pub fn run(args: &DiffArgs, out: &Out) -> Result<ExitCode> {
         "archive": name,
         "created": m.created,
         "host": m.host,
+        "signature": read.authenticity.to_json(),
         "differences": diffs,
         "counts": {
             "missing": count(Change::Missing),

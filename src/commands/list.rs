@@ -1,24 +1,34 @@
 //! `forgekeep list`: the entries of an archive with type, mode, owner, size and mtime.
 //! The archive is read and validated in full, so a listing is never of a damaged archive.
 
-use super::{keyring, open_archive};
+use super::{keyring, open_archive, trust_file};
 use crate::archive::manifest::Kind;
 use crate::archive::reader::{read_archive, NoVisitor};
 use crate::archive::sums::sha256_hex;
 use crate::cli::ListArgs;
+use crate::config::TrustConfig;
 use crate::error::{ExitCode, Result};
 use crate::report::{mode_string, Out};
 use serde_json::json;
 
-pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &ListArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
     let keys = keyring(&args.keys)?;
+    let trust = trust_file(&args.trust, trust)?;
     let (input, name) = open_archive(&args.archive)?;
-    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut NoVisitor)?;
+    let read = read_archive(
+        input,
+        &name,
+        &keys,
+        &args.limits.limits(),
+        trust.as_ref(),
+        &mut NoVisitor,
+    )?;
     let m = &read.manifest;
     out.say(format!(
         "# {name}: made on {} at {} by {}",
         m.host, m.created, m.tool
     ));
+    out.say(format!("# {}", read.authenticity.describe()));
     for s in &m.sources {
         out.say(format!(
             "# source {} (owners by {}){}{}",
@@ -82,6 +92,7 @@ pub fn run(args: &ListArgs, out: &Out) -> Result<ExitCode> {
         "tool": m.tool,
         "host": m.host,
         "created": m.created,
+        "signature": read.authenticity.to_json(),
         "sources": m.sources,
         "findings": m.findings,
         "entries": entries,

@@ -91,3 +91,32 @@ pub fn keyring(args: &IdentityArgs) -> Result<Keyring> {
     }
     Keyring::from_files(&args.identities)
 }
+
+/// What the reading commands take from the configuration file: its `[trust]` table.
+/// A broken default file is reported and ignored rather than fatal: ignoring it can
+/// only make a restore stricter (no trust file, no standing consent), and a broken
+/// file must never stand between an operator and a restore. A file named with
+/// `--config` that cannot be read is an error, as for every other command.
+pub fn trust_config(explicit: Option<&Path>) -> Result<crate::config::TrustConfig> {
+    match crate::config::Config::load(explicit) {
+        Ok(c) => Ok(c.trust),
+        Err(e) if explicit.is_none() => {
+            log::warn!("ignoring the configuration file's [trust] table: {e}");
+            Ok(Default::default())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The trust file of `--trust`, else of the configuration's `[trust] signers`.
+pub fn trust_file(
+    args: &crate::cli::TrustArgs,
+    config: &crate::config::TrustConfig,
+) -> Result<Option<crate::signature::trust::TrustFile>> {
+    config
+        .merged(args)
+        .signers
+        .as_deref()
+        .map(crate::signature::trust::TrustFile::load)
+        .transpose()
+}

@@ -8,16 +8,17 @@
 //! lock: archives appear by atomic rename, prune never deletes the newest one, and an
 //! archive already open stays readable even if unlinked.
 
-use super::{keyring, open_archive_watched};
+use super::{keyring, open_archive_watched, trust_file};
 use crate::archive::manifest::Kind;
 use crate::archive::reader::{read_archive, NoVisitor};
 use crate::cli::VerifyArgs;
+use crate::config::TrustConfig;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{human_bytes, Out};
 use serde_json::json;
 use std::path::PathBuf;
 
-pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &VerifyArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
     let max_age = args.max_age.as_deref().map(parse_age).transpose()?;
     let archive: PathBuf = match (&args.archive, &args.latest) {
         (Some(a), _) => a.clone(),
@@ -27,8 +28,16 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
         }
     };
     let keys = keyring(&args.keys)?;
+    let trust = trust_file(&args.trust, trust)?;
     let (input, name, bar) = open_archive_watched(&archive, out, "verify")?;
-    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut NoVisitor);
+    let read = read_archive(
+        input,
+        &name,
+        &keys,
+        &args.limits.limits(),
+        trust.as_ref(),
+        &mut NoVisitor,
+    );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -42,11 +51,13 @@ pub fn run(args: &VerifyArgs, out: &Out) -> Result<ExitCode> {
         m.host,
         m.created
     ));
+    out.say(format!("{name}: {}", read.authenticity.describe()));
     let mut report = json!({
         "command": "verify",
         "archive": name,
         "host": m.host,
         "created": m.created,
+        "signature": read.authenticity.to_json(),
         "entries": m.entries.len(),
         "files": files,
         "content_bytes": read.content_bytes,

@@ -37,6 +37,7 @@ pub fn apply(
     st: &mut Stager,
     plan: &Plan,
     keys: &Keyring,
+    signing: Option<std::sync::Arc<crate::signature::SigningKey>>,
     args: &RestoreArgs,
 ) -> Result<Option<PathBuf>> {
     // What changes in place: replaced content, and owners and modes changed on entries
@@ -49,7 +50,7 @@ pub fn apply(
     let undo = if changed.is_empty() {
         None
     } else {
-        match write_undo(st, &changed, keys, args) {
+        match write_undo(st, &changed, keys, signing, args) {
             Ok(p) => Some(p),
             Err(e) => {
                 st.abort();
@@ -102,6 +103,7 @@ fn write_undo(
     st: &Stager,
     changed: &[&Step],
     keys: &Keyring,
+    signing: Option<std::sync::Arc<crate::signature::SigningKey>>,
     args: &RestoreArgs,
 ) -> Result<PathBuf> {
     let dir = match (&args.undo_dir, &st.dests.archive_dir) {
@@ -146,7 +148,12 @@ fn write_undo(
         &enc,
         &manifest,
         &collection.items,
-        &WriteOptions::default(),
+        // Signed when the restore was given --sign: restoring it then needs no consent
+        // where the trust file lists that key for this host.
+        &WriteOptions {
+            signing,
+            ..WriteOptions::default()
+        },
     )?;
     Ok(dir.join(name))
 }

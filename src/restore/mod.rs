@@ -18,22 +18,51 @@ pub mod plan;
 pub mod space;
 pub mod stage;
 
-use crate::archive::reader::read_archive;
+use crate::archive::manifest::{Entry, Manifest};
+use crate::archive::reader::{read_archive, Visitor};
 use crate::cli::RestoreArgs;
-use crate::commands::{keyring, open_archive_watched};
+use crate::commands::{keyring, open_archive_watched, trust_file};
+use crate::config::TrustConfig;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::Out;
+use crate::signature::{Authenticity, SigningKey};
 use plan::{Action, Destinations};
 use serde_json::json;
 use stage::Stager;
 
-pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
     raise_fd_limit();
     let keys = keyring(&args.keys)?;
+    let consent = Consent {
+        live: args.to.is_none() && !args.dry_run,
+        given: args.allow_untrusted || trust.allow_untrusted,
+        root: args.root.clone(),
+    };
+    let trust = trust_file(&args.trust, trust)?;
+    // Loaded first: a passphrase is asked before the archive is read, not after.
+    let signing = args
+        .sign_key
+        .as_deref()
+        .map(SigningKey::load)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let dests = Destinations::from_args(args)?;
     let (input, name, bar) = open_archive_watched(&args.archive, out, "restore")?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
-    let read = read_archive(input, &name, &keys, &args.limits.limits(), &mut stager);
+    let mut gate = Gate {
+        stager: &mut stager,
+        consent: &consent,
+        out,
+        authenticity: None,
+    };
+    let read = read_archive(
+        input,
+        &name,
+        &keys,
+        &args.limits.limits(),
+        trust.as_ref(),
+        &mut gate,
+    );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -41,6 +70,10 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
         stager.abort();
         return Err(e);
     }
+    let authenticity = read
+        .as_ref()
+        .map(|r| r.authenticity.clone())
+        .unwrap_or(Authenticity::Unsigned);
     let plan = match stager.finish_plan() {
         Ok(p) => p,
         Err(e) => {
@@ -77,6 +110,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
             "counts": plan.counts(),
             "undo_archive": undo,
             "warnings": plan.warnings,
+            "signature": authenticity.to_json(),
         })
     };
     if !conflicts.is_empty() {
@@ -114,7 +148,7 @@ pub fn run(args: &RestoreArgs, out: &Out) -> Result<ExitCode> {
         out.report(&report(None));
         return Ok(ExitCode::Success);
     }
-    let undo = apply::apply(&mut stager, &plan, &keys, args)?;
+    let undo = apply::apply(&mut stager, &plan, &keys, signing, args)?;
     out.say(format!("restored: {}", plan.counts_line()));
     if let Some(u) = &undo {
         // Always said, even with -q: it is where the replaced secrets now live.
@@ -159,6 +193,90 @@ fn owners_can_be_given(steps: &[plan::Step], args: &RestoreArgs) -> Result<()> {
         if blocked.len() > 3 { ", ..." } else { "" }
     ))
     .hint("run the restore where root has CAP_CHOWN (not inside a container or unit that drops it; docker run --cap-add CHOWN), map owners with --map-user/--map-group, or use --to DIR for plain copies owned by you"))
+}
+
+/// Whether this restore may write an archive no trust file vouches for.
+struct Consent {
+    /// It writes into the live tree (`/` or `--root`), not plain copies (`--to`) or
+    /// nothing (`--dry-run`).
+    live: bool,
+    /// `--allow-untrusted`, or `allow-untrusted = true` in `[trust]`.
+    given: bool,
+    root: Option<std::path::PathBuf>,
+}
+
+/// Restore's trust rule, in front of the stager: secure by default. An archive that
+/// anyone holding the recipient could have made (unsigned, or signed by a key no trust
+/// file lists) does not write into the live tree unless the operator says so, and
+/// nothing at all is written before that is settled (the reader calls
+/// [`Visitor::authenticity`] before the first entry).
+struct Gate<'a> {
+    stager: &'a mut Stager,
+    consent: &'a Consent,
+    out: &'a Out,
+    authenticity: Option<Authenticity>,
+}
+
+impl Visitor for Gate<'_> {
+    fn authenticity(&mut self, m: &Manifest, who: &Authenticity) -> Result<()> {
+        self.authenticity = Some(who.clone());
+        self.out.say(who.describe());
+        if who.trusted() || !self.consent.live {
+            return Ok(());
+        }
+        let sources = m
+            .sources
+            .iter()
+            .map(|s| crate::report::printable(&s.path).into_owned())
+            .collect::<Vec<_>>();
+        let under = self
+            .consent
+            .root
+            .as_ref()
+            .map(|r| format!(" under {}", r.display()))
+            .unwrap_or_default();
+        if !self.consent.given {
+            let shown = sources
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if sources.len() > 5 {
+                format!(" and {} more", sources.len() - 5)
+            } else {
+                String::new()
+            };
+            return Err(Error::new(
+                ExitCode::Integrity,
+                format!(
+                    "restore refused: no trust file vouches for this archive ({}), and it would write{under}: {shown}{more}; nothing was written",
+                    match who {
+                        Authenticity::Unsigned => "it is not signed".to_string(),
+                        Authenticity::Signed { signer, .. } => format!(
+                            "signed by {}, a key no trust file was given for",
+                            signer.fingerprint()
+                        ),
+                    }
+                ),
+            )
+            .hint("anyone with the public recipient can make an archive: if you know it is yours, pass --allow-untrusted; or --trust FILE listing its signer; or inspect it first with --to DIR or --dry-run"));
+        }
+        // With consent: where it will write comes first, before the plan.
+        for s in &sources {
+            self.out
+                .say(format!("source (not authenticated): {s}{under}"));
+        }
+        Ok(())
+    }
+
+    fn manifest(&mut self, m: &std::sync::Arc<Manifest>) -> Result<()> {
+        self.stager.manifest(m)
+    }
+
+    fn entry(&mut self, index: usize, e: &Entry, data: &mut dyn std::io::Read) -> Result<()> {
+        self.stager.entry(index, e, data)
+    }
 }
 
 /// A restore keeps one descriptor open per destination folder until the end (the

@@ -225,6 +225,73 @@ pub fn verify(sig_pem: &[u8], msg: &[u8]) -> std::result::Result<Signer, BadSign
     Ok(Signer::of(key))
 }
 
+/// Who made an archive, as far as its reader could tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authenticity {
+    /// No signature: anyone holding the recipient could have made it.
+    Unsigned,
+    /// A good signature by `signer`; `vouched` when a trust file lists that key for the
+    /// host the archive records (without a trust file nobody said whose key it is).
+    Signed {
+        signer: Signer,
+        vouched: Option<trust::Vouched>,
+    },
+}
+
+impl Authenticity {
+    /// Does a trust file vouch for it? Only then may a restore write into the live tree
+    /// without the operator's consent.
+    pub fn trusted(&self) -> bool {
+        matches!(
+            self,
+            Authenticity::Signed {
+                vouched: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// One line for humans: `signed by git.example.org, ED25519 SHA256:…`.
+    pub fn describe(&self) -> String {
+        match self {
+            Authenticity::Unsigned => {
+                "not authenticated: the archive is not signed (anyone with the recipient could have made it)"
+                    .into()
+            }
+            Authenticity::Signed {
+                signer,
+                vouched: Some(v),
+            } => format!(
+                "signed by {}, {}",
+                crate::report::printable(&v.principal),
+                signer.fingerprint()
+            ),
+            Authenticity::Signed {
+                signer,
+                vouched: None,
+            } => format!(
+                "signed by {} (not checked against a trust file: not authenticated)",
+                signer.fingerprint()
+            ),
+        }
+    }
+
+    /// The `signature` object of the `--json` reports.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Authenticity::Unsigned => serde_json::json!({"signed": false, "trusted": false}),
+            Authenticity::Signed { signer, vouched } => serde_json::json!({
+                "signed": true,
+                "trusted": vouched.is_some(),
+                "key": signer.fingerprint(),
+                "principal": vouched.as_ref().map(|v| &v.principal),
+                "trust_file": vouched.as_ref().map(|v| v.file.display().to_string()),
+                "trust_line": vouched.as_ref().map(|v| v.line),
+            }),
+        }
+    }
+}
+
 /// A new Ed25519 signing key: the text of its OpenSSH private key file, and who it is.
 pub fn generate(comment: &str) -> Result<(zeroize::Zeroizing<String>, Signer)> {
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)
