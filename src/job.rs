@@ -7,9 +7,8 @@
 //! is open to others, is reported by `check` at setup time instead of by the timer at
 //! night. Each problem is a `job-problem` finding on the file or folder concerned.
 //!
-//! The checks run in the order a backup needs them: recipients, then (when `[backup]`
-//! gains a `sign-key`, a later issue) the signing key, then the output folder; each is
-//! one function of [`check`].
+//! The checks run in the order a backup needs them: recipients, then the signing key
+//! (`sign-key`), then the output folder; each is one function of [`check`].
 
 use crate::cli::BackupOptions;
 use crate::config::Config;
@@ -69,8 +68,7 @@ pub fn check(config: &Config) -> Checked {
         return c;
     }
     recipients(&mut c, b, file);
-    // A later `sign-key` in [backup] is checked here: after the recipients, before the
-    // output folder.
+    signing_key(&mut c, b);
     output(&mut c, b, file);
     c
 }
@@ -129,6 +127,27 @@ fn recipients(c: &mut Checked, b: &BackupOptions, file: &Path) {
                 c.problem(Severity::Error, f, e.what, fix);
             }
         }
+    }
+}
+
+/// The signing key loads (an encrypted one is only looked at: `check` asks for no
+/// passphrase) and is kept as a secret is.
+fn signing_key(c: &mut Checked, b: &BackupOptions) {
+    let Some(k) = &b.sign_key else {
+        return;
+    };
+    c.part("signing key".into(), k);
+    if let Err(e) = crate::signature::SigningKey::inspect(k) {
+        return c.problem(
+            Severity::Error,
+            k,
+            e.what,
+            e.hint
+                .unwrap_or_else(|| "make one with forgekeep keygen --sign -o FILE".into()),
+        );
+    }
+    for f in crate::signature::audit(k) {
+        c.problem(f.severity, k, f.message, f.fix);
     }
 }
 

@@ -54,7 +54,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
 
 /// The configuration's `[trust]` table, for the commands that read archives.
 fn trust(arg: &cli::TrustConfigArg) -> Result<config::TrustConfig> {
-    commands::trust_config(arg.path.as_deref())
+    Ok(commands::trust_config(arg.path.as_deref()))
 }
 
 /// The configuration file, read only by the commands that use it (backup, check, prune):

@@ -129,18 +129,20 @@ error (any command, exit code != 0 and != 3): {"ok": false, "exit_code": N, "err
 
 finding (in backup, check, list): {"code": "world-readable" | "group-readable" | "writable" | "parent-writable" | "owner-mismatch" | "symlink-escapes" | "source-is-symlink" | "special-skipped" | "name-not-utf8" | "unreadable" | "changed-while-read" | "secret-missing" | "mode-too-open" | "owner-unexpected" | "config-problem" | "not-persistent" | "volume-unknown" | "job-problem" | "untrusted-symlink", "severity": "info" | "warning" | "error", "path", "message", "fix"}
 
+signature (in verify, list, diff, restore): {"signed": bool, "trusted": bool (a trust file vouches for it), "key"?: "ED25519 SHA256:…" (the signer), "principal"?: the host the trust file line matched, "trust_file"?, "trust_line"?: line number}
+
 entry (in backup --dry-run, list): {"path", "type": "file" | "dir" | "symlink", "role": "content" | "ancestor", "source": index into sources, "size", "mode": "0600", "uid", "gid", "user"?, "group"?, "mtime": seconds, "target"? (symlinks), "sha256"? (list: files)}
 
-backup: {"command": "backup", "archive": path | "-", "size": bytes | null, "entries", "files", "content_bytes", "findings": [finding], "duration_ms", "prune"?: prune object without "command" (with --keep-*, or [retention] for the configured output folder; this host's archives only), "prune_skipped"?: why no pruning was done (the archive lacks secrets older ones may hold)}
+backup: {"command": "backup", "archive": path | "-", "size": bytes | null, "entries", "files", "content_bytes", "signed_by": "ED25519 SHA256:…" | null (with --sign), "findings": [finding], "duration_ms", "prune"?: prune object without "command" (with --keep-*, or [retention] for the configured output folder; this host's archives only), "prune_skipped"?: why no pruning was done (the archive lacks secrets older ones may hold)}
 backup --dry-run: {"command": "backup", "dry_run": true, "archive"?: the path the archive would get | "-" (absent without an output), "entries": [entry], "findings": [finding], "prune"?: prune object without "command", the plan retention would carry out after the real run ("dry_run": true, "deleted": [])}; when the real run would be refused (an unreadable source, strict): "ok": false, "exit_code", "error", "hint" in the same object
 
-restore: {"command": "restore", "archive", "dry_run", "steps": [{"action": "create" | "replace" | "fix-metadata" | "unchanged" | "conflict", "path", "dest", "type", "mode", "uid", "gid", "reason"?}], "mappings": [{"kind": "user" | "group", "recorded", "to", "how"}], "counts": {"create", "replace", "fix_metadata", "unchanged", "conflict"}, "undo_archive": path | null, "warnings": [text]}
+restore: {"command": "restore", "archive", "dry_run", "steps": [{"action": "create" | "replace" | "fix-metadata" | "unchanged" | "conflict", "path", "dest", "type", "mode", "uid", "gid", "reason"?}], "mappings": [{"kind": "user" | "group", "recorded", "to", "how"}], "counts": {"create", "replace", "fix_metadata", "unchanged", "conflict"}, "undo_archive": path | null, "warnings": [text], "signature": signature}
 
-verify: {"command": "verify", "archive", "host", "created": RFC 3339, "entries", "files", "content_bytes", "age_seconds"? and "max_age_seconds"? (with --latest); when the newest archive is older than --max-age: "ok": false, "stale": true, "exit_code": 1, "error", "hint"}
+verify: {"command": "verify", "archive", "host", "created": RFC 3339, "signature": signature, "entries", "files", "content_bytes", "age_seconds"? and "max_age_seconds"? (with --latest); when the newest archive is older than --max-age: "ok": false, "stale": true, "exit_code": 1, "error", "hint"}
 
-list: {"command": "list", "archive", "format", "version", "tool", "host", "created", "exclude"? (the backup's --exclude globs), "sources": [{"given", "path", "profile"?, "ownership": "name" | "numeric", "what"?, "container_path"?}], "findings": [finding], "entries": [entry]}
+list: {"command": "list", "archive", "format", "version", "tool", "host", "created", "signature": signature, "exclude"? (the backup's --exclude globs), "sources": [{"given", "path", "profile"?, "ownership": "name" | "numeric", "what"?, "container_path"?}], "findings": [finding], "entries": [entry]}
 
-diff: {"command": "diff", "archive", "created", "host", "differences": [{"change": "missing" | "changed" | "drift" | "extra" | "unreadable", "path", "recorded"?, "detail", "consequence"?}], "counts": {"missing", "changed", "drift", "extra", "unreadable"}}
+diff: {"command": "diff", "archive", "created", "host", "signature": signature, "differences": [{"change": "missing" | "changed" | "drift" | "extra" | "unreadable", "path", "recorded"?, "detail", "consequence"?}], "counts": {"missing", "changed", "drift", "extra", "unreadable"}}
 
 check: {"command": "check", "profiles": [profile], "paths": [{"path", "label"?, "status"}] (sources that are no profile's item: plain paths, compose files), "job"?: {"config", "parts": [{"what", "path", "status"}]} (when the configured job was checked: no sources on the command line), "entries", "findings": [finding], "errors", "warnings"}
 profile: {"forge": "gitea" | "forgejo" | "woodpecker" | "woodpecker-agent" | "gitlab" | "gogs" | "drone", "layout": "native" | "docker" | "docker-rootless", "config"?, "service"?, "compose"?, "items": [{"path", "container_path"?, "what", "kind": "file" | "dir" | "sqlite", "required", "regenerates", "signing_key", "owner"?, "max_mode"?}], "findings": [finding]}
@@ -149,4 +151,4 @@ detect: {"command": "detect", "installations": [{"forge", "config"?, "via", "pro
 
 prune: {"command": "prune", "dir", "dry_run", "kept": [{"name", "host", "time": RFC 3339, "reasons": [text]}], "to_delete": [name] (the plan), "deleted": [name] (what was deleted: the plan, or [] with --dry-run)}
 
-keygen: {"command": "keygen", "identity_file", "recipient"}"#;
+keygen: {"command": "keygen", "identity_file", "recipient"}; with --sign: {"command": "keygen", "signing_key_file", "public_key": "ssh-ed25519 …", "fingerprint": "ED25519 SHA256:…", "trust_line": the line for a trust file}"#;

@@ -250,7 +250,16 @@ fn config_flag_only_on_the_commands_that_read_the_file() {
             "{help}"
         );
     }
-    for cmd in ["restore", "verify", "list", "diff", "detect", "keygen"] {
+    // The readers take --config for its [trust] table only, and a broken file never
+    // stops them (tests/config.rs, tests/signing.rs).
+    for cmd in ["restore", "verify", "list", "diff"] {
+        let help = stdout(&fk(&[cmd, "--help"]));
+        assert!(
+            help.contains("--config <FILE>") && help.contains("[trust]"),
+            "{cmd}: {help}"
+        );
+    }
+    for cmd in ["detect", "keygen"] {
         let help = stdout(&fk(&[cmd, "--help"]));
         assert!(
             !help.contains("--config <FILE>"),
@@ -290,7 +299,11 @@ fn man_pages_have_a_synopsis_with_values_exit_status_findings_and_no_help_page()
     ] {
         let text = page(&format!("forgekeep-{n}"));
         assert!(text.contains(".SH \"EXIT STATUS\""), "{n}");
-        let reads_config = ["backup", "check", "prune"].contains(&n);
+        // The readers have --config too, for [trust] only.
+        let reads_config = [
+            "backup", "check", "prune", "restore", "verify", "list", "diff",
+        ]
+        .contains(&n);
         assert_eq!(
             text.contains("\\fB\\-\\-config\\fR"),
             reads_config,

@@ -182,13 +182,24 @@ pub(crate) fn manifest(members: &[Member]) -> Value {
     serde_json::from_slice(&members[pos(members, MANIFEST)].data).expect("manifest JSON")
 }
 
+/// Edits the manifest, and SHA256SUMS's line for it (as whoever edits an archive would:
+/// the archive stays consistent; only a signature could tell).
 pub(crate) fn edit_manifest(members: &mut [Member], f: impl FnOnce(&mut Value)) {
     let i = pos(members, MANIFEST);
     let mut m: Value = serde_json::from_slice(&members[i].data).unwrap();
     f(&mut m);
     let mut json = serde_json::to_vec_pretty(&m).unwrap();
     json.push(b'\n');
+    let line = format!("{}  {MANIFEST}\n", sha256_hex(&json));
     members[i].data = json;
+    if let Some(j) = members.iter().position(|m| m.path_str() == SUMS) {
+        let text = String::from_utf8(members[j].data.clone()).unwrap();
+        let rest: String = text
+            .split_inclusive('\n')
+            .filter(|l| !l.ends_with(&format!("  {MANIFEST}\n")))
+            .collect();
+        members[j].data = format!("{line}{rest}").into_bytes();
+    }
 }
 
 pub(crate) fn entries_mut(m: &mut Value) -> &mut Vec<Value> {
@@ -228,14 +239,22 @@ pub(crate) fn resum(members: &mut [Member]) {
                 .map(|p| p.trim_start_matches('/').to_string())
         })
         .collect();
-    let text: String = members
+    let manifest_line = members
         .iter()
-        .filter(|m| {
-            let p = m.path_str();
-            (m.header.entry_type() == EntryType::Regular && !p.starts_with("forgekeep/"))
-                || listed_files.contains(&p)
-        })
-        .map(|m| format!("{}  {}\n", sha256_hex(&m.data), m.path_str()))
+        .find(|m| m.path_str() == MANIFEST)
+        .map(|m| format!("{}  {MANIFEST}\n", sha256_hex(&m.data)))
+        .unwrap_or_default();
+    let text: String = iter::once(manifest_line)
+        .chain(
+            members
+                .iter()
+                .filter(|m| {
+                    let p = m.path_str();
+                    (m.header.entry_type() == EntryType::Regular && !p.starts_with("forgekeep/"))
+                        || listed_files.contains(&p)
+                })
+                .map(|m| format!("{}  {}\n", sha256_hex(&m.data), m.path_str())),
+        )
         .collect();
     let i = pos(members, SUMS);
     members[i].data = text.into_bytes();
@@ -398,6 +417,7 @@ impl Fx {
     pub(crate) fn restore(&self, archive: &Path, extra: &[&str]) -> std::process::Output {
         let mut args = vec![
             "restore",
+            "--allow-untrusted",
             archive.to_str().unwrap(),
             "-i",
             self.key.to_str().unwrap(),
@@ -1153,8 +1173,25 @@ fn wrong_key_exits_5_and_writes_nothing() {
     let other = other.to_str().unwrap();
     let runs: [&[&str]; 3] = [
         &["verify", archive, "-i", other],
-        &["restore", archive, "-i", other, "--root", dest],
-        &["restore", archive, "-i", other, "--root", dest, "--force"],
+        &[
+            "restore",
+            "--allow-untrusted",
+            archive,
+            "-i",
+            other,
+            "--root",
+            dest,
+        ],
+        &[
+            "restore",
+            "--allow-untrusted",
+            archive,
+            "-i",
+            other,
+            "--root",
+            dest,
+            "--force",
+        ],
     ];
     for args in runs {
         let out = fk(args);

@@ -240,7 +240,7 @@ fn a_broken_stderr_does_not_stop_a_restore_half_way() {
         });
     });
     // fd 4: a pipe whose reader has exited before forgekeep starts.
-    let script = "exec 4> >(exit 0); sleep 0.5; \"$0\" restore \"$1\" -i \"$2\" --root \"$3\" 2>&4; echo \"rc=$?\"";
+    let script = "exec 4> >(exit 0); sleep 0.5; \"$0\" restore --allow-untrusted \"$1\" -i \"$2\" --root \"$3\" 2>&4; echo \"rc=$?\"";
     let out = Command::new("bash")
         .args(["-c", script, BIN])
         .arg(&a)
@@ -357,8 +357,23 @@ fn names_that_spoof_the_screen_are_escaped_everywhere() {
         assert!(all.contains("evil\\u{202e}fdp.key"), "{args:?}: {all}");
     };
     check(&["list", a_s, "-i", k], 0);
-    check(&["restore", a_s, "-i", k, "--root", d_s, "--dry-run"], 0);
-    check(&["restore", a_s, "-i", k, "--root", d_s], 0);
+    check(
+        &[
+            "restore",
+            "--allow-untrusted",
+            a_s,
+            "-i",
+            k,
+            "--root",
+            d_s,
+            "--dry-run",
+        ],
+        0,
+    );
+    check(
+        &["restore", "--allow-untrusted", a_s, "-i", k, "--root", d_s],
+        0,
+    );
     // Changed since: diff names them, and the refused restore's error does.
     for n in names {
         fs::write(
@@ -368,7 +383,10 @@ fn names_that_spoof_the_screen_are_escaped_everywhere() {
         .unwrap();
     }
     check(&["diff", a_s, "-i", k, "--root", d_s], 3);
-    check(&["restore", a_s, "-i", k, "--root", d_s], 7);
+    check(
+        &["restore", "--allow-untrusted", a_s, "-i", k, "--root", d_s],
+        7,
+    );
     // The JSON report keeps the real names (for programs, not terminals).
     let v: Value = list_json(&a, &key);
     assert!(v["entries"]
@@ -393,7 +411,7 @@ fn ceilings_refuse_what_a_forge_never_has_and_flags_raise_them() {
             vec!["verify", a, "-i", k],
             vec!["list", a, "-i", k],
             vec!["diff", a, "-i", k, "--root", d],
-            vec!["restore", a, "-i", k, "--root", d],
+            vec!["restore", "--allow-untrusted", a, "-i", k, "--root", d],
         ];
         for run in runs {
             let mut args = run.clone();

@@ -143,7 +143,7 @@ fn huge_extension_headers_are_refused_before_they_are_read() {
             let script = format!(
                 "ulimit -v 524288; exec \"$0\" {cmd} \"$1\" -i \"$2\" {}",
                 if cmd == "restore" {
-                    "--root \"$3\""
+                    "--root \"$3\" --allow-untrusted"
                 } else {
                     ""
                 }

@@ -232,7 +232,11 @@ fn restore_json_is_one_documented_object_for_a_plan_and_a_restore() {
             "--json",
         ];
         tail.extend(extra);
-        let o = fk(&args(&["restore"], &[&f.archive], &tail));
+        let o = fk(&args(
+            &["restore", "--allow-untrusted"],
+            &[&f.archive],
+            &tail,
+        ));
         expect_code(&o, 0);
         let v = one_object(&o);
         assert_eq!(v["command"], "restore");
@@ -493,7 +497,11 @@ fn errors_are_one_documented_object_with_the_exit_code() {
     // Restore refused (exit 7).
     f.td.write("srv/gitea/conf/app.ini", b"changed\n", 0o600);
     assert_error_object(
-        &fk(&args(&["restore"], &[&f.archive], &["-i", key, "--json"])),
+        &fk(&args(
+            &["restore", "--allow-untrusted"],
+            &[&f.archive],
+            &["-i", key, "--json"],
+        )),
         7,
     );
     // Locked (exit 6).

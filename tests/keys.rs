@@ -26,6 +26,7 @@ fn round_trip(
     let dest = td.join("dest");
     let mut args = vec![
         "restore",
+        "--allow-untrusted",
         a.to_str().unwrap(),
         "--to",
         dest.to_str().unwrap(),
@@ -293,7 +294,7 @@ fn the_key_and_the_archive_swapped_are_named_as_such() {
         ssh.to_str().unwrap(),
     );
     for args in [
-        vec!["restore", key, "-i", a, "--dry-run"],
+        vec!["restore", "--allow-untrusted", key, "-i", a, "--dry-run"],
         vec!["verify", key, "-i", key],
         vec!["list", ssh, "-i", ssh],
         vec!["diff", key, "-i", a],

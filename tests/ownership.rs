@@ -188,7 +188,7 @@ fn non_root_restore_that_needs_chown_is_refused_but_to_works() {
         ))
     };
     let o = as_daemon(&format!(
-        "restore {} -i {} --root {}/nh",
+        "restore --allow-untrusted {} -i {} --root {}/nh",
         a.display(),
         k.display(),
         work.display()
@@ -293,7 +293,7 @@ fn root_without_cap_chown_is_told_the_capability_and_to_regression_run_as_root()
     backup(&[&src], &r, &a, &[]);
     let without_chown = |extra: &str| {
         sh(&format!(
-            "setpriv --bounding-set -chown env FORGEKEEP_CONFIG=/dev/null {BIN} restore {} -i {} {extra}",
+            "setpriv --bounding-set -chown env FORGEKEEP_CONFIG=/dev/null {BIN} restore --allow-untrusted {} -i {} {extra}",
             a.display(),
             k.display()
         ))

@@ -67,7 +67,7 @@ proptest! {
         let o = fk(&["backup", src.to_str().unwrap(), "-r", &r, "-o", a.to_str().unwrap()]);
         prop_assert!(matches!(code(&o), 0 | 3), "{}", stderr(&o));
         let dest = td.join("dest");
-        let o = fk(&["restore", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
+        let o = fk(&["restore", "--allow-untrusted", a.to_str().unwrap(), "-i", k.to_str().unwrap(), "--root", dest.to_str().unwrap()]);
         prop_assert_eq!(code(&o), 0, "{}", stderr(&o));
         let copy = dest.join(src.strip_prefix("/").unwrap());
         prop_assert_eq!(describe(&src), describe(&copy));

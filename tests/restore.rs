@@ -203,7 +203,7 @@ fn restore_from_stdin_works() {
     let (td, tree, key, a) = setup();
     fs::remove_dir_all(tree.join("jwt")).unwrap();
     let o = sh(&format!(
-        "{BIN} restore - -i {} < {}",
+        "{BIN} restore - -i {} --allow-untrusted < {}",
         key.display(),
         a.display()
     ));
@@ -383,6 +383,7 @@ fn early_refusal_does_not_wait_for_a_stalled_input_regression_hang() {
     use std::io::Write;
     let mut child = fk_cmd(&[
         "restore",
+        "--allow-untrusted",
         "-",
         "-i",
         key.to_str().unwrap(),

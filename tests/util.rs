@@ -217,9 +217,13 @@ pub fn require(tool: &str) {
     );
 }
 
-/// `forgekeep restore ARCHIVE -i IDENTITY EXTRA...`
+/// `forgekeep restore --allow-untrusted ARCHIVE -i IDENTITY EXTRA...`: the tests make
+/// their own archives, unsigned, and consent as an operator restoring their own archive
+/// would (tests/signing.rs checks the trust rule itself, without this helper).
 pub fn restore(archive: &Path, identity: &Path, extra: &[&str]) -> Output {
-    on_archive("restore", archive, identity, extra)
+    let mut args = vec!["--allow-untrusted"];
+    args.extend(extra);
+    on_archive("restore", archive, identity, &args)
 }
 
 /// `forgekeep diff ARCHIVE -i IDENTITY EXTRA...`

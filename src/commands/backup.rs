@@ -14,6 +14,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::findings::{worst, Code, Severity};
 use crate::keys::{parse_recipient, read_passphrase, read_recipients_file, Encryption};
 use crate::report::{human_bytes, Out};
+use crate::signature::SigningKey;
 use crate::sources::resolve as resolve_sources;
 use serde_json::json;
 use std::ffi::OsString;
@@ -59,7 +60,19 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     // rename (see `unique_name`).
     let (output, created) = name_output(target, args.force)?;
     let enc = encryption(args)?;
-    let (collection, blocking) = gather(args, out)?;
+    // Loaded before anything is read: a passphrase is asked (or refused) at once.
+    let signing = args
+        .options
+        .sign_key
+        .as_deref()
+        .map(SigningKey::load)
+        .transpose()?;
+    let (mut collection, blocking) = gather(args, out)?;
+    if let Some(k) = &signing {
+        let findings = crate::signature::audit(k.path());
+        out.findings(&findings);
+        collection.findings.extend(findings);
+    }
     let worst = verdict_severity(&collection, blocking);
     let refusal = refusal(&collection, worst, args.options.strict, config_strict);
     let incomplete = lacks_secrets(&collection);
@@ -79,7 +92,16 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         return Err(e);
     }
     let output = output.expect("a real run has an output");
-    let (written_to, size, summary) = write(&output, created, args, &enc, &collection, out)?;
+    let signer = signing.as_ref().map(|k| k.signer().fingerprint());
+    let (written_to, size, summary) = write(
+        &output,
+        created,
+        args,
+        &enc,
+        signing.map(std::sync::Arc::new),
+        &collection,
+        out,
+    )?;
 
     let pruned = prune_after_writing(
         lock.as_ref().filter(|_| pruning),
@@ -100,6 +122,9 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         size.map(|s| format!(" ({})", human_bytes(s)))
             .unwrap_or_default()
     ));
+    if let Some(s) = &signer {
+        out.say(format!("signed with {s}"));
+    }
     let mut report = json!({
         "command": "backup",
         "archive": written_to,
@@ -107,6 +132,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         "entries": collection.items.len(),
         "files": summary.files,
         "content_bytes": summary.content_bytes,
+        "signed_by": signer,
         "findings": collection.findings,
         "duration_ms": started.elapsed().as_millis() as u64,
     });
@@ -359,6 +385,7 @@ fn write(
     created: jiff::Timestamp,
     args: &BackupArgs,
     enc: &Encryption,
+    signing: Option<std::sync::Arc<SigningKey>>,
     collection: &Collection,
     out: &Out,
 ) -> Result<(String, Option<u64>, WriteSummary)> {
@@ -367,6 +394,7 @@ fn write(
         level: args.options.level.unwrap_or(3),
         armor: args.options.armor,
         progress: out.progress(collection.content_bytes(), "backup"),
+        signing,
         ..WriteOptions::default()
     };
     let written = (|| -> Result<_> {

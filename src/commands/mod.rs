@@ -93,18 +93,18 @@ pub fn keyring(args: &IdentityArgs) -> Result<Keyring> {
 }
 
 /// What the reading commands take from the configuration file: its `[trust]` table.
-/// A broken default file is reported and ignored rather than fatal: ignoring it can
-/// only make a restore stricter (no trust file, no standing consent), and a broken
-/// file must never stand between an operator and a restore. A file named with
-/// `--config` that cannot be read is an error, as for every other command.
-pub fn trust_config(explicit: Option<&Path>) -> Result<crate::config::TrustConfig> {
-    match crate::config::Config::load(explicit) {
-        Ok(c) => Ok(c.trust),
-        Err(e) if explicit.is_none() => {
-            log::warn!("ignoring the configuration file's [trust] table: {e}");
-            Ok(Default::default())
+/// A file that cannot be read or parsed is reported and ignored, never fatal: ignoring
+/// it can only make these commands stricter (no trust file, no standing consent), and
+/// a broken configuration must never stand between an operator and a restore.
+pub fn trust_config(path: Option<&Path>) -> crate::config::TrustConfig {
+    match crate::config::Config::load(path) {
+        Ok(c) => c.trust,
+        Err(e) => {
+            log::warn!(
+                "ignoring the configuration file (only its [trust] table is read here): {e}"
+            );
+            Default::default()
         }
-        Err(e) => Err(e),
     }
 }
 

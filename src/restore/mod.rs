@@ -84,8 +84,10 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
     for w in &plan.warnings {
         out.warn(w);
     }
+    // What changes, one line each; what stays as it is only with -v (a restore of a
+    // whole tree is otherwise a screen of "unchanged" folders above the few that matter).
     for step in &plan.steps {
-        if step.action != Action::Unchanged || !out.quiet {
+        if step.action != Action::Unchanged || out.verbose {
             out.say(step.describe());
         }
     }

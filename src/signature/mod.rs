@@ -49,28 +49,7 @@ impl SigningKey {
     /// Loads an OpenSSH Ed25519 private key. A passphrase-protected key asks for its
     /// passphrase (terminal, or `FORGEKEEP_PASSPHRASE_FILE`).
     pub fn load(path: &Path) -> Result<SigningKey> {
-        let text = read_key_text(path)?;
-        let bad = |why: &str| {
-            Error::usage(format!("signing key {}: {why}", path.display())).hint(
-                "give an OpenSSH Ed25519 private key (forgekeep keygen --sign, or ssh-keygen -t ed25519)",
-            )
-        };
-        if text.trim_start().starts_with("ssh-") || text.trim_start().starts_with("age1") {
-            return Err(bad("this is a public key; --sign needs the private key"));
-        }
-        if text.contains("AGE-SECRET-KEY-") {
-            return Err(bad(
-                "this is an age identity, which decrypts but cannot sign",
-            ));
-        }
-        let key =
-            PrivateKey::from_openssh(text.trim()).map_err(|_| bad("not an OpenSSH private key"))?;
-        if key.algorithm() != Algorithm::Ed25519 {
-            return Err(bad(&format!(
-                "{} keys do not sign forgekeep archives; only Ed25519 keys do",
-                key.algorithm()
-            )));
-        }
+        let key = Self::inspect(path)?;
         let key = if key.is_encrypted() {
             let pass = crate::keys::read_passphrase(
                 &format!("Passphrase of the signing key {}", path.display()),
@@ -94,6 +73,34 @@ impl SigningKey {
             key,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Reads and parses the key file without decrypting it: an OpenSSH Ed25519 private
+    /// key, or a one-line error saying what the file is instead.
+    pub fn inspect(path: &Path) -> Result<PrivateKey> {
+        let text = read_key_text(path)?;
+        let bad = |why: &str| {
+            Error::usage(format!("signing key {}: {why}", path.display())).hint(
+                "give an OpenSSH Ed25519 private key (forgekeep keygen --sign, or ssh-keygen -t ed25519)",
+            )
+        };
+        if text.trim_start().starts_with("ssh-") || text.trim_start().starts_with("age1") {
+            return Err(bad("this is a public key; --sign needs the private key"));
+        }
+        if text.contains("AGE-SECRET-KEY-") {
+            return Err(bad(
+                "this is an age identity, which decrypts but cannot sign",
+            ));
+        }
+        let key =
+            PrivateKey::from_openssh(text.trim()).map_err(|_| bad("not an OpenSSH private key"))?;
+        if key.algorithm() != Algorithm::Ed25519 {
+            return Err(bad(&format!(
+                "{} keys do not sign forgekeep archives; only Ed25519 keys do",
+                key.algorithm()
+            )));
+        }
+        Ok(key)
     }
 
     pub fn path(&self) -> &Path {
@@ -223,6 +230,60 @@ pub fn verify(sig_pem: &[u8], msg: &[u8]) -> std::result::Result<Signer, BadSign
     key.verify(NAMESPACE, msg, &sig)
         .map_err(|_| BadSignature::Mismatch)?;
     Ok(Signer::of(key))
+}
+
+/// The signing key file's permissions, judged as any secret's: at most one finding,
+/// whose fix ends it. Others who can read the key can sign archives this host's trust
+/// line vouches for; others who can write it can swap in a key of theirs.
+pub fn audit(path: &Path) -> Vec<crate::findings::Finding> {
+    use crate::findings::{who_may_read, who_may_write, Code, Finding, Severity};
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Vec::new(); // loading it reports that
+    };
+    let mode = meta.mode() & 0o7777;
+    let open = mode & 0o077;
+    let mut out = Vec::new();
+    if open != 0 {
+        let code = if mode & 0o004 != 0 {
+            Code::WorldReadable
+        } else if mode & 0o040 != 0 {
+            Code::GroupReadable
+        } else {
+            Code::Writable
+        };
+        let who: Vec<String> = [
+            who_may_read(open).map(|w| format!("readable by {w}")),
+            who_may_write(open).map(|w| format!("writable by {w}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        out.push(Finding {
+            code,
+            severity: Severity::Warning,
+            path: path.display().to_string(),
+            message: format!(
+                "the signing key is {} (mode {mode:04o}): whoever can read it signs archives your trust files accept",
+                if who.is_empty() { "open to others".to_string() } else { who.join(" and ") }
+            ),
+            fix: format!("chmod 600 {}", path.display()),
+        });
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        out.push(Finding {
+            code: Code::OwnerMismatch,
+            severity: Severity::Warning,
+            path: path.display().to_string(),
+            message: format!(
+                "the signing key belongs to uid {}, who can replace it with a key of theirs",
+                meta.uid()
+            ),
+            fix: format!("chown {me} {}", path.display()),
+        });
+    }
+    out
 }
 
 /// Who made an archive, as far as its reader could tell.
