@@ -506,7 +506,7 @@ mod tests {
         assert_eq!(match_pattern_list("git.example.org", "*.org,!git.*"), -1);
         assert_eq!(match_pattern_list("git.example.org", "ci.example.org"), 0);
         assert_eq!(match_pattern_list("a", "*****b"), 0);
-        assert!(!match_pattern(&[b'a'; 10_000], &[b'*', b'b']));
+        assert!(!match_pattern(&[b'a'; 10_000], b"*b"));
     }
 
     #[test]
