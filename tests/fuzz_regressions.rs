@@ -63,3 +63,31 @@ fn ssh_key_with_an_all_zero_integer_is_an_error_not_a_panic() {
         assert!(!out_path.exists());
     }
 }
+
+#[test]
+fn trust_file_time_with_a_multibyte_character_is_an_error_not_a_panic() {
+    // fuzz/trust: a valid-after value whose last character before `Z` is two bytes long;
+    // the UTC suffix was cut inside it (panic, exit 101).
+    let td = TestDir::new();
+    let (key, _) = td.age_key("key.txt");
+    let trust = td.write(
+        "allowed_signers",
+        "git valid-after=\"2026010\u{3a5}Z\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOiKKC7lLUcyvJMo1gjvMr56XvOq814Hhin0OCYFAoT4\n"
+            .as_bytes(),
+        0o644,
+    );
+    let out = fk(&[
+        "verify",
+        td.join("any.tar.zst.age").to_str().unwrap(),
+        "-i",
+        key.to_str().unwrap(),
+        "--trust",
+        trust.to_str().unwrap(),
+    ]);
+    expect_code(&out, 2);
+    assert!(
+        stderr(&out).contains("line 1: invalid \"valid-after\" time"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -29,4 +29,5 @@ mod proptest_roundtrip;
 mod prune;
 mod restore;
 mod sidecar;
+mod signing;
 mod unattended;

@@ -161,6 +161,13 @@ impl Signer {
         Signer { key }
     }
 
+    /// A public key as a trust file or `ssh-keyscan` writes it: `ssh-ed25519 AAAA…`.
+    pub fn from_openssh(line: &str) -> std::result::Result<Signer, BadSignature> {
+        PublicKey::from_openssh(line.trim())
+            .map(Signer::of)
+            .map_err(|_| BadSignature::Malformed)
+    }
+
     /// `ED25519 SHA256:…`, as `ssh-keygen -l` prints a key.
     pub fn fingerprint(&self) -> String {
         format!(

@@ -404,9 +404,11 @@ fn dequote(s: &str) -> std::result::Result<(String, &str), &'static str> {
 /// `parse_absolute_time`: `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, in UTC with a
 /// `Z` or `UTC` suffix, else in local time.
 fn parse_absolute_time(s: &str) -> Option<i64> {
-    let (digits, utc) = if s.len() > 1 && s[s.len() - 1..].eq_ignore_ascii_case("z") {
+    // Byte-wise: the suffixes are ASCII, so cutting them keeps a char boundary.
+    let b = s.as_bytes();
+    let (digits, utc) = if b.len() > 1 && b[b.len() - 1].eq_ignore_ascii_case(&b'z') {
         (&s[..s.len() - 1], true)
-    } else if s.len() > 3 && s[s.len() - 3..].eq_ignore_ascii_case("utc") {
+    } else if b.len() > 3 && b[b.len() - 3..].eq_ignore_ascii_case(b"utc") {
         (&s[..s.len() - 3], true)
     } else {
         (s, false)
@@ -578,5 +580,8 @@ mod tests {
         assert_eq!(parse_absolute_time("19700102000001Z"), Some(86_401));
         assert_eq!(parse_absolute_time("1970010"), None);
         assert_eq!(parse_absolute_time("19701302Z"), None);
+        // Found by fuzz/trust: a multi-byte character before the suffix.
+        assert_eq!(parse_absolute_time("2026010\u{3a5}Z"), None);
+        assert_eq!(parse_absolute_time("\u{3a5}utc"), None);
     }
 }
