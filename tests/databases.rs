@@ -266,7 +266,7 @@ fn only_the_header_fields_sqlite_rewrites_are_ignored() {
 
 /// The commands of the README's "Disaster recovery on the same host", as written, with
 /// the recipe's archive, key and JWT key replaced by the test's.
-fn disaster_recovery_recipe(archive: &Path, key: &Path, jwt: &Path) -> Vec<String> {
+fn disaster_recovery_recipe(archive: &Path, key: &Path, trust: &Path, jwt: &Path) -> Vec<String> {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let section = &readme[readme
@@ -283,6 +283,7 @@ fn disaster_recovery_recipe(archive: &Path, key: &Path, jwt: &Path) -> Vec<Strin
                     archive.to_str().unwrap(),
                 )
                 .replace("~/forgekeep-key.txt", key.to_str().unwrap())
+                .replace("~/forgekeep-signers", trust.to_str().unwrap())
                 .replace("/var/lib/gitea/jwt/private.pem", jwt.to_str().unwrap())
         }));
     }
@@ -302,11 +303,21 @@ fn the_disaster_recovery_recipe_puts_the_key_back_and_keeps_rows_written_since_r
     let (key, recipient) = t.age_key("key.txt");
     let archive = t.join("backups/forgekeep-git-20261126T031700Z.tar.zst.age");
     fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    // Signed, as the nightly recipe sets it up; the trust file is the line keygen printed.
+    let signing_key = t.join("signing-key");
+    let line = fk(&["keygen", "--sign", "-o", signing_key.to_str().unwrap()]);
+    expect_code(&line, 0);
+    let trust = t.write("forgekeep-signers", stdout(&line).as_bytes(), 0o644);
     backup(
         &[&tree],
         &recipient,
         &archive,
-        &["-p", &format!("woodpecker={}", env.display())],
+        &[
+            "-p",
+            &format!("woodpecker={}", env.display()),
+            "--sign",
+            signing_key.to_str().unwrap(),
+        ],
     );
 
     // The Woodpecker failure: Gitea made a new signing key; meanwhile Woodpecker kept
@@ -318,7 +329,7 @@ fn the_disaster_recovery_recipe_puts_the_key_back_and_keeps_rows_written_since_r
          INSERT INTO pipelines(repo, log) VALUES('org/repo', 'written after the backup');",
     );
 
-    let commands = disaster_recovery_recipe(&archive, &key, &jwt);
+    let commands = disaster_recovery_recipe(&archive, &key, &trust, &jwt);
     assert_eq!(commands.len(), 5, "{commands:#?}");
     let mut diff_said = String::new();
     for command in &commands {

@@ -61,18 +61,10 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let (output, created) = name_output(target, args.force)?;
     let enc = encryption(args)?;
     // Loaded before anything is read: a passphrase is asked (or refused) at once.
-    let signing = args
-        .options
-        .sign_key
-        .as_deref()
-        .map(SigningKey::load)
-        .transpose()?;
+    let (signing, key_findings) = signing_key(args.options.sign_key.as_deref())?;
     let (mut collection, blocking) = gather(args, out)?;
-    if let Some(k) = &signing {
-        let findings = crate::signature::audit(k.path());
-        out.findings(&findings);
-        collection.findings.extend(findings);
-    }
+    out.findings(&key_findings);
+    collection.findings.extend(key_findings);
     let worst = verdict_severity(&collection, blocking);
     let refusal = refusal(&collection, worst, args.options.strict, config_strict);
     let incomplete = lacks_secrets(&collection);
@@ -148,6 +140,32 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     }
     out.report(&report);
     Ok(exit_for(worst))
+}
+
+/// The signing key of `--sign` / `sign-key`, and its findings. A key that does not
+/// exist is a warning and the archive goes unsigned: a night without a backup is worse
+/// than a night whose archive a restore will only take with consent (an unsigned archive
+/// is refused by default, so nothing is trusted that should not be). A file that is no
+/// usable key, or a wrong passphrase, is an error: that needs someone's attention.
+fn signing_key(path: Option<&Path>) -> Result<(Option<SigningKey>, Vec<crate::findings::Finding>)> {
+    let Some(path) = path else {
+        return Ok((None, Vec::new()));
+    };
+    if !path.exists() && std::fs::symlink_metadata(path).is_err() {
+        return Ok((
+            None,
+            vec![crate::findings::Finding {
+                code: Code::SecretMissing,
+                severity: Severity::Warning,
+                path: path.display().to_string(),
+                message: "the signing key does not exist: this archive is NOT signed (a restore will want --allow-untrusted)".into(),
+                fix: format!("forgekeep keygen --sign -o {}", path.display()),
+            }],
+        ));
+    }
+    let key = SigningKey::load(path)?;
+    let findings = crate::signature::audit(key.path());
+    Ok((Some(key), findings))
 }
 
 /// Retention, under the lock the backup holds (`lock` is given only when there are

@@ -106,6 +106,22 @@ pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Re
     }
 
     let archive_arg = args.archive.display().to_string();
+    // The advice is a command to run as printed: with the trust file that vouched for
+    // this archive, so the restore needs no consent either.
+    let trust_arg = match (&read.authenticity, &trust) {
+        (
+            crate::signature::Authenticity::Signed {
+                vouched: Some(_), ..
+            },
+            Some(t),
+        ) => {
+            format!(
+                " --trust {}",
+                crate::report::shell_quote(&t.path().display().to_string())
+            )
+        }
+        _ => String::new(),
+    };
     for d in &diffs {
         out.say(format!(
             "{:<8} {}{}: {}",
@@ -120,7 +136,7 @@ pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Re
         if let Some(c) = d.consequence {
             let only = d.recorded.as_deref().unwrap_or(&d.path);
             out.say(format!(
-                "         {c}; restore it with: forgekeep restore {archive_arg} -i KEY --only '{only}' --force"
+                "         {c}; restore it with: forgekeep restore {archive_arg} -i KEY{trust_arg} --only '{only}' --force"
             ));
         }
     }

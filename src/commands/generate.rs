@@ -73,6 +73,12 @@ fn render_page(
         page.extend(findings_section().bytes());
     }
     page.extend(environment_section(command).bytes());
+    if matches!(
+        command,
+        None | Some("restore" | "verify" | "list" | "diff" | "backup" | "keygen")
+    ) {
+        page.extend(roff_section("TRUST", crate::manual::TRUST, false).bytes());
+    }
     if command.is_none() {
         page.extend(roff_section("CONFIGURATION", crate::manual::CONFIGURATION, true).bytes());
         page.extend(roff_section("JSON OUTPUT", crate::manual::JSON_OUTPUT, false).bytes());

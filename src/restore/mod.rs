@@ -84,10 +84,11 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
     for w in &plan.warnings {
         out.warn(w);
     }
-    // What changes, one line each; what stays as it is only with -v (a restore of a
-    // whole tree is otherwise a screen of "unchanged" folders above the few that matter).
+    // What changes, one line each; what stays as it is in a dry run (the plan is what
+    // it is for) or with -v (a real restore of a whole tree would otherwise print a
+    // screen of "unchanged" folders above the few that matter).
     for step in &plan.steps {
-        if step.action != Action::Unchanged || out.verbose {
+        if step.action != Action::Unchanged || args.dry_run || out.verbose {
             out.say(step.describe());
         }
     }
