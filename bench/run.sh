@@ -15,6 +15,7 @@
 #   BENCH_REPS           repetitions for bulk and many        (default: 3)
 #   BENCH_FORGE_REPS     repetitions for forge                (default: 20)
 #   BENCH_RESTORE_MODE   "to" (forgekeep restore --to) or "root" (--root, sets owners) (default: to)
+#   BENCH_FORGEKEEP      the forgekeep binary measured        (default: <repo>/target/release/forgekeep)
 #   BENCH_BEFORE         path of an earlier forgekeep binary, measured in the same runs as a
 #                        third contender (before/after in one invocation)     (default: none)
 #   BENCH_SYNC           1 = run `sync` (untimed) before every timed run, so that one run's
@@ -39,7 +40,7 @@ forge_reps=${BENCH_FORGE_REPS:-20}
 restore_mode=${BENCH_RESTORE_MODE:-to}
 do_sync=${BENCH_SYNC:-1}
 do_verify=${BENCH_VERIFY:-1}
-fk=$repo/target/release/forgekeep
+fk=${BENCH_FORGEKEEP:-$repo/target/release/forgekeep}
 before=${BENCH_BEFORE:-}
 
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -58,7 +59,7 @@ fi
 for t in tar zstd age python3 awk sync; do command -v "$t" >/dev/null || die "$t is needed"; done
 [ -f "$shared/bench/mkdata.py" ] || die "$shared/bench/mkdata.py not found (set FORGEKEEP_SHARED)"
 
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+if [ "${BENCH_NO_BUILD:-0}" != 1 ] && [ -z "${BENCH_FORGEKEEP:-}" ]; then
     note "cargo build --release"
     (cd "$repo" && cargo build --release --quiet) || die "build failed"
 fi
