@@ -257,3 +257,60 @@ impl Drop for TempFile<'_> {
         }
     }
 }
+
+/// A file written front to back whose kernel writeback starts every 8 MiB, as soon as
+/// they are written (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait): the
+/// fsync or `syncfs` that later makes it durable then finds little left to do instead
+/// of stalling on the whole file at once, and the disk works while we compute.
+pub struct Writeback {
+    file: File,
+    written: u64,
+    started: u64,
+}
+
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+impl Writeback {
+    pub fn new(file: File) -> Self {
+        Writeback {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Starts the writeback of what is not started yet, if it is at least `min` bytes.
+    pub fn start_rest(&mut self, min: u64) {
+        if self.written - self.started < min.max(1) {
+            return;
+        }
+        // SAFETY: a plain syscall on a descriptor we own, with in-range offsets; it
+        // only schedules writeback and its failure is harmless (fsync/syncfs follows).
+        unsafe {
+            nix::libc::sync_file_range(
+                self.file.as_raw_fd(),
+                self.started as i64,
+                (self.written - self.started) as i64,
+                nix::libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+        self.started = self.written;
+    }
+}
+
+impl std::io::Write for Writeback {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        self.start_rest(WRITEBACK_EVERY);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}

@@ -31,7 +31,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::keys::Keyring;
 use crate::signature::trust::TrustFile;
 use crate::signature::{self, Authenticity, Signer};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 
 /// Receives entries as they are read and validated.
@@ -200,8 +200,7 @@ fn read_inner<R: Read + Send + 'static>(
     trust: Option<&TrustFile>,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
-    let armored = age::armor::ArmoredReader::new(BufReader::with_capacity(1 << 16, input));
-    let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(1 << 16, armored))
+    let decryptor = age::Decryptor::new_buffered(unarmored(input))
         .map_err(|e| decrypt_error(e, name, keys.uses_passphrase()))?;
     state
         .header_done
@@ -224,35 +223,71 @@ fn read_inner<R: Read + Send + 'static>(
     let plaintext = decryptor
         .decrypt(keys.identities())
         .map_err(|e| decrypt_error(e, name, keys.uses_passphrase()))?;
-    // Decryption runs on a thread of its own (as `age -d` does in a pipeline), so that
-    // it overlaps with decompression, parsing, hashing and writing on this one. On
-    // success the thread has already seen the end of the input and is joined; on a
-    // failure it is NOT waited for: it may sit in a read of an idle pipe, and the verdict
-    // must not wait for the sender to hang up. It stops at its next send.
+    // Decryption and decompression run on a thread of its own (as `age -d | zstd -d`
+    // do in a pipeline), so that they overlap with parsing, validating, hashing and
+    // writing on this one. On success the thread has already seen the end of the input
+    // and is joined; on a failure it is NOT waited for: it may sit in a read of an idle
+    // pipe, and the verdict must not wait for the sender to hang up. It stops at its
+    // next send.
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-    let pump_thread = std::thread::spawn(move || pump(plaintext, tx));
-    let result = read_plaintext(ChannelReader::new(rx), name, limits, trust, visitor);
+    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel(QUEUE + 2);
+    let pump_thread = std::thread::spawn(move || pump(plaintext, tx, spent_rx));
+    let result = read_tar_stream(
+        ChannelReader::new(rx, spent_tx),
+        name,
+        limits,
+        trust,
+        visitor,
+    );
     if result.is_ok() {
         let _ = pump_thread.join();
     }
     result
 }
 
-/// Chunks handed from the decrypting thread to the reading one, and how many may wait
-/// (2 MiB in all).
+/// The age file as a buffered reader. A binary age file (the common case) is read
+/// straight from a 64 KiB buffer; only what does not start like one goes through
+/// age's armor detection, which reads 48 bytes at a time even when the file turns out
+/// not to be armored.
+fn unarmored<R: Read + Send + 'static>(input: R) -> Box<dyn BufRead + Send> {
+    let mut buffered = BufReader::with_capacity(1 << 16, input);
+    let binary = buffered
+        .fill_buf()
+        .is_ok_and(|head| head.starts_with(b"age-encryption.org/"));
+    if binary {
+        Box::new(buffered)
+    } else {
+        Box::new(age::armor::ArmoredReader::new(buffered))
+    }
+}
+
+/// Chunks of the plaintext tar stream handed from the decrypting thread to the reading
+/// one, and how many may wait (2 MiB in all).
 const CHUNK: usize = 256 << 10;
 const QUEUE: usize = 8;
 
-/// Reads `from` to its end (or its first error) and sends it on in chunks, then an empty
-/// chunk as the end marker (so that a sender that vanished without one, e.g. by a
-/// panic, reads as an error, never as a clean end). Stops as soon as the reading side
-/// has gone (it failed, or it is done).
-fn pump(mut from: impl Read, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>) {
+/// Decrypts and decompresses `from` to its end (or its first error) and sends the tar
+/// stream on in chunks, then an empty chunk as the end marker (so that a sender that
+/// vanished without one, e.g. by a panic, reads as an error, never as a clean end).
+/// Stops as soon as the reading side has gone (it failed, or it is done). Chunks the
+/// reading side is done with come back through `spent` to be filled again.
+fn pump(
+    from: impl Read,
+    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+    spent: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let mut zstd = match decoder(from) {
+        Ok(z) => z,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
     loop {
         // Whatever one read returns goes on at once: waiting to fill a chunk would hold
         // back the tail of an archive whose sender keeps the pipe open.
-        let mut buf = vec![0u8; CHUNK];
-        let msg = match from.read(&mut buf) {
+        let mut buf = spent.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        let msg = match zstd.read(&mut buf) {
             Ok(0) => {
                 let _ = tx.send(Ok(Vec::new())); // the end marker
                 return;
@@ -271,18 +306,31 @@ fn pump(mut from: impl Read, tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>
     }
 }
 
-/// The receiving end of [`pump`] as a `Read`.
+/// The zstd layer, its window capped (a hostile frame cannot make the decoder allocate
+/// more than [`ZSTD_WINDOW_LOG_MAX`] allows).
+fn decoder<R: Read>(from: R) -> io::Result<zstd::stream::read::Decoder<'static, BufReader<R>>> {
+    let mut zstd = zstd::stream::read::Decoder::new(from)?;
+    zstd.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+    Ok(zstd)
+}
+
+/// The receiving end of [`pump`] as a buffered reader.
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    spent: std::sync::mpsc::SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
     ended: bool,
 }
 
 impl ChannelReader {
-    fn new(rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
+    fn new(
+        rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+        spent: std::sync::mpsc::SyncSender<Vec<u8>>,
+    ) -> Self {
         ChannelReader {
             rx,
+            spent,
             chunk: Vec::new(),
             pos: 0,
             ended: false,
@@ -290,17 +338,23 @@ impl ChannelReader {
     }
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.chunk.len() {
             if self.ended {
-                return Ok(0);
+                return Ok(&[]);
             }
             match self.rx.recv() {
                 Ok(Ok(chunk)) if chunk.is_empty() => self.ended = true,
                 Ok(Ok(chunk)) => {
-                    self.chunk = chunk;
+                    let mut done = std::mem::replace(&mut self.chunk, chunk);
                     self.pos = 0;
+                    if done.capacity() == CHUNK {
+                        // Back to the pump, full length again (no zeroing: it is
+                        // overwritten by the next read before anyone looks at it).
+                        done.resize(CHUNK, 0);
+                        let _ = self.spent.try_send(done);
+                    }
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
@@ -308,9 +362,20 @@ impl Read for ChannelReader {
                 }
             }
         }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.chunk.len());
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
@@ -324,15 +389,23 @@ pub fn read_plaintext(
     trust: Option<&TrustFile>,
     visitor: &mut dyn Visitor,
 ) -> Result<ReadArchive> {
-    let mut zstd = zstd::stream::read::Decoder::new(plaintext).map_err(|e| damaged(name, &e))?;
-    zstd.window_log_max(ZSTD_WINDOW_LOG_MAX)
-        .map_err(|e| damaged(name, &e))?;
-    let mut tar = TarReader::new(zstd);
-    let out = read_members(&mut tar, name, limits, trust, visitor)?;
+    let zstd = decoder(plaintext).map_err(|e| damaged(name, &e))?;
+    read_tar_stream(zstd, name, limits, trust, visitor)
+}
 
-    // Drain to the very end: tar stops at its first end-of-archive block (as GNU tar
-    // does), but a truncated or tampered tail is only noticed when age's final chunk and
-    // zstd's frame checksum are read. Only zero padding may follow.
+/// The tar stream → validated members, then the drain to the very end: tar stops at
+/// its first end-of-archive block (as GNU tar does), but a truncated or tampered tail
+/// is only noticed when age's final chunk and zstd's frame checksum are read. Only zero
+/// padding may follow.
+fn read_tar_stream(
+    stream: impl Read,
+    name: &str,
+    limits: &Limits,
+    trust: Option<&TrustFile>,
+    visitor: &mut dyn Visitor,
+) -> Result<ReadArchive> {
+    let mut tar = TarReader::new(stream);
+    let out = read_members(&mut tar, name, limits, trust, visitor)?;
     let mut rest = tar.into_inner();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -322,7 +322,7 @@ pub fn write_archive_file(
         .try_clone()
         .map_err(|e| Error::io("cannot write", &target, &e))?;
     let (buf, summary) = write_archive(
-        io::BufWriter::with_capacity(1 << 16, Writeback::new(handle)),
+        io::BufWriter::with_capacity(1 << 16, crate::fsx::Writeback::new(handle)),
         &target,
         enc,
         manifest,
@@ -398,54 +398,6 @@ fn append_symlink<W: Write>(
         h.set_link_name_literal(&t[..99])?;
     }
     tar.append_data(h, path, io::empty())
-}
-
-/// Starts the kernel's writeback of every 8 MiB as soon as it is written
-/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait), so that the final
-/// fsync that makes the archive durable finds little left to do instead of stalling on
-/// the whole archive at once.
-struct Writeback {
-    file: std::fs::File,
-    written: u64,
-    started: u64,
-}
-
-const WRITEBACK_EVERY: u64 = 8 << 20;
-
-impl Writeback {
-    fn new(file: std::fs::File) -> Self {
-        Writeback {
-            file,
-            written: 0,
-            started: 0,
-        }
-    }
-}
-
-impl Write for Writeback {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_EVERY {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a plain syscall on a descriptor we own, with in-range offsets; it
-            // only schedules writeback and its failure is harmless (fsync follows).
-            unsafe {
-                nix::libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    self.started as i64,
-                    (self.written - self.started) as i64,
-                    nix::libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-            self.started = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 /// A header for forgekeep's own members (manifest, SHA256SUMS): 0600, owned by the

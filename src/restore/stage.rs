@@ -15,7 +15,7 @@ use super::plan::{Action, Destinations, Plan, Step, Target};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::Visitor;
 use crate::error::{Error, Result};
-use crate::fsx::DirFd;
+use crate::fsx::{DirFd, Writeback};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode, SFlag};
@@ -69,6 +69,8 @@ pub struct Stager {
     pub(super) renamed: usize,
     /// Owner/mode changes apply has made to existing entries (to be taken back).
     pub(super) reverts: Vec<Revert>,
+    /// The copy buffer, allocated once for all entries.
+    buf: Vec<u8>,
 }
 
 /// An owner/mode change to an existing entry that can be taken back.
@@ -178,6 +180,45 @@ fn verdict(
     }
 }
 
+/// Bytes copied from the archive at a time.
+const COPY_BUF: usize = 1 << 16;
+
+/// A staged file of at least this size starts its writeback when it is complete (see
+/// [`Writeback`]); smaller ones are left to the one `syncfs` before the renames, which
+/// writes them in bulk.
+const WRITEBACK_AT_ONCE: u64 = 256 << 10;
+
+/// Copies an entry's content from the archive into its temp file (if any) and compares
+/// it with the live file as it goes, until the end, or until the verdict is in when
+/// nothing is written (the reader drains and hashes the rest).
+fn copy_and_compare(
+    data: &mut dyn Read,
+    temp: &mut Option<(OsString, Writeback)>,
+    cmp: &mut Comparison,
+    buf: &mut [u8],
+    t: &Target,
+) -> Result<()> {
+    loop {
+        let n = data.read(buf).map_err(|e| {
+            Error::integrity(format!(
+                "cannot read {} from the archive: {e}",
+                t.dest.display()
+            ))
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some((_, f)) = temp {
+            f.write_all(&buf[..n])
+                .map_err(|e| Error::io("cannot write", &t.dest, &e))?;
+        }
+        cmp.feed(&buf[..n]);
+        if !cmp.same() && temp.is_none() {
+            return Ok(());
+        }
+    }
+}
+
 /// Conflict reasons that `--force` resolves; any other is something in the way.
 pub const CONTENT_DIFFERS: &str = "content differs";
 /// A database is a service's live data: what `--force` would do to it is said in the
@@ -213,6 +254,7 @@ impl Stager {
             dir_targets: HashMap::new(),
             renamed: 0,
             reverts: Vec::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -425,7 +467,7 @@ impl Stager {
             .as_ref()
             .is_some_and(|st| file_type(st) == SFlag::S_IFDIR);
         let write = !self.dry_run && !folder_in_the_way && (existing.is_none() || self.force);
-        let mut temp: Option<(OsString, File)> = None;
+        let mut temp: Option<(OsString, Writeback)> = None;
         if write {
             let p = parent.clone().expect("created when not a dry run");
             let (tname, file) = p.create_temp_file()?;
@@ -437,7 +479,7 @@ impl Stager {
                 name: name.clone(),
                 replace: existing.is_some(),
             });
-            temp = Some((tname.into(), file));
+            temp = Some((tname.into(), Writeback::new(file)));
         }
         let regular = existing
             .as_ref()
@@ -447,26 +489,11 @@ impl Stager {
             _ => Comparison::new(None),
         };
         let database = cmp.is_database();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = data.read(&mut buf).map_err(|e| {
-                Error::integrity(format!(
-                    "cannot read {} from the archive: {e}",
-                    t.dest.display()
-                ))
-            })?;
-            if n == 0 {
-                break;
-            }
-            if let Some((_, f)) = &mut temp {
-                f.write_all(&buf[..n])
-                    .map_err(|e| Error::io("cannot write", &t.dest, &e))?;
-            }
-            cmp.feed(&buf[..n]);
-            if !cmp.same() && temp.is_none() {
-                break; // the verdict is in; the reader drains and hashes the rest
-            }
-        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(COPY_BUF, 0);
+        let copied = copy_and_compare(data, &mut temp, &mut cmp, &mut buf, t);
+        self.buf = buf;
+        copied?;
         let same = cmp.finish();
         let meta = existing
             .as_ref()
@@ -475,10 +502,11 @@ impl Stager {
         if database && action == Action::Conflict && reason.as_deref() == Some(CONTENT_DIFFERS) {
             reason = Some(DATABASE_DIFFERS.into());
         }
-        if let Some((_, file)) = temp {
+        if let Some((_, mut file)) = temp {
             if matches!(action, Action::Create | Action::Replace) {
                 let mtime = self.recorded(t.index).mtime;
-                finish_content(&file, t, mtime)?;
+                file.start_rest(WRITEBACK_AT_ONCE);
+                finish_content(file.file(), t, mtime)?;
             } else {
                 // Identical after all: the temp copy is not needed.
                 let s = self.staged.pop().expect("pushed above");
