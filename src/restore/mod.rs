@@ -148,7 +148,9 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
             "dry run: would {}; nothing was changed",
             plan.counts_line()
         ));
-        out.report(&report(None));
+        if out.json {
+            out.report(&report(None));
+        }
         return Ok(ExitCode::Success);
     }
     let undo = apply::apply(&mut stager, &plan, &keys, signing, args)?;
@@ -161,7 +163,11 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
             u.display()
         ));
     }
-    out.report(&report(undo.as_deref()));
+    // Built only when asked for: one JSON object per entry is the largest thing a big
+    // restore would otherwise hold (about 0.8 KiB each).
+    if out.json {
+        out.report(&report(undo.as_deref()));
+    }
     Ok(ExitCode::Success)
 }
 

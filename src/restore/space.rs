@@ -29,23 +29,25 @@ struct Need {
 /// Refuses (exit 1) when the files this restore would write do not fit. `force`: files
 /// that exist are written too (staged beside them); otherwise only new ones are.
 pub fn check(targets: &[Target], entries: &[Entry], force: bool) -> Result<()> {
-    let mut fs_of: HashMap<PathBuf, Option<u64>> = HashMap::new();
+    // By destination folder: its file system, and whether it exists (in a folder that
+    // does not exist yet nothing exists, and nothing needs looking up).
+    let mut fs_of: HashMap<&Path, (Option<u64>, bool)> = HashMap::new();
     let mut needs: HashMap<u64, Need> = HashMap::new();
     for t in targets {
         let e = &entries[t.index];
-        let exists = std::fs::symlink_metadata(&t.dest).is_ok();
+        let parent = t.dest.parent().unwrap_or(Path::new("/"));
+        let (fsid, parent_exists) = match fs_of.get(parent) {
+            Some(known) => *known,
+            None => {
+                let known = file_system(parent, &mut needs);
+                fs_of.insert(parent, known);
+                known
+            }
+        };
+        let exists = parent_exists && std::fs::symlink_metadata(&t.dest).is_ok();
         if exists && (e.kind == Kind::Dir || !force) {
             continue;
         }
-        let parent = t.dest.parent().unwrap_or(Path::new("/"));
-        let fsid = match fs_of.get(parent) {
-            Some(id) => *id,
-            None => {
-                let id = file_system(parent, &mut needs);
-                fs_of.insert(parent.to_path_buf(), id);
-                id
-            }
-        };
         let Some(need) = fsid.and_then(|id| needs.get_mut(&id)) else {
             continue; // nothing to measure (statvfs failed): the write will tell
         };
@@ -71,9 +73,15 @@ pub fn check(targets: &[Target], entries: &[Entry], force: bool) -> Result<()> {
 }
 
 /// The file system holding `dir` (or its nearest existing folder above), registered in
-/// `needs` with what is available on it.
-fn file_system(dir: &Path, needs: &mut HashMap<u64, Need>) -> Option<u64> {
-    let existing = dir.ancestors().find(|a| a.exists())?;
+/// `needs` with what is available on it; and whether `dir` itself exists.
+fn file_system(dir: &Path, needs: &mut HashMap<u64, Need>) -> (Option<u64>, bool) {
+    let Some(existing) = dir.ancestors().find(|a| a.exists()) else {
+        return (None, false);
+    };
+    (measure(existing, needs), existing == dir)
+}
+
+fn measure(existing: &Path, needs: &mut HashMap<u64, Need>) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(existing).ok()?;
     let id = st.filesystem_id() as u64;
     needs.entry(id).or_insert_with(|| Need {
