@@ -1,6 +1,6 @@
 //! Writing an archive: collected entries → tar → zstd → age → the output.
 //!
-//! Streaming end to end: each file is read once, through one descriptor, in 64 KiB
+//! Streaming end to end: each file is read once, through one descriptor, in 256 KiB
 //! pieces, so memory stays bounded whatever the data size. Every stage is finished
 //! explicitly and in order (tar, zstd, age, armor), because each one's `Drop` would
 //! swallow the error that tells a truncated archive from a good one.
@@ -248,6 +248,7 @@ pub fn write_archive<W: Write + Send + 'static>(
 
     // 2. The entries, in manifest order.
     let mut summary = WriteSummary::default();
+    let mut piece = vec![0u8; READ_PIECE];
     for item in items {
         let e = &item.entry;
         let mut h = entry_header(e);
@@ -263,7 +264,7 @@ pub fn write_archive<W: Write + Send + 'static>(
             )
             .map_err(oe)?,
             Kind::File => {
-                let (sum, count) = append_file(&mut tar, &mut h, item, out_name)?;
+                let (sum, count) = append_file(&mut tar, &mut h, item, out_name, &mut piece)?;
                 if let Some(p) = &opts.progress {
                     p.inc(count);
                 }
@@ -335,39 +336,57 @@ pub fn write_archive_file(
     Ok(summary)
 }
 
+/// Bytes of file content read at a time (tar's own copy, through `dyn Read`, would take
+/// 8 KiB): one read, one hash update while the piece is in cache, one write to zstd.
+const READ_PIECE: usize = 256 << 10;
+
 /// Appends one file, read through one descriptor and hashed on the way. Its error is
-/// the source's (changed, unreadable) or the output's (disk full), told apart here
-/// because tar reports both as one failed append.
+/// the source's (changed, unreadable) or the output's (disk full), told apart here.
 fn append_file<W: Write>(
     tar: &mut tar::Builder<W>,
     h: &mut tar::Header,
     item: &Collected,
     out_name: &Path,
+    piece: &mut [u8],
 ) -> Result<(sums::Sha256Sum, u64)> {
     let e = &item.entry;
+    let path = Path::new(&e.path);
     let file = match &item.content {
         // A database snapshot: read from its start through a descriptor of our own.
         Some(snapshot) => {
             let mut f = snapshot
                 .try_clone()
-                .map_err(|err| Error::io("cannot read", Path::new(&e.path), &err))?;
+                .map_err(|err| Error::io("cannot read", path, &err))?;
             f.seek(io::SeekFrom::Start(0))
-                .map_err(|err| Error::io("cannot read", Path::new(&e.path), &err))?;
+                .map_err(|err| Error::io("cannot read", path, &err))?;
             f
         }
-        None => open_source(Path::new(&e.path), &item.stat)?,
+        None => open_source(path, &item.stat)?,
     };
-    let mut reader = HashingReader::new(TrackedRead::new(file.take(e.size)));
-    let appended = tar.append_data(h, e.member_name(), &mut reader);
-    let (tracked, sum, count) = reader.into_parts();
-    if let Some(read_err) = tracked.error {
-        return Err(Error::io("cannot read", Path::new(&e.path), &read_err));
+    let oe = |err: io::Error| output_error(out_name, &err);
+    // The header through tar (it knows GNU long names; with no data it writes the header
+    // alone), then the content and its padding to 512 bytes by us, in large pieces.
+    tar.append_data(h, e.member_name(), io::empty())
+        .map_err(oe)?;
+    let mut reader = HashingReader::new(file.take(e.size));
+    loop {
+        let n = match reader.read(piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(Error::io("cannot read", path, &err)),
+        };
+        tar.get_mut().write_all(&piece[..n]).map_err(oe)?;
     }
-    appended.map_err(|err| output_error(out_name, &err))?;
+    let (file, sum, count) = reader.into_parts();
     if count != e.size {
         return Err(changed_while_read(&e.path));
     }
-    still_same(tracked.inner.get_ref(), &e.path, &item.stat)?;
+    let pad = (512 - count % 512) % 512;
+    tar.get_mut()
+        .write_all(&[0u8; 512][..pad as usize])
+        .map_err(oe)?;
+    still_same(file.get_ref(), &e.path, &item.stat)?;
     Ok((sum, count))
 }
 
@@ -465,31 +484,4 @@ fn changed_while_read(path: &str) -> Error {
         "{path} changed while it was read [changed-while-read]; no archive was written"
     ))
     .hint("run the backup again when the service is quiet (stop it, or back up its database with its own online backup)")
-}
-
-/// Remembers a read error of the source so that it is reported as a source problem,
-/// not as a failure to write the archive.
-struct TrackedRead<R> {
-    inner: R,
-    error: Option<io::Error>,
-}
-
-impl<R> TrackedRead<R> {
-    fn new(inner: R) -> Self {
-        TrackedRead { inner, error: None }
-    }
-}
-
-impl<R: Read> Read for TrackedRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => {
-                let kind = e.kind();
-                self.error = Some(e);
-                Err(io::Error::new(kind, "source read failed"))
-            }
-        }
-    }
 }
