@@ -11,6 +11,7 @@
 pub mod limits;
 pub mod manifest;
 pub mod reader;
+pub mod squeeze;
 pub mod strict_tar;
 pub mod sums;
 pub mod validate;

@@ -6,6 +6,7 @@
 //! swallow the error that tells a truncated archive from a good one.
 
 use super::manifest::{Entry, Kind, Manifest};
+use super::squeeze::{ChunkOut, Squeeze};
 use super::sums::{self, HashingReader};
 use super::{MANIFEST_MEMBER, MANIFEST_SIG_MEMBER, SUMS_MEMBER, SUMS_SIG_MEMBER};
 use crate::collect::{Collected, StatSnapshot};
@@ -41,9 +42,6 @@ impl Default for WriteOptions {
         }
     }
 }
-
-/// Size of one zstd multithreading job, see [`write_archive`].
-const ZSTD_JOB_SIZE: u32 = 1 << 20;
 
 /// One zstd worker per core (at most 4): compression then overlaps with reading and
 /// encryption, which is how `zstd -T0` in a shell pipeline gets its speed.
@@ -179,19 +177,14 @@ impl<W: Write + Send + 'static> Offload<W> {
     }
 }
 
-impl<W: Write + Send + 'static> Write for Offload<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(n)
+/// zstd compresses straight into the chunk that is sent next.
+impl<W: Write + Send + 'static> ChunkOut for Offload<W> {
+    fn chunk(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn ship(&mut self) -> io::Result<()> {
+        self.send()
     }
 }
 
@@ -211,16 +204,7 @@ pub fn write_archive<W: Write + Send + 'static>(
 ) -> Result<(W, WriteSummary)> {
     let oe = |e: io::Error| output_error(out_name, &e);
     let sink = Offload::start(AgeSink::new(out, enc, opts.armor).map_err(oe)?);
-    let mut z = zstd::stream::write::Encoder::new(sink, opts.level).map_err(oe)?;
-    z.include_checksum(true).map_err(oe)?;
-    if opts.threads > 0 {
-        z.multithread(opts.threads).map_err(oe)?;
-        // 1 MiB jobs (zstd's default at level 3 is 8 MiB): peak memory drops from ~70 MiB
-        // to ~20 MiB with two workers, and a small forge tree (a few MiB) is spread over
-        // both cores instead of landing in one job. Measured by bench/run.sh.
-        z.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))
-            .map_err(oe)?;
-    }
+    let z = Squeeze::new(sink, opts.level, opts.threads).map_err(oe)?;
     let mut tar = tar::Builder::new(z);
     tar.follow_symlinks(false);
 
