@@ -57,6 +57,11 @@ impl<O: ChunkOut> Squeeze<O> {
         if threads > 0 {
             set(CParameter::NbWorkers(threads))?;
             set(CParameter::JobSize(JOB as u32))?;
+            // Each job starts by loading the end of the one before it into its match
+            // tables; at level 3 that is 256 KiB by default, sized for zstd's 8 MiB jobs:
+            // a quarter more work per 1 MiB job. 2^-5 of the window (64 KiB) costs 14 %
+            // less CPU for the same size (bench data: -0.01 %).
+            set(CParameter::OverlapSizeLog(4))?;
         }
         Ok(Squeeze {
             cctx,
