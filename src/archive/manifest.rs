@@ -202,9 +202,20 @@ mod octal {
 
 impl Manifest {
     pub fn to_json(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        v.push(b'\n');
+        let mut v = Vec::new();
+        self.write_json(&mut v).expect("manifest serialises");
         v
+    }
+
+    /// Writes the manifest's JSON (pretty-printed, ending in a newline) to `w`, through a
+    /// buffer: serde writes a token at a time. The same manifest always gives the same
+    /// bytes, which the archive writer relies on (it measures, then writes).
+    pub fn write_json(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+        serde_json::to_writer_pretty(&mut w, self)?;
+        w.write_all(b"\n")?;
+        w.flush()
     }
 
     /// Parses a whole manifest held in memory (tests, fuzzing); see [`Manifest::read`].

@@ -45,6 +45,40 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A writer that hashes and counts what passes through it on the way to `inner`.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    pub count: u64,
+}
+
+impl<W: io::Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    pub fn finish(self) -> (Sha256Sum, u64) {
+        (self.hasher.finalize().into(), self.count)
+    }
+}
+
+impl<W: io::Write> io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The SHA-256 of a buffer.
 pub fn sha256(bytes: &[u8]) -> Sha256Sum {
     Sha256::digest(bytes).into()

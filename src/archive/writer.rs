@@ -7,7 +7,7 @@
 
 use super::manifest::{Entry, Kind, Manifest};
 use super::squeeze::{ChunkOut, Squeeze};
-use super::sums::{self, HashingReader};
+use super::sums::{self, HashingReader, HashingWriter};
 use super::{MANIFEST_MEMBER, MANIFEST_SIG_MEMBER, SUMS_MEMBER, SUMS_SIG_MEMBER};
 use crate::collect::{Collected, StatSnapshot};
 use crate::error::{Error, Result};
@@ -211,16 +211,22 @@ pub fn write_archive<W: Write + Send + 'static>(
     // 1. The manifest, first, and its signature right after it: a reader knows who
     //    made the archive before it acts on a single entry (a restore refuses an
     //    untrusted archive before it writes anything).
-    let json = manifest.to_json();
-    let mut h = member_header(json.len() as u64);
-    tar.append_data(&mut h, MANIFEST_MEMBER, &json[..])
-        .map_err(oe)?;
+    let json_sum = append_manifest(&mut tar, manifest).map_err(oe)?;
     // SHA256SUMS lists the manifest too, so that `sha256sum -c` (and the signature
     // over SHA256SUMS) covers every entry's path, type, owner and mode, not only the
     // files' content. The manifest's own signature is over that same line (what
     // `sha256sum forgekeep/manifest.json` prints), so a reader checks it as the manifest
     // streams past without holding it.
-    let mut sums_text = sums::line(&sums::sha256(&json), MANIFEST_MEMBER);
+    let mut sums_text = sums::line(&json_sum, MANIFEST_MEMBER);
+    // Its final size, give or take escaped names: no doubling of a list that can take
+    // megabytes (67 bytes and the name per file).
+    sums_text.reserve(
+        items
+            .iter()
+            .filter(|i| i.entry.kind == Kind::File)
+            .map(|i| 67 + i.entry.member_name().len())
+            .sum(),
+    );
     if let Some(key) = &opts.signing {
         append_signature(
             &mut tar,
@@ -274,6 +280,34 @@ pub fn write_archive<W: Write + Send + 'static>(
     let sink = z.finish().map_err(oe)?;
     let out = sink.finish().map_err(oe)?;
     Ok((out, summary))
+}
+
+/// Appends the manifest without holding its text (megabytes for many files): serialised
+/// once to learn its size and checksum for the header and SHA256SUMS, then again into
+/// the archive, checked against the first.
+fn append_manifest<W: Write>(
+    tar: &mut tar::Builder<W>,
+    manifest: &Manifest,
+) -> io::Result<sums::Sha256Sum> {
+    let mut measure = HashingWriter::new(io::sink());
+    manifest.write_json(&mut measure)?;
+    let (sum, len) = measure.finish();
+    let mut h = member_header(len);
+    tar.append_data(&mut h, MANIFEST_MEMBER, io::empty())?;
+    let mut out = HashingWriter::new(tar.get_mut());
+    manifest.write_json(&mut out)?;
+    if out.finish() != (sum, len) {
+        return Err(io::Error::other(
+            "the manifest serialised differently twice",
+        ));
+    }
+    pad_member(tar.get_mut(), len).map(|()| sum)
+}
+
+/// Zeros after a member's content, up to the next 512-byte tar block.
+fn pad_member<W: Write>(w: &mut W, len: u64) -> io::Result<()> {
+    let pad = (512 - len % 512) % 512;
+    w.write_all(&[0u8; 512][..pad as usize])
 }
 
 fn append_signature<W: Write>(
@@ -366,10 +400,7 @@ fn append_file<W: Write>(
     if count != e.size {
         return Err(changed_while_read(&e.path));
     }
-    let pad = (512 - count % 512) % 512;
-    tar.get_mut()
-        .write_all(&[0u8; 512][..pad as usize])
-        .map_err(oe)?;
+    pad_member(tar.get_mut(), count).map_err(oe)?;
     still_same(file.get_ref(), &e.path, &item.stat)?;
     Ok((sum, count))
 }
