@@ -427,3 +427,39 @@ fn endless_input_without_an_age_header_is_refused_regression_unbounded_memory() 
     let o = fk(&["verify", "/dev/zero", "-i", key.to_str().unwrap()]);
     expect_code(&o, 4);
 }
+
+/// Plain copies whose mode lets nobody else in get it while staged (no second open at
+/// apply); every other mode still at apply. Both kinds come out exact, over an existing
+/// copy too (--force), and no temp stays behind.
+#[test]
+fn plain_copies_get_private_and_wider_modes_exactly() {
+    let td = TestDir::new();
+    let modes = [0o600, 0o400, 0o700, 0o500, 0o640, 0o644, 0o755, 0o604];
+    for m in modes {
+        td.write(
+            &format!("data/m{m:o}"),
+            format!("mode {m:o}\n").as_bytes(),
+            m,
+        );
+    }
+    let tree = td.join("data");
+    let (key, r) = td.age_key("key.txt");
+    let a = td.join("a.tar.zst.age");
+    backup(&[&tree], &r, &a, &[]);
+    let to = td.join("copy");
+    let copied = to.join(tree.strip_prefix("/").unwrap());
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args = vec!["--to", to.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = restore(&a, &key, &args);
+        expect_code(&o, 0);
+        for m in modes {
+            let f = copied.join(format!("m{m:o}"));
+            assert_eq!(mode_of(&f), m, "{}", f.display());
+            assert_eq!(fs::read(&f).unwrap(), format!("mode {m:o}\n").as_bytes());
+            fs::write(&f, b"changed since").unwrap(); // the --force pass replaces it
+        }
+    }
+    let leftovers = sh(&format!("find {} -name '.forgekeep.tmp.*'", to.display()));
+    assert_eq!(stdout(&leftovers), "");
+}

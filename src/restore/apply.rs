@@ -196,12 +196,13 @@ fn only_what_changes(c: &mut Collection, changed: &[&Step]) {
 fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> {
     let plain = st.dests.plain_copies;
     // 1. The archive is proven: each temp gets its owner, then its mode (chown clears
-    //    set-id bits, so a mode set first could be undone). Until now they were 0600.
+    //    set-id bits, so a mode set first could be undone). Until now they were 0600
+    //    (or already had a final mode no wider, see `stage::settle_private`).
     for s in &st.staged {
         let Some(t) = st.targets[s.index].as_ref() else {
             continue;
         };
-        if st.recorded(s.index).kind == Kind::File {
+        if st.recorded(s.index).kind == Kind::File && !s.settled {
             owner_then_mode(&open_nofollow(&s.dir, &s.temp)?, t, plain, None)?;
         }
     }
