@@ -234,12 +234,20 @@ fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> 
     // 5. The previous versions go (they are in the undo archive). Past this point nothing
     //    is rolled back: the restore has happened.
     st.committed();
+    let mut unlinked = false;
     for s in st.staged.drain(..) {
         if s.replace {
             let _ = s.dir.unlink(&s.temp);
+            unlinked = true;
         }
     }
-    sync_filesystems(st).map_err(CommitError::Late)
+    // 6. Durability of those unlinks. With none (every entry was new, as in a restore
+    //    to an empty folder) step 4's flush was the last one needed: a third `syncfs`
+    //    would only flush the rest of the file system's users.
+    if unlinked {
+        sync_filesystems(st).map_err(CommitError::Late)?;
+    }
+    Ok(())
 }
 
 /// How a commit failed: before its changes were final (everything was put back), or
