@@ -60,6 +60,10 @@ pub struct Stager {
     /// Destination folders opened so far, by path relative to the root.
     pub(super) dirs: HashMap<PathBuf, Rc<DirFd>>,
     pub(super) created: Vec<CreatedDir>,
+    /// Folders below the root that this run created (`0700`, ours): nothing was in them
+    /// before, so an entry's name there needs no lookup. (Anything that appeared since
+    /// would make its rename fail, `RENAME_NOREPLACE`, and the whole restore go back.)
+    fresh: std::collections::HashSet<PathBuf>,
     /// Components of the root folder that this run created.
     pub(super) created_root: Vec<PathBuf>,
     pub(super) staged: Vec<Staged>,
@@ -251,6 +255,7 @@ impl Stager {
             warnings: Vec::new(),
             dirs: HashMap::new(),
             created: Vec::new(),
+            fresh: Default::default(),
             created_root: Vec::new(),
             staged: Vec::new(),
             manifest: None,
@@ -318,6 +323,7 @@ impl Stager {
                     name: name.clone(),
                     rel: rel.to_path_buf(),
                 });
+                self.fresh.insert(rel.to_path_buf());
                 let d = parent.open_child(&name).map_err(|e| {
                     Error::errno("cannot open folder", &parent.path.join(&name), e)
                 })?;
@@ -422,6 +428,7 @@ impl Stager {
         let (parent_rel, name) = Self::split(t);
         let parent = self.dir(&parent_rel)?;
         let existing = match &parent {
+            Some(_) if self.fresh.contains(&parent_rel) => None,
             Some(p) => Self::lstat(p, &name)?,
             None => None,
         };
@@ -628,6 +635,7 @@ impl Stager {
             let _ = c.parent.rmdir(&c.name);
         }
         self.dirs.clear();
+        self.fresh.clear();
         for p in std::mem::take(&mut self.created_root) {
             let _ = std::fs::remove_dir(&p);
         }
