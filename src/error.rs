@@ -29,7 +29,7 @@ impl ExitCode {
 }
 
 /// A failure with its exit code, a one-line description and a recommendation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub exit: ExitCode,
     pub what: String,

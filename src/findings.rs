@@ -74,6 +74,8 @@ pub enum Code {
     /// A folder on the way to a profile's item is a symlink that the forge's user or
     /// its container could have made: not followed, the item is not archived.
     UntrustedSymlink,
+    /// The S3 credentials file may be read by users other than its owner.
+    CredentialsReadable,
 }
 
 impl Code {
@@ -123,6 +125,7 @@ impl Code {
             Code::VolumeUnknown => ("warning", "(compose) on a named volume whose host folder cannot be found (no docker to ask)"),
             Code::JobProblem => ("error (the run would fail), warning (open to others), info", "(check) the configured job's [backup] cannot run as written: a recipients file missing, unparsable or writable by others, an output folder missing, not writable or open to others"),
             Code::UntrustedSymlink => ("error", "a folder on the way to a profile's item is a symlink the forge's user or its container could have made (below a container's mount, or in a folder another user owns or others may write): never followed, the item is not archived"),
+            Code::CredentialsReadable => ("warning", "the S3 credentials file may be read by users other than its owner"),
         }
     }
 
@@ -147,6 +150,7 @@ impl Code {
             Code::VolumeUnknown => "volume-unknown",
             Code::JobProblem => "job-problem",
             Code::UntrustedSymlink => "untrusted-symlink",
+            Code::CredentialsReadable => "credentials-readable",
         }
     }
 }

@@ -8,7 +8,8 @@
 //! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes.
 //!
 //! The modules follow the data: `collect` → `archive::writer` on the way in,
-//! `archive::reader` → `restore` on the way out; `keys` and `owners` serve both.
+//! `archive::reader` → `restore` on the way out; `keys` and `owners` serve both;
+//! `store` carries archives to and from S3-compatible object storage.
 
 pub mod archive;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod restore;
 pub mod retention;
 pub mod signature;
 pub mod sources;
+pub mod store;
 pub mod usage;
 
 use cli::{Cli, Command};
