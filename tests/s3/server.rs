@@ -1,0 +1,76 @@
+//! A real S3 server for the tests: moto, started once per test binary on 127.0.0.1.
+//!
+//! When `python3 -c 'import moto.server'` fails, every S3 test prints one SKIP line and
+//! returns, unless FORGEKEEP_S3_TESTS=required (as CI sets it), which makes that a failure:
+//! a missing server must never look like a pass where it is supposed to be installed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// The access key the tests use; moto accepts any.
+pub const ACCESS_KEY: &str = "AKIAFORGEKEEPTESTKEY";
+/// The secret key: grepped for in every output the tests see.
+pub const SECRET_KEY: &str = "fk-test-secret-9f4c1e7a2b6d8e0f3a5c7b9d1e2f4a6c";
+
+pub struct Moto {
+    pub endpoint: String,
+    _child: Mutex<Child>,
+}
+
+static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+static SKIP_SAID: OnceLock<()> = OnceLock::new();
+
+/// The running server, or None (after one SKIP line) when moto is not installed.
+pub fn moto() -> Option<&'static Moto> {
+    match MOTO.get_or_init(start) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            if std::env::var("FORGEKEEP_S3_TESTS").as_deref() == Ok("required") {
+                panic!("the S3 tests are required (FORGEKEEP_S3_TESTS=required) but {why}");
+            }
+            SKIP_SAID.get_or_init(|| {
+                // Straight to the stderr handle: libtest captures only the print macros,
+                // and a skip must be seen.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIP: S3 tests: {why} (install it with: python3 -m pip install 'moto[server]==5.2.1')"
+                );
+            });
+            None
+        }
+    }
+}
+
+fn start() -> Result<Moto, String> {
+    let ok = Command::new("python3")
+        .args(["-c", "import moto.server, flask, flask_cors"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        return Err("python3 module moto[server] is not installed".into());
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3/moto_server.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start moto: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .map_err(|e| format!("moto did not start: {e}"))?;
+    let port: u16 = line
+        .strip_prefix("PORT ")
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| format!("moto did not start (said {line:?})"))?;
+    Ok(Moto {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _child: Mutex::new(child),
+    })
+}
