@@ -195,6 +195,14 @@ impl Admin {
     }
 }
 
+/// The server and a new bucket on it, or None (after the SKIP line) without moto.
+fn setup(bucket: &str, object_lock: bool) -> Option<(&'static server::Moto, Admin)> {
+    let moto = server::moto()?;
+    let admin = admin_client(&moto.endpoint);
+    admin.bucket(bucket, object_lock);
+    Some((moto, admin))
+}
+
 fn url(bucket: &str, key: &str) -> ObjectUrl {
     ObjectUrl::parse(&format!("s3://{bucket}/{key}")).unwrap()
 }
@@ -250,9 +258,9 @@ fn assert_no_secret(text: &str) {
 
 #[test]
 fn round_trip_of_a_small_and_a_multipart_archive() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("round-trip", false);
+    let Some((moto, admin)) = setup("round-trip", false) else {
+        return;
+    };
     let s = store(&moto.endpoint);
     for (key, len) in [
         ("f/small.age", 300_000),
@@ -291,9 +299,9 @@ fn round_trip_of_a_small_and_a_multipart_archive() {
 
 #[test]
 fn an_existing_name_is_refused_at_once_and_replaced_only_when_asked() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("exists", false);
+    let Some((moto, admin)) = setup("exists", false) else {
+        return;
+    };
     let s = store(&moto.endpoint);
     let u = url("exists", "a.age");
     upload(&s, &u, b"first", UploadOptions::default()).unwrap();
@@ -314,9 +322,9 @@ fn an_existing_name_is_refused_at_once_and_replaced_only_when_asked() {
 /// `If-None-Match: *`. Either way the other archive survives and ours leaves nothing.
 #[test]
 fn a_concurrent_writer_is_never_replaced() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("race", false);
+    let Some((moto, admin)) = setup("race", false) else {
+        return;
+    };
     let proxy = Proxy::start(&moto.endpoint, Faults::None);
     let s = store(&proxy.endpoint);
     for (key, len) in [("small.age", 1000), ("large.age", 12 * MIB)] {
@@ -370,9 +378,9 @@ fn a_concurrent_writer_is_never_replaced() {
 
 #[test]
 fn an_upload_dropped_without_commit_leaves_no_object_and_no_parts() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("dropped", false);
+    let Some((moto, admin)) = setup("dropped", false) else {
+        return;
+    };
     let s = store(&moto.endpoint);
     let u = url("dropped", "forgekeep-h-20260101T000000Z.tar.zst.age");
     let mut up = Upload::create(s.clone(), &u, UploadOptions::default()).unwrap();
@@ -389,9 +397,9 @@ fn an_upload_dropped_without_commit_leaves_no_object_and_no_parts() {
 
 #[test]
 fn a_run_killed_mid_upload_leaves_no_object_and_a_later_run_cleans_its_parts() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("killed", false);
+    let Some((moto, admin)) = setup("killed", false) else {
+        return;
+    };
     let key = "nightly/forgekeep-h-20260101T000000Z.tar.zst.age";
     let mut child = child("kill-me", &moto.endpoint, &format!("s3://killed/{key}"))
         .stdout(Stdio::piped())
@@ -421,9 +429,9 @@ fn a_run_killed_mid_upload_leaves_no_object_and_a_later_run_cleans_its_parts() {
 
 #[test]
 fn only_forgekeeps_own_stale_uploads_are_cleaned() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("stale", false);
+    let Some((moto, admin)) = setup("stale", false) else {
+        return;
+    };
     for key in [
         "p/forgekeep-git-20260101T000000Z.tar.zst.age",
         "p/restore-undo-git-20260101T000000Z.tar.zst.age",
@@ -462,9 +470,9 @@ fn only_forgekeeps_own_stale_uploads_are_cleaned() {
 
 #[test]
 fn object_lock_retention_is_set_per_object_and_keeps_it_from_deletion() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("locked", true);
+    let Some((moto, admin)) = setup("locked", true) else {
+        return;
+    };
     let s = store(&moto.endpoint);
     let until = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 86_400).unwrap();
     let lock = Retention {
@@ -511,9 +519,9 @@ fn object_lock_retention_is_set_per_object_and_keeps_it_from_deletion() {
 /// retention is checked on the small archive; the large one must simply succeed.)
 #[test]
 fn a_bucket_default_retention_is_honoured() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("default-lock", true);
+    let Some((moto, admin)) = setup("default-lock", true) else {
+        return;
+    };
     admin.default_retention("default-lock", 2);
     let s = store(&moto.endpoint);
     let small = url("default-lock", "small.age");
@@ -537,9 +545,9 @@ fn a_bucket_default_retention_is_honoured() {
 
 #[test]
 fn upload_and_download_survive_resets_and_slow_downs() {
-    let Some(moto) = server::moto() else { return };
-    let admin = admin_client(&moto.endpoint);
-    admin.bucket("flaky", false);
+    let Some((moto, admin)) = setup("flaky", false) else {
+        return;
+    };
     let proxy = Proxy::start(&moto.endpoint, Faults::Flaky);
     let s = store(&proxy.endpoint);
     for (key, len) in [("small.age", 200_000), ("large.age", 40 * MIB + 3)] {
@@ -633,8 +641,9 @@ fn child(mode: &str, endpoint: &str, target: &str) -> Command {
 /// whose peak RSS is its own: within the 64 MiB the issue allows for 1 GiB.
 #[test]
 fn a_256_mib_upload_and_download_stay_within_64_mib() {
-    let Some(moto) = server::moto() else { return };
-    admin_client(&moto.endpoint).bucket("big", false);
+    let Some((moto, _)) = setup("big", false) else {
+        return;
+    };
     let out = child(
         "memory",
         &moto.endpoint,
@@ -655,7 +664,7 @@ fn a_256_mib_upload_and_download_stay_within_64_mib() {
             .unwrap_or_else(|| panic!("no {name} in {text}"))
             .to_string()
     };
-    let expected = hex(&Sha256::digest(noise(7, CHILD_LEN)));
+    let expected = hex(&Sha256::digest(noise(7, child_len())));
     assert_eq!(field("sha256"), expected);
     let rss: u64 = field("peak_rss_kib").parse().unwrap();
     assert!(rss < 64 * 1024, "peak RSS {rss} KiB");
@@ -666,7 +675,14 @@ fn a_256_mib_upload_and_download_stay_within_64_mib() {
     }
 }
 
-const CHILD_LEN: usize = 256 * MIB;
+/// 256 MiB; FK_S3_CHILD_MIB=1024 measures the 1 GiB of the issue's bound by hand.
+fn child_len() -> usize {
+    std::env::var("FK_S3_CHILD_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(256)
+        * MIB
+}
 
 #[test]
 #[ignore = "the child process of the memory and killed-upload tests, run by them"]
@@ -684,7 +700,8 @@ fn child_process() {
     let mut block = vec![0u8; MIB];
     let started = std::time::Instant::now();
     let mut written = 0;
-    while written < CHILD_LEN {
+    let len = child_len();
+    while written < len {
         for w in block.chunks_mut(8) {
             x ^= x >> 12;
             x ^= x << 25;
@@ -720,8 +737,8 @@ fn child_process() {
         "sha256={} peak_rss_kib={} connected_rss_kib={start_rss} upload_peak_rss_kib={upload_rss} upload_mib_s={:.1} download_mib_s={:.1}",
         hex(&hash.finalize()),
         peak_rss_kib(),
-        (CHILD_LEN / MIB) as f64 / up_secs,
-        (CHILD_LEN / MIB) as f64 / down_secs
+        (child_len() / MIB) as f64 / up_secs,
+        (child_len() / MIB) as f64 / down_secs
     );
 }
 
@@ -736,22 +753,28 @@ fn local_disk_baseline() -> (f64, f64) {
     let started = std::time::Instant::now();
     let mut f = std::fs::File::create(&path).unwrap();
     let data = noise(7, 8 * MIB);
-    for _ in 0..CHILD_LEN / data.len() {
+    for _ in 0..child_len() / data.len() {
         f.write_all(&data).unwrap();
     }
     f.sync_all().unwrap();
-    let write = (CHILD_LEN / MIB) as f64 / started.elapsed().as_secs_f64();
+    let write = (child_len() / MIB) as f64 / started.elapsed().as_secs_f64();
     drop(f);
     let started = std::time::Instant::now();
     let mut f = std::fs::File::open(&path).unwrap();
     let mut buf = vec![0u8; 256 << 10];
     while f.read(&mut buf).unwrap() > 0 {}
-    let read = (CHILD_LEN / MIB) as f64 / started.elapsed().as_secs_f64();
+    let read = (child_len() / MIB) as f64 / started.elapsed().as_secs_f64();
     (write, read)
 }
 
-fn peak_rss_kib() -> i64 {
-    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
-        .unwrap()
-        .max_rss()
+/// This process's peak RSS: VmHWM, the high-water mark of its own memory map.
+/// (getrusage's ru_maxrss would not do: Linux carries it across fork and exec, so the
+/// child would report the test binary's peak at the moment it was forked.)
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
 }
