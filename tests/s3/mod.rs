@@ -334,7 +334,12 @@ fn a_concurrent_writer_is_never_replaced() {
         up.write_all(&noise(1, len)).unwrap();
         admin.put("race", key, b"theirs");
         let e = up.commit().unwrap_err();
-        assert!(e.to_string().contains("already exists"), "{e}");
+        // Said by guard 2 (the HEAD before the final request), not by the store.
+        assert!(
+            e.to_string()
+                .starts_with(&format!("s3://race/{key} already exists")),
+            "{e}"
+        );
         assert_eq!(admin.get("race", key).unwrap(), b"theirs");
         assert!(
             admin.uploads("race").is_empty(),
@@ -365,7 +370,12 @@ fn a_concurrent_writer_is_never_replaced() {
         )
         .unwrap_err();
         assert!(fired.load(std::sync::atomic::Ordering::SeqCst));
-        assert!(e.to_string().contains("already exists"), "{e}");
+        // Said by the store's answer to If-None-Match on the final request.
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot upload s3://race/{key}: it already exists")),
+            "{e}"
+        );
         assert_eq!(admin.get("race", key).unwrap(), b"theirs");
         assert!(
             admin.uploads("race").is_empty(),
