@@ -601,6 +601,14 @@ fn to_datetime(t: jiff::Timestamp) -> DateTime {
 mod tests {
     use super::*;
 
+    /// The archive writer takes `W: Write + Send + 'static` (it finishes on another thread).
+    #[test]
+    fn upload_and_download_can_be_handed_to_the_archive_code() {
+        fn sendable<T: Send + 'static>() {}
+        sendable::<Upload>();
+        sendable::<super::super::Download>();
+    }
+
     #[test]
     fn part_sizes_grow_every_thousand_parts() {
         assert_eq!(part_size(PART_SIZE, 1), PART_SIZE);
