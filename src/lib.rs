@@ -49,14 +49,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Check(a) => commands::check::run(a, &config(&a.config)?, &out),
         Command::Detect(a) => commands::detect::run(a, &out),
         Command::Prune(a) => commands::prune::run(a, &config(&a.config)?, &out),
+        Command::Status(a) => commands::status::run(a, &config(&a.config)?, &out),
         Command::Keygen(a) => commands::keygen::run(a, &out),
         Command::Generate(a) => commands::generate::run(a),
     }
 }
 
-/// The configuration's `[trust]` table, for the commands that read archives.
-fn trust(arg: &cli::TrustConfigArg) -> Result<config::TrustConfig> {
-    Ok(commands::trust_config(arg.path.as_deref()))
+/// The configuration's `[trust]` and `[s3]` tables, for the commands that read archives
+/// (a broken file is ignored there: see [`commands::reader_config`]).
+fn trust(arg: &cli::TrustConfigArg) -> Result<config::Config> {
+    Ok(commands::reader_config(arg.path.as_deref()))
 }
 
 /// The configuration file, read only by the commands that use it (backup, check, prune):

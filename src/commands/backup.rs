@@ -17,6 +17,7 @@ use crate::keys::{parse_recipient, read_passphrase, read_recipients_file, Encryp
 use crate::report::{human_bytes, Out};
 use crate::signature::SigningKey;
 use crate::sources::resolve as resolve_sources;
+use crate::store::Folder;
 use output::{name_output, resolve_target, write, Output, Target};
 use serde_json::json;
 use std::path::Path;
@@ -27,6 +28,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let adhoc = adhoc_reason(args);
     let own_output = args.options.output.is_some();
     let config_strict = config.backup.strict && !args.options.strict;
+    let cli_lock = args.s3.lock_days.is_some() || args.s3.lock_mode.is_some();
     let args = &effective_args(args, config);
     let target = resolve_target(args, own_output, config, adhoc)?;
     let keep = retention_rules(args, config, adhoc.is_some(), target.as_ref());
@@ -49,22 +51,30 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         _ => None,
     };
     let pruning = !crate::retention::no_rule(&keep);
-    if pruning && lock.is_none() && !args.dry_run {
+    if pruning && target.as_ref().and_then(Target::folder).is_none() && !args.dry_run {
         return Err(
             Error::usage("--keep-* needs an output folder or file, not stdout").hint(
                 "write the archive with -o DIR/, or prune separately with forgekeep prune DIR",
             ),
         );
     }
+    lock_flags_need_a_store(cli_lock, target.as_ref())?;
+    // What the run's own keys and credentials are like: findings of this archive too.
+    let mut own_findings = target
+        .as_ref()
+        .and_then(Target::store)
+        .map(|s| crate::store::credentials_file_findings(s.settings()))
+        .unwrap_or_default();
     // Named under the lock: no other run can take the name between the choice and the
     // rename (see `unique_name`).
     let (output, created) = name_output(target, args.force)?;
     let enc = encryption(args)?;
     // Loaded before anything is read: a passphrase is asked (or refused) at once.
     let (signing, key_findings) = signing_key(args.options.sign_key.as_deref())?;
+    own_findings.extend(key_findings);
     let (mut collection, blocking) = gather(args, out)?;
-    out.findings(&key_findings);
-    collection.findings.extend(key_findings);
+    out.findings(&own_findings);
+    collection.findings.extend(own_findings);
     let worst = verdict_severity(&collection, blocking);
     let refusal = refusal(&collection, worst, args.options.strict, config_strict);
     let incomplete = lacks_secrets(&collection);
@@ -181,15 +191,21 @@ fn prune_after_writing(
     written_to: &str,
     out: &Out,
 ) -> Result<Option<crate::commands::prune::PruneOutcome>> {
-    let (Some(lock), Output::File { name, .. }) = (lock, output) else {
+    let Output::Archive { folder, name, .. } = output else {
         return Ok(None);
+    };
+    // A local folder: only under the lock, which is given only when there are rules.
+    let scope = match (folder, lock) {
+        (Folder::Local(_), None) => return Ok(None),
+        _ if crate::retention::no_rule(keep) => return Ok(None),
+        (folder, lock) => crate::commands::prune::Scope::of(folder, lock),
     };
     if incomplete {
         out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
         return Ok(None);
     }
     let host = host_for_filename();
-    crate::commands::prune::prune_dir(lock, keep, false, name.to_str(), Some(&host), out)
+    crate::commands::prune::prune_dir(scope, keep, false, name.to_str(), Some(&host), out)
         .map(Some)
         .map_err(|e| Error {
             what: format!(
@@ -223,8 +239,22 @@ fn effective_args(args: &BackupArgs, config: &Config) -> BackupArgs {
             strict: !args.no_strict && (args.options.strict || config.backup.strict),
             ..merge_backup(&args.options, &config.backup, args.passphrase)
         },
+        s3: args.s3.merged(&config.s3),
         ..args.clone()
     }
+}
+
+/// `--s3-lock-days` and `--s3-lock-mode` on the command line lock an object: with any
+/// other output they would silently do nothing. (The `[s3]` table's keys apply to the
+/// configured job's `s3://` output, and are ignored by a run that writes elsewhere.)
+fn lock_flags_need_a_store(cli_lock: bool, target: Option<&Target>) -> Result<()> {
+    if cli_lock && target.is_some_and(|t| t.store().is_none()) {
+        return Err(Error::usage(
+            "--s3-lock-days and --s3-lock-mode apply to an s3:// output only",
+        )
+        .hint("write the archive with -o s3://BUCKET/PREFIX/ to lock it, or drop the flag"));
+    }
+    Ok(())
 }
 
 /// The file's `[retention]` is the configured job's, for the file's output folder only:
@@ -236,8 +266,8 @@ fn retention_rules(
     adhoc: bool,
     target: Option<&Target>,
 ) -> KeepArgs {
-    match target.and_then(Target::dir) {
-        Some(dir) if !adhoc && config.is_output_folder(dir) => {
+    match target.and_then(Target::folder) {
+        Some(folder) if !adhoc && config.is_output_folder(&folder.arg()) => {
             merge_keep(&args.keep, &config.retention)
         }
         _ => args.keep.clone(),
@@ -373,13 +403,14 @@ fn dry_run_report(
             out.say(format!("would write the archive to {}", o.describe()));
             report["archive"] = json!(o.path_text());
         }
-        None => out.say("no output given: the real run needs -o FILE|DIR/|- (or [backup] output in the configuration file)"),
+        None => out.say("no output given: the real run needs -o FILE|DIR/|s3://BUCKET/PREFIX/|- (or [backup] output in the configuration file)"),
     }
-    if let (Some(Output::File { dir, name, .. }), false) = (output, crate::retention::no_rule(keep))
+    if let (Some(Output::Archive { folder, name, .. }), false) =
+        (output, crate::retention::no_rule(keep))
     {
         if pruning {
             let host = host_for_filename();
-            let plan = crate::commands::prune::preview(dir, keep, name.to_str(), &host)?;
+            let plan = crate::commands::prune::preview(folder, keep, name.to_str(), &host)?;
             crate::commands::prune::say_plan(&plan, out);
             let mut v = plan.to_json();
             v.as_object_mut().map(|o| o.remove("command"));

@@ -48,9 +48,9 @@ struct Difference {
     consequence: Option<&'static str>,
 }
 
-pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &DiffArgs, config: &crate::config::Config, out: &Out) -> Result<ExitCode> {
     let keys = keyring(&args.keys)?;
-    let trust = super::trust_file(&args.trust, trust)?;
+    let trust = super::trust_file(&args.trust, &config.trust)?;
     // The destinations a restore would use: same rules, same owner mapping.
     let as_restore = RestoreArgs {
         archive: args.archive.clone(),
@@ -72,7 +72,7 @@ pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Re
         limits: args.limits.clone(),
     };
     let mut dests = Destinations::from_args(&as_restore)?;
-    let (input, name) = open_archive(&args.archive)?;
+    let (input, name, _) = open_archive(&args.archive, &config.s3)?;
     let mut captured = Capture::default();
     let read = read_archive(
         input,

@@ -6,15 +6,15 @@ use crate::archive::manifest::Kind;
 use crate::archive::reader::{read_archive, NoVisitor};
 use crate::archive::sums::sha256_hex;
 use crate::cli::ListArgs;
-use crate::config::TrustConfig;
+use crate::config::Config;
 use crate::error::{ExitCode, Result};
 use crate::report::{mode_string, Out};
 use serde_json::json;
 
-pub fn run(args: &ListArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &ListArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let keys = keyring(&args.keys)?;
-    let trust = trust_file(&args.trust, trust)?;
-    let (input, name) = open_archive(&args.archive)?;
+    let trust = trust_file(&args.trust, &config.trust)?;
+    let (input, name, _) = open_archive(&args.archive, &config.s3)?;
     let read = read_archive(
         input,
         &name,

@@ -10,38 +10,59 @@ pub mod keygen;
 pub mod list;
 pub mod prune;
 pub mod restore;
+pub mod status;
 pub mod verify;
 
 use crate::cli::IdentityArgs;
 use crate::error::{Error, Result};
 use crate::keys::{read_passphrase, Keyring};
+use crate::store::{Download, Location, S3Options};
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-/// The archive to read: a file, or stdin for `-`.
-pub fn open_archive(path: &Path) -> Result<(Box<dyn Read + Send>, String)> {
+/// The archive to read: a file, an object (`s3://BUCKET/KEY`, through `s3` and the AWS
+/// environment), or stdin for `-`. Returns the reader, the name to print, and the size
+/// when it is known (for a progress bar).
+pub fn open_archive(
+    path: &Path,
+    s3: &S3Options,
+) -> Result<(Box<dyn Read + Send>, String, Option<u64>)> {
     if path.as_os_str() == "-" {
-        return Ok((Box::new(std::io::stdin()), "stdin".into()));
+        return Ok((Box::new(std::io::stdin()), "stdin".into(), None));
     }
-    let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open archive", path, &e))?;
-    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(
-            Error::usage(format!("{} is a folder, not an archive", path.display()))
-                .hint("name one forgekeep-*.tar.zst.age file"),
-        );
-    }
-    let mut input = std::io::BufReader::new(f);
+    let (input, name, size): (Box<dyn Read + Send>, String, u64) = match Location::parse(path)? {
+        Location::S3(url) => {
+            let download = Download::open(crate::store::connect(s3)?, &url)?;
+            let size = download.size();
+            (Box::new(download), url.to_string(), size)
+        }
+        Location::Local(path) => {
+            let f = std::fs::File::open(&path)
+                .map_err(|e| Error::io("cannot open archive", &path, &e))?;
+            let meta = f
+                .metadata()
+                .map_err(|e| Error::io("cannot open archive", &path, &e))?;
+            if meta.is_dir() {
+                return Err(Error::usage(format!(
+                    "{} is a folder, not an archive",
+                    path.display()
+                ))
+                .hint("name one forgekeep-*.tar.zst.age file"));
+            }
+            (Box::new(f), path.display().to_string(), meta.len())
+        }
+    };
+    let mut input = std::io::BufReader::new(input);
     let head = input
         .fill_buf()
-        .map_err(|e| Error::io("cannot read archive", path, &e))?;
+        .map_err(|e| Error::io("cannot read archive", Path::new(&name), &e))?;
     if is_a_key(head) {
         return Err(Error::usage(format!(
-            "{} is a key, not an archive: are the archive and the key swapped?",
-            path.display()
+            "{name} is a key, not an archive: are the archive and the key swapped?"
         ))
         .hint("name the archive first and the key after -i: forgekeep restore ARCHIVE -i KEY"));
     }
-    Ok((Box::new(input), path.display().to_string()))
+    Ok((Box::new(input), name, Some(size)))
 }
 
 /// Does a file start like a key (an age identity or recipient, an SSH or PEM key) rather
@@ -66,16 +87,12 @@ fn is_a_key(head: &[u8]) -> bool {
 /// on a terminal and the archive is big (see [`Out::progress`]). Clear the bar after.
 pub fn open_archive_watched(
     path: &Path,
+    s3: &S3Options,
     out: &crate::report::Out,
     what: &str,
 ) -> Result<(Box<dyn Read + Send>, String, Option<indicatif::ProgressBar>)> {
-    let (input, name) = open_archive(path)?;
-    let size = if path.as_os_str() == "-" {
-        0
-    } else {
-        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-    };
-    match out.progress(size, what) {
+    let (input, name, size) = open_archive(path, s3)?;
+    match out.progress(size.unwrap_or(0), what) {
         Some(bar) => Ok((Box::new(bar.wrap_read(input)), name, Some(bar))),
         None => Ok((input, name, None)),
     }
@@ -92,16 +109,21 @@ pub fn keyring(args: &IdentityArgs) -> Result<Keyring> {
     Keyring::from_files(&args.identities)
 }
 
-/// What the reading commands take from the configuration file: its `[trust]` table.
-/// A file that cannot be read or parsed is reported and ignored, never fatal: ignoring
-/// it can only make these commands stricter (no trust file, no standing consent), and
+/// What the reading commands take from the configuration file: its `[trust]` table, and
+/// `[s3]` for archives named by `s3://` URLs. A file that cannot be read or parsed is
+/// reported and ignored, never fatal: ignoring it can only make these commands stricter
+/// (no trust file, no standing consent; the AWS environment alone for the store), and
 /// a broken configuration must never stand between an operator and a restore.
-pub fn trust_config(path: Option<&Path>) -> crate::config::TrustConfig {
+pub fn reader_config(path: Option<&Path>) -> crate::config::Config {
     match crate::config::Config::load(path) {
-        Ok(c) => c.trust,
+        Ok(c) => crate::config::Config {
+            trust: c.trust,
+            s3: c.s3,
+            ..Default::default()
+        },
         Err(e) => {
             log::warn!(
-                "ignoring the configuration file (only its [trust] table is read here): {e}"
+                "ignoring the configuration file (only its [trust] and [s3] tables are read here): {e}"
             );
             Default::default()
         }

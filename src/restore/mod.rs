@@ -22,7 +22,7 @@ use crate::archive::manifest::{Entry, Manifest};
 use crate::archive::reader::{read_archive, Visitor};
 use crate::cli::RestoreArgs;
 use crate::commands::{keyring, open_archive_watched, trust_file};
-use crate::config::TrustConfig;
+use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::Out;
 use crate::signature::{Authenticity, SigningKey};
@@ -30,15 +30,15 @@ use plan::{Action, Destinations};
 use serde_json::json;
 use stage::Stager;
 
-pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &RestoreArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     raise_fd_limit();
     let keys = keyring(&args.keys)?;
     let consent = Consent {
         live: args.to.is_none() && !args.dry_run,
-        given: args.allow_untrusted || trust.allow_untrusted,
+        given: args.allow_untrusted || config.trust.allow_untrusted,
         root: args.root.clone(),
     };
-    let trust = trust_file(&args.trust, trust)?;
+    let trust = trust_file(&args.trust, &config.trust)?;
     // Loaded first: a passphrase is asked before the archive is read, not after.
     let signing = args
         .sign_key
@@ -47,7 +47,7 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
         .transpose()?
         .map(std::sync::Arc::new);
     let dests = Destinations::from_args(args)?;
-    let (input, name, bar) = open_archive_watched(&args.archive, out, "restore")?;
+    let (input, name, bar) = open_archive_watched(&args.archive, &config.s3, out, "restore")?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
     let mut gate = Gate {
         stager: &mut stager,

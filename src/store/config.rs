@@ -23,31 +23,45 @@ use serde::Deserialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-/// The `[s3]` table of the configuration file (and the matching `--s3-*` flags).
+/// The `[s3]` table of the configuration file; its Object Lock keys are also `backup`'s
+/// `--s3-lock-days` and `--s3-lock-mode`. Where to connect is not a flag: the
+/// environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, ...) says it for a
+/// one-off run, the table for the configured job, as for every other S3 tool.
 #[derive(Debug, Args, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct S3Options {
     /// Endpoint of an S3-compatible store, e.g. http://127.0.0.1:3900 (default: AWS_ENDPOINT_URL, else AWS)
-    #[arg(long = "s3-endpoint", value_name = "URL")]
+    #[arg(skip)]
     pub endpoint: Option<String>,
     /// The store's region name (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region)
-    #[arg(long = "s3-region", value_name = "NAME")]
+    #[arg(skip)]
     pub region: Option<String>,
     /// path: http://endpoint/BUCKET/KEY; virtual: http://BUCKET.endpoint/KEY (default: path with a custom endpoint)
-    #[arg(long = "s3-addressing-style", value_name = "STYLE")]
+    #[arg(skip)]
     pub addressing_style: Option<AddressingStyle>,
     /// The shared credentials file (default: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials)
-    #[arg(long = "s3-credentials-file", value_name = "FILE")]
+    #[arg(skip)]
     pub credentials_file: Option<PathBuf>,
     /// The profile to use in the credentials file (default: AWS_PROFILE, else "default")
-    #[arg(long = "s3-profile", value_name = "NAME")]
+    #[arg(skip)]
     pub profile: Option<String>,
-    /// Give each new archive an Object Lock retention of N days
+    /// With an s3:// output: give the new archive an Object Lock retention of N days (0: none), so that nobody can delete it before (the bucket needs Object Lock)
     #[arg(long = "s3-lock-days", value_name = "N")]
     pub lock_days: Option<u32>,
-    /// The Object Lock mode of that retention (default: governance)
+    /// The Object Lock mode of that retention: governance (who has s3:BypassGovernanceRetention may still delete) or compliance (nobody can) [default: governance]
     #[arg(long = "s3-lock-mode", value_name = "MODE")]
     pub lock_mode: Option<LockMode>,
+}
+
+impl S3Options {
+    /// The command line's lock flags over the file's table (the rest is the table's).
+    pub fn merged(&self, file: &S3Options) -> S3Options {
+        S3Options {
+            lock_days: self.lock_days.or(file.lock_days),
+            lock_mode: self.lock_mode.or(file.lock_mode),
+            ..file.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -84,9 +98,12 @@ pub struct LockPolicy {
 }
 
 impl LockPolicy {
-    /// The retain-until date of an archive written at `now`.
+    /// The retain-until date of an archive written at `now`: whole seconds, as stores
+    /// keep it (and as the archive's stamp has it), so that the date read back equals the
+    /// one asked for.
     pub fn until(&self, now: jiff::Timestamp) -> jiff::Timestamp {
-        now + jiff::SignedDuration::from_hours(24 * i64::from(self.days))
+        jiff::Timestamp::from_second(now.as_second()).expect("a second of a timestamp")
+            + jiff::SignedDuration::from_hours(24 * i64::from(self.days))
     }
 }
 
@@ -316,7 +333,7 @@ mod tests {
                 mode: LockMode::Governance
             })
         );
-        let now: jiff::Timestamp = "2026-11-25T03:00:00Z".parse().unwrap();
+        let now: jiff::Timestamp = "2026-11-25T03:00:00.750Z".parse().unwrap();
         assert_eq!(
             s.lock.unwrap().until(now).to_string(),
             "2026-12-25T03:00:00Z"

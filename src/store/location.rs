@@ -96,6 +96,25 @@ impl ObjectUrl {
     pub fn name(&self) -> &str {
         self.key.rsplit('/').next().unwrap_or(&self.key)
     }
+
+    /// The folder the object is in (a folder is its own).
+    pub fn folder(&self) -> ObjectUrl {
+        let end = self.key.rfind('/').map_or(0, |i| i + 1);
+        ObjectUrl {
+            bucket: self.bucket.clone(),
+            key: self.key[..end].to_string(),
+        }
+    }
+
+    /// This URL read as a folder: where only a folder makes sense (prune, status,
+    /// `verify --latest`), `s3://BUCKET/PREFIX` means `s3://BUCKET/PREFIX/`, as `DIR`
+    /// needs no trailing slash there either.
+    pub fn into_folder(mut self) -> ObjectUrl {
+        if !self.is_folder() {
+            self.key.push('/');
+        }
+        self
+    }
 }
 
 /// The argument as it may be printed: on one line, and without anything before an `@`
@@ -139,6 +158,17 @@ mod tests {
             url("s3://backups/forge/").join("x.age").to_string(),
             "s3://backups/forge/x.age"
         );
+        assert_eq!(o.folder(), url("s3://backups/forge/"));
+        assert_eq!(url("s3://backups/a.age").folder(), url("s3://backups"));
+        assert_eq!(
+            url("s3://backups/forge/").folder(),
+            url("s3://backups/forge/")
+        );
+        assert_eq!(
+            url("s3://backups/forge").into_folder(),
+            url("s3://backups/forge/")
+        );
+        assert_eq!(url("s3://backups").into_folder(), url("s3://backups/"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod client;
 mod config;
 mod download;
 mod error;
+mod folder;
 mod location;
 mod objects;
 pub mod upload;
@@ -37,6 +38,13 @@ pub use config::{
     credentials_file_findings, AddressingStyle, LockMode, LockPolicy, S3Options, Settings,
 };
 pub use download::Download;
+pub use folder::Folder;
 pub use location::{Location, ObjectUrl};
 pub use objects::{is_forgekeep_name, Deleted, ObjectInfo, Retention};
 pub use upload::{Committed, Upload, UploadOptions, PARTS_IN_FLIGHT, PART_SIZE};
+
+/// Connects to the store that `opts` (the `[s3]` table and the command's flags) and the
+/// AWS environment name, resolving the credentials now.
+pub fn connect(opts: &S3Options) -> crate::error::Result<std::sync::Arc<S3Store>> {
+    S3Store::connect(&Settings::resolve(opts)?)
+}

@@ -65,10 +65,18 @@ pub fn is_forgekeep_name(name: &str) -> bool {
             || name.starts_with("restore-undo-"))
 }
 
-/// An unfinished upload to clean: one of forgekeep's own names directly in the folder,
-/// started before `cutoff` (an upload without a start time is left alone).
-fn is_stale(folder_key: &str, key: &str, started: Option<Timestamp>, cutoff: Timestamp) -> bool {
-    key.strip_prefix(folder_key).is_some_and(is_forgekeep_name)
+/// An unfinished upload to clean: one of forgekeep's own names (or `also`, the name this
+/// run writes) directly in the folder, started before `cutoff` (an upload without a
+/// start time is left alone).
+fn is_stale(
+    folder_key: &str,
+    key: &str,
+    also: Option<&str>,
+    started: Option<Timestamp>,
+    cutoff: Timestamp,
+) -> bool {
+    key.strip_prefix(folder_key)
+        .is_some_and(|name| is_forgekeep_name(name) || (!name.contains('/') && Some(name) == also))
         && started.is_some_and(|t| t <= cutoff)
 }
 
@@ -158,7 +166,8 @@ impl S3Store {
         }
     }
 
-    /// Aborts multipart uploads of forgekeep's own names directly in `folder` that were
+    /// Aborts multipart uploads of forgekeep's own names directly in `folder` (and of
+    /// `also`, a name there that a backup writes with `-o s3://BUCKET/KEY`) that were
     /// started more than `older_than` ago (runs killed mid-upload). Younger ones may
     /// belong to a run still going on another host, so they are left alone. Returns the
     /// objects whose uploads were aborted.
@@ -166,6 +175,7 @@ impl S3Store {
         &self,
         folder: &ObjectUrl,
         older_than: jiff::SignedDuration,
+        also: Option<&str>,
     ) -> Result<Vec<ObjectUrl>> {
         let cutoff = Timestamp::now() - older_than;
         let mut stale = Vec::new();
@@ -185,7 +195,13 @@ impl S3Store {
                 let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
                     continue;
                 };
-                if is_stale(&folder.key, key, u.initiated().and_then(timestamp), cutoff) {
+                if is_stale(
+                    &folder.key,
+                    key,
+                    also,
+                    u.initiated().and_then(timestamp),
+                    cutoff,
+                ) {
                     stale.push((key.to_string(), id.to_string()));
                 }
             }
@@ -251,21 +267,22 @@ mod tests {
         let t = |s: &str| s.parse::<Timestamp>().unwrap();
         let cutoff = t("2026-11-25T03:00:00Z");
         let name = "p/forgekeep-git-20261125T000000Z.tar.zst.age";
-        assert!(is_stale(
-            "p/",
-            name,
-            Some(t("2026-11-25T02:59:59Z")),
-            cutoff
-        ));
+        let old = Some(t("2026-11-25T02:59:59Z"));
+        assert!(is_stale("p/", name, None, old, cutoff));
         assert!(
-            !is_stale("p/", name, Some(t("2026-11-25T03:00:01Z")), cutoff),
+            !is_stale("p/", name, None, Some(t("2026-11-25T03:00:01Z")), cutoff),
             "young: maybe running elsewhere"
         );
-        assert!(!is_stale("p/", name, None, cutoff));
+        assert!(!is_stale("p/", name, None, None, cutoff));
+        assert!(!is_stale("q/", name, None, old, cutoff));
+        // A name of the user's: only the one this run writes.
+        assert!(!is_stale("p/", "p/mine.age", None, old, cutoff));
+        assert!(is_stale("p/", "p/mine.age", Some("mine.age"), old, cutoff));
         assert!(!is_stale(
-            "q/",
-            name,
-            Some(t("2020-01-01T00:00:00Z")),
+            "p/",
+            "p/sub/mine.age",
+            Some("mine.age"),
+            old,
             cutoff
         ));
     }

@@ -431,7 +431,7 @@ fn a_run_killed_mid_upload_leaves_no_object_and_a_later_run_cleans_its_parts() {
     let s = store(&moto.endpoint);
     // (moto dates every upload 2010-11-10, so the age limit is tested in objects.rs.)
     let cleaned = s
-        .cleanup_stale_uploads(&url("killed", "nightly/"), jiff::SignedDuration::ZERO)
+        .cleanup_stale_uploads(&url("killed", "nightly/"), jiff::SignedDuration::ZERO, None)
         .unwrap();
     assert_eq!(cleaned, [url("killed", key)]);
     assert!(admin.uploads("killed").is_empty());
@@ -453,7 +453,7 @@ fn only_forgekeeps_own_stale_uploads_are_cleaned() {
     }
     let s = store(&moto.endpoint);
     let mut cleaned: Vec<String> = s
-        .cleanup_stale_uploads(&url("stale", "p/"), jiff::SignedDuration::ZERO)
+        .cleanup_stale_uploads(&url("stale", "p/"), jiff::SignedDuration::ZERO, None)
         .unwrap()
         .into_iter()
         .map(|u| u.key)

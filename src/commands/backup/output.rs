@@ -1,8 +1,12 @@
-//! Where `backup` puts the archive: stdout, a file, or a folder where it names it.
+//! Where `backup` puts the archive: stdout, a file, a folder where it names it, or the
+//! same two in a bucket (`s3://BUCKET/KEY`, `s3://BUCKET/PREFIX/`).
 //!
 //! The target is resolved before anything is read (a missing folder, an existing file
-//! without `--force`, stdout on a terminal: refused at once), named under the folder's
-//! lock (see [`unique_name`]), and written the safe way (see [`write`]).
+//! or object without `--force`, stdout on a terminal, an unreachable store: refused at
+//! once), named under the folder's lock (see [`unique_name`]; a prefix has none, see
+//! [`crate::store::Folder`]), and written the safe way (see [`write`]): a file through a
+//! temp file and a rename, an object by an upload that makes it appear only when
+//! complete and never replaces one unless asked.
 
 use super::{host_for_filename, manifest_at};
 use crate::archive::writer::{write_archive, write_archive_file, WriteOptions, WriteSummary};
@@ -13,12 +17,18 @@ use crate::error::{Error, Result};
 use crate::keys::Encryption;
 use crate::report::Out;
 use crate::signature::SigningKey;
-use std::ffi::OsString;
+use crate::store::{Folder, Location, ObjectUrl, Retention, S3Store, Upload, UploadOptions};
+use std::ffi::{OsStr, OsString};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Writes the archive to stdout or, through a temp file and a rename, into its folder.
-/// Returns where it went, its size on disk and the writer's summary.
+/// How old an unfinished upload must be before a backup aborts it as a killed run's: a
+/// day, so that a run still uploading from another host is never cut off.
+const STALE_UPLOAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// Writes the archive to stdout, through a temp file and a rename into its folder, or as
+/// an object. Returns where it went, its size and the writer's summary.
 pub(super) fn write(
     output: &Output,
     created: jiff::Timestamp,
@@ -52,8 +62,8 @@ pub(super) fn write(
                     .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
                 ("-".to_string(), None, summary)
             }
-            Output::File {
-                dir,
+            Output::Archive {
+                folder: Folder::Local(dir),
                 name,
                 generated,
             } => {
@@ -72,6 +82,37 @@ pub(super) fn write(
                 let size = std::fs::metadata(&target).map(|m| m.len()).ok();
                 (target.display().to_string(), size, summary)
             }
+            Output::Archive {
+                folder: Folder::Prefix { store, url },
+                name,
+                generated,
+            } => {
+                let url = url.join(&name.to_string_lossy());
+                let upload = Upload::create(
+                    store.clone(),
+                    &url,
+                    UploadOptions {
+                        // As for files: only a KEY the user named, with --force.
+                        replace: args.force && !generated,
+                        lock: store.settings().lock.map(|policy| Retention {
+                            mode: policy.mode,
+                            until: policy.until(created),
+                        }),
+                        part_size: 0,
+                    },
+                )?;
+                let (upload, summary) = write_archive(
+                    upload,
+                    Path::new(&url.to_string()),
+                    enc,
+                    &manifest,
+                    &collection.items,
+                    &opts,
+                )?;
+                let committed = upload.commit()?;
+                clean_stale_uploads(store, &url, *generated, out);
+                (url.to_string(), Some(committed.size), summary)
+            }
         })
     })();
     if let Some(p) = &opts.progress {
@@ -80,24 +121,66 @@ pub(super) fn write(
     written
 }
 
+/// After a successful upload: the multipart uploads that runs killed mid-upload left in
+/// the folder (forgekeep's own names, and the KEY this run writes) are aborted, so the
+/// store stops keeping (and billing) their parts. Failing to is a warning: the archive
+/// is safe, and the next run tries again.
+fn clean_stale_uploads(store: &S3Store, url: &ObjectUrl, generated: bool, out: &Out) {
+    let also = (!generated).then(|| url.name());
+    match store.cleanup_stale_uploads(&url.folder(), STALE_UPLOAD, also) {
+        Ok(aborted) if aborted.is_empty() => {}
+        Ok(aborted) => out.say(format!(
+            "aborted {} unfinished upload(s) of interrupted runs: {}",
+            aborted.len(),
+            aborted
+                .iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(e) => out.warn(format!(
+            "the unfinished uploads of interrupted runs in {} were not cleaned up: {e}",
+            url.folder()
+        )),
+    }
+}
+
 /// Where the archive goes, as the command line or the file says, before its name is
 /// chosen.
 pub(super) enum Target {
     Stdout,
-    /// `-o FILE`: exactly that name.
+    /// `-o FILE` or `-o s3://BUCKET/KEY`: exactly that name.
     Named {
-        dir: PathBuf,
+        folder: Folder,
         name: OsString,
     },
-    /// `-o DIR/`: a name made from the host and the time, chosen under the lock.
-    Folder(PathBuf),
+    /// `-o DIR/` or `-o s3://BUCKET/PREFIX/`: a name made from the host and the time,
+    /// chosen under the folder's lock.
+    InFolder(Folder),
 }
 
 impl Target {
-    pub(super) fn dir(&self) -> Option<&Path> {
+    /// The folder the archive goes into.
+    pub(super) fn folder(&self) -> Option<&Folder> {
         match self {
             Target::Stdout => None,
-            Target::Named { dir, .. } | Target::Folder(dir) => Some(dir),
+            Target::Named { folder, .. } | Target::InFolder(folder) => Some(folder),
+        }
+    }
+
+    /// The local folder, whose run lock the backup takes.
+    pub(super) fn dir(&self) -> Option<&Path> {
+        match self.folder() {
+            Some(Folder::Local(dir)) => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// The store, for an `s3://` output.
+    pub(super) fn store(&self) -> Option<&Arc<S3Store>> {
+        match self.folder() {
+            Some(Folder::Prefix { store, .. }) => Some(store),
+            _ => None,
         }
     }
 }
@@ -105,8 +188,8 @@ impl Target {
 /// Where the archive goes, named.
 pub(super) enum Output {
     Stdout,
-    File {
-        dir: PathBuf,
+    Archive {
+        folder: Folder,
         name: OsString,
         generated: bool,
     },
@@ -116,23 +199,24 @@ impl Output {
     pub(super) fn path_text(&self) -> String {
         match self {
             Output::Stdout => "-".into(),
-            Output::File { dir, name, .. } => dir.join(name).display().to_string(),
+            Output::Archive { folder, name, .. } => folder.join(name).display().to_string(),
         }
     }
 
     pub(super) fn describe(&self) -> String {
         match self {
             Output::Stdout => "stdout".into(),
-            Output::File { .. } => self.path_text(),
+            Output::Archive { .. } => self.path_text(),
         }
     }
 }
 
-/// `-o -` is stdout; an existing folder (or a path ending in `/`) gets a generated
-/// name; anything else is the file name itself. None only for a dry run without any.
-/// A run that names its own sources or recipients is not the configured job: it never
-/// falls back to the configured folder (where it would become the newest archive, made
-/// for keys the verify job may not hold, and be pruned by rules not written for it).
+/// `-o -` is stdout; an existing folder (or a path ending in `/`, or an `s3://` URL
+/// ending in `/` or naming only the bucket) gets a generated name; anything else is the
+/// file (or object) name itself. None only for a dry run without any. A run that names
+/// its own sources or recipients is not the configured job: it never falls back to the
+/// configured folder (where it would become the newest archive, made for keys the verify
+/// job may not hold, and be pruned by rules not written for it).
 pub(super) fn resolve_target(
     args: &BackupArgs,
     own_output: bool,
@@ -146,8 +230,9 @@ pub(super) fn resolve_target(
         (Some(o), _) => o,
         (None, _) if args.dry_run => return Ok(None),
         (None, _) => {
-            return Err(Error::usage("no output given")
-                .hint("pass -o FILE, -o DIR/ (a name is generated) or -o - for stdout"))
+            return Err(Error::usage("no output given").hint(
+                "pass -o FILE, -o DIR/ (a name is generated), -o s3://BUCKET/PREFIX/ or -o - for stdout",
+            ))
         }
     };
     if o.as_os_str() == "-" {
@@ -159,6 +244,9 @@ pub(super) fn resolve_target(
         }
         return Ok(Some(Target::Stdout));
     }
+    if let Location::S3(url) = Location::parse(o)? {
+        return object_target(url, args).map(Some);
+    }
     let ends_with_slash = o.as_os_str().to_string_lossy().ends_with('/');
     if o.is_dir() || ends_with_slash {
         if !o.is_dir() {
@@ -167,7 +255,7 @@ pub(super) fn resolve_target(
                     .hint("create it first (mode 0700 is a good choice)"),
             );
         }
-        return Ok(Some(Target::Folder(o.clone())));
+        return Ok(Some(Target::InFolder(Folder::Local(o.clone()))));
     }
     let name = o
         .file_name()
@@ -183,9 +271,27 @@ pub(super) fn resolve_target(
                 .hint("create it first"),
         );
     }
-    check_replace(&dir, &name, args.force)?;
-    Ok(Some(Target::Named { dir, name }))
+    let folder = Folder::Local(dir);
+    check_replace(&folder, &name, args.force)?;
+    Ok(Some(Target::Named { folder, name }))
 }
+
+/// `-o s3://…`: connects (so that missing credentials or an unknown endpoint stop the
+/// run before anything is read) and checks a named KEY as a FILE is checked.
+fn object_target(url: ObjectUrl, args: &BackupArgs) -> Result<Target> {
+    let store = crate::store::connect(&args.s3)?;
+    if url.is_folder() {
+        return Ok(Target::InFolder(Folder::Prefix { store, url }));
+    }
+    let name = OsString::from(url.name());
+    let folder = Folder::Prefix {
+        store,
+        url: url.folder(),
+    };
+    check_replace(&folder, &name, args.force)?;
+    Ok(Target::Named { folder, name })
+}
+
 /// The usage error of an ad-hoc run on a configured host that gave no `-o`.
 fn adhoc_without_output(what: &str, config: &Config) -> Error {
     let file = config
@@ -216,23 +322,23 @@ pub(super) fn name_output(
     Ok(match target {
         None => (None, now),
         Some(Target::Stdout) => (Some(Output::Stdout), now),
-        Some(Target::Named { dir, name }) => {
+        Some(Target::Named { folder, name }) => {
             // Checked again: it may have appeared since the first check.
-            check_replace(&dir, &name, force)?;
+            check_replace(&folder, &name, force)?;
             (
-                Some(Output::File {
-                    dir,
+                Some(Output::Archive {
+                    folder,
                     name,
                     generated: false,
                 }),
                 now,
             )
         }
-        Some(Target::Folder(dir)) => {
-            let (name, created) = unique_name(&dir)?;
+        Some(Target::InFolder(folder)) => {
+            let (name, created) = unique_name(&folder)?;
             (
-                Some(Output::File {
-                    dir,
+                Some(Output::Archive {
+                    folder,
                     name: name.into(),
                     generated: true,
                 }),
@@ -246,45 +352,44 @@ pub(super) fn name_output(
 /// whole second).
 const NAME_WAITS: u32 = 3;
 
-/// `forgekeep-<host>-<stamp>.tar.zst.age` for now, unless a file of that name exists:
-/// then the run waits for the next second and tries again. Two runs into one folder are
+/// `forgekeep-<host>-<stamp>.tar.zst.age` for now, unless that name is taken: then the
+/// run waits for the next second and tries again. Two runs into one local folder are
 /// serialised by its lock, so the only way to meet a taken name is a run that finished
 /// earlier in the same second (or a clock stepped back, or a copied-in archive): waiting
 /// keeps names unique and in time order, in the format prune and verify --latest read.
-fn unique_name(dir: &Path) -> Result<(String, jiff::Timestamp)> {
+/// A prefix has no lock: two runs of one host that pick the same second meet at the
+/// upload, which creates the object only if the name is free, so one of them fails and
+/// nothing is replaced.
+fn unique_name(folder: &Folder) -> Result<(String, jiff::Timestamp)> {
     let host = host_for_filename();
     for _ in 0..=NAME_WAITS {
         let now = jiff::Timestamp::now();
         let name = crate::retention::archive_name(&host, now);
-        match std::fs::symlink_metadata(dir.join(&name)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((name, now)),
-            Err(e) => return Err(Error::io("cannot inspect", &dir.join(&name), &e)),
-            Ok(_) => {
-                let into_second = now.subsec_nanosecond().max(0) as u64;
-                std::thread::sleep(std::time::Duration::from_nanos(
-                    1_000_000_000 - into_second + 1_000_000,
-                ));
-            }
+        if !folder.contains(OsStr::new(&name))? {
+            return Ok((name, now));
         }
+        let into_second = now.subsec_nanosecond().max(0) as u64;
+        std::thread::sleep(std::time::Duration::from_nanos(
+            1_000_000_000 - into_second + 1_000_000,
+        ));
     }
     Err(Error::runtime(format!(
-        "every archive name of the last {} seconds is taken in {}",
+        "every archive name of the last {} seconds is taken in {folder}",
         NAME_WAITS + 1,
-        dir.display()
     ))
     .hint("archives named forgekeep-<host>-<stamp> newer than this host's clock are in the folder: check the clock, or move them"))
 }
 
 /// Fails fast, before any source is read, when the output exists and `--force` was not
-/// given (the final rename refuses to replace it too, should it appear meanwhile). Even
-/// with `--force`, an archive of the folder's series (`forgekeep-<host>-<stamp>…`, the
-/// names `-o DIR/` makes) is never replaced: its name is the time it was made, and prune
-/// and verify --latest trust that.
-fn check_replace(dir: &Path, name: &std::ffi::OsStr, force: bool) -> Result<()> {
-    let target = dir.join(name);
-    if std::fs::symlink_metadata(&target).is_err() {
+/// given (the final rename, or the upload's conditional create, refuses to replace it
+/// too, should it appear meanwhile). Even with `--force`, an archive of the folder's
+/// series (`forgekeep-<host>-<stamp>…`, the names `-o DIR/` makes) is never replaced:
+/// its name is the time it was made, and prune and verify --latest trust that.
+fn check_replace(folder: &Folder, name: &OsStr, force: bool) -> Result<()> {
+    if !folder.contains(name)? {
         return Ok(());
     }
+    let target = folder.join(name);
     if !force {
         return Err(
             Error::runtime(format!("{} already exists", target.display()))
