@@ -43,11 +43,8 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let out = &out;
     // One run per output folder at a time, taken before anything is read so that a
     // second run (a timer firing while a slow one still runs) exits 6 at once.
-    let lock = match &target {
-        Some(t) if !args.dry_run => t
-            .dir()
-            .map(|dir| crate::lock::acquire(dir, "backup"))
-            .transpose()?,
+    let lock = match target.as_ref().and_then(Target::folder) {
+        Some(folder) if !args.dry_run => take_lock(folder)?,
         _ => None,
     };
     let pruning = !crate::retention::no_rule(&keep);
@@ -241,6 +238,22 @@ fn effective_args(args: &BackupArgs, config: &Config) -> BackupArgs {
         },
         s3: args.s3.merged(&config.s3),
         ..args.clone()
+    }
+}
+
+/// The run lock of the output folder: its `.forgekeep.lock`, or for a bucket prefix the
+/// lock this host keeps for it (see [`crate::lock::acquire_for_prefix`]).
+fn take_lock(folder: &Folder) -> Result<Option<crate::lock::Lock>> {
+    match folder {
+        Folder::Local(dir) => crate::lock::acquire(dir, "backup").map(Some),
+        Folder::Prefix { store, url } => {
+            let endpoint = store.settings().endpoint.as_deref().unwrap_or("aws");
+            crate::lock::acquire_for_prefix(
+                &format!("{endpoint} {url}"),
+                &url.to_string(),
+                "backup",
+            )
+        }
     }
 }
 

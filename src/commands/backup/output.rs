@@ -3,8 +3,8 @@
 //!
 //! The target is resolved before anything is read (a missing folder, an existing file
 //! or object without `--force`, stdout on a terminal, an unreachable store: refused at
-//! once), named under the folder's lock (see [`unique_name`]; a prefix has none, see
-//! [`crate::store::Folder`]), and written the safe way (see [`write`]): a file through a
+//! once), named under the folder's lock (see [`unique_name`]; for a prefix, the lock
+//! this host keeps for it: [`crate::lock::acquire_for_prefix`]), and written the safe way (see [`write`]): a file through a
 //! temp file and a rename, an object by an upload that makes it appear only when
 //! complete and never replaces one unless asked.
 
@@ -165,14 +165,6 @@ impl Target {
         match self {
             Target::Stdout => None,
             Target::Named { folder, .. } | Target::InFolder(folder) => Some(folder),
-        }
-    }
-
-    /// The local folder, whose run lock the backup takes.
-    pub(super) fn dir(&self) -> Option<&Path> {
-        match self.folder() {
-            Some(Folder::Local(dir)) => Some(dir),
-            _ => None,
         }
     }
 
@@ -354,12 +346,12 @@ const NAME_WAITS: u32 = 3;
 
 /// `forgekeep-<host>-<stamp>.tar.zst.age` for now, unless that name is taken: then the
 /// run waits for the next second and tries again. Two runs into one local folder are
-/// serialised by its lock, so the only way to meet a taken name is a run that finished
-/// earlier in the same second (or a clock stepped back, or a copied-in archive): waiting
-/// keeps names unique and in time order, in the format prune and verify --latest read.
-/// A prefix has no lock: two runs of one host that pick the same second meet at the
-/// upload, which creates the object only if the name is free, so one of them fails and
-/// nothing is replaced.
+/// serialised by its lock (a prefix by the lock this host keeps for it), so the only way
+/// to meet a taken name is a run that finished earlier in the same second (or a clock
+/// stepped back, or a copied-in archive): waiting keeps names unique and in time order,
+/// in the format prune and verify --latest read. Should two runs of one host still pick
+/// one name (no runtime folder for the prefix's lock), the upload's guards make one of
+/// them fail rather than replace the other's archive.
 fn unique_name(folder: &Folder) -> Result<(String, jiff::Timestamp)> {
     let host = host_for_filename();
     for _ in 0..=NAME_WAITS {
