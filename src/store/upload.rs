@@ -130,7 +130,6 @@ impl Multipart {
         let part = wait_part(store, h, url)?;
         self.done.push(part);
         self.spare = bytes.try_into_mut().ok().map(Vec::from);
-        log::debug!("XXX spare {:?}", self.spare.as_ref().map(|v| v.capacity()));
         Ok(())
     }
 }
