@@ -128,6 +128,24 @@ impl S3Store {
         Ok(out)
     }
 
+    /// One listing request of at most one key in `folder`: proves, before a backup reads
+    /// anything, that the bucket exists and the store accepts the credential. Unlike a
+    /// HeadObject (whose answer has no body, so a refusal is a bare 403 or 404), a
+    /// listing's error names its cause: no such bucket, an unknown access key, a wrong
+    /// secret key, access denied.
+    pub fn probe(&self, folder: &ObjectUrl) -> Result<()> {
+        let req = self
+            .client()
+            .list_objects_v2()
+            .bucket(&folder.bucket)
+            .prefix(&folder.key)
+            .delimiter("/")
+            .max_keys(1);
+        self.run(req.send())
+            .map(|_| ())
+            .map_err(|e| Failure::from_sdk(&e).into_error("cannot list", folder))
+    }
+
     /// The object's Object Lock retention, or None when it has none (or the store has no
     /// Object Lock, or the credential may not read it).
     pub fn retention(&self, url: &ObjectUrl) -> Result<Option<Retention>> {

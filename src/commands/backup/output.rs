@@ -268,10 +268,13 @@ pub(super) fn resolve_target(
     Ok(Some(Target::Named { folder, name }))
 }
 
-/// `-o s3://…`: connects (so that missing credentials or an unknown endpoint stop the
-/// run before anything is read) and checks a named KEY as a FILE is checked.
+/// `-o s3://…`: connects and lists the prefix (so that missing credentials, an unknown
+/// endpoint, a bucket that is not there or a key the store refuses stop the run, in the
+/// store's own words, before anything is read), and checks a named KEY as a FILE is
+/// checked.
 fn object_target(url: ObjectUrl, args: &BackupArgs) -> Result<Target> {
     let store = crate::store::connect(&args.s3)?;
+    store.probe(&url.folder())?;
     if url.is_folder() {
         return Ok(Target::InFolder(Folder::Prefix { store, url }));
     }
