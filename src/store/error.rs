@@ -114,8 +114,13 @@ impl Failure {
                 .hint("choose another name or an output folder, or pass --force to replace it"),
             _ if self.not_found() => e("no such object".into())
                 .hint("check the key; list the folder to see what is there"),
-            _ if self.status == Some(403) => e("access denied".into()).hint(
-                "the credential lacks the permission for this; see \"S3 permissions\" in the README",
+            // A HEAD request's refusal has no body, so no code: a wrong key looks the same
+            // as a missing permission, and the message must not send the user after only one.
+            _ if self.status == Some(403) => e(
+                "access denied (the store gave no reason: a wrong access or secret key, or a missing permission)".into(),
+            )
+            .hint(
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile, AWS_PROFILE), and the credential's permissions (\"S3 permissions\" in the README)",
             ),
             "" => e(match self.status {
                 Some(s) => format!("the store answered HTTP {s}{said}"),
