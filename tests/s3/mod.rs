@@ -6,6 +6,7 @@
 //! process (this test binary, re-run on one ignored test) so that its peak RSS and its
 //! death are its own.
 
+mod commands;
 pub mod proxy;
 pub mod server;
 

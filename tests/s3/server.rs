@@ -19,11 +19,23 @@ pub struct Moto {
 }
 
 static MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
+static STRICT_MOTO: OnceLock<Result<Moto, String>> = OnceLock::new();
 static SKIP_SAID: OnceLock<()> = OnceLock::new();
 
 /// The running server, or None (after one SKIP line) when moto is not installed.
 pub fn moto() -> Option<&'static Moto> {
-    match MOTO.get_or_init(start) {
+    running(MOTO.get_or_init(|| start(&[])))
+}
+
+/// A second server that checks every request's signature against its own IAM users
+/// (it has none, so every access key is unknown to it), as a real store does: the one
+/// place the tests meet a store refusing a credential.
+pub fn moto_with_authentication() -> Option<&'static Moto> {
+    running(STRICT_MOTO.get_or_init(|| start(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")])))
+}
+
+fn running(server: &'static Result<Moto, String>) -> Option<&'static Moto> {
+    match server {
         Ok(m) => Some(m),
         Err(why) => {
             if std::env::var("FORGEKEEP_S3_TESTS").as_deref() == Ok("required") {
@@ -42,7 +54,7 @@ pub fn moto() -> Option<&'static Moto> {
     }
 }
 
-fn start() -> Result<Moto, String> {
+fn start(env: &[(&str, &str)]) -> Result<Moto, String> {
     let ok = Command::new("python3")
         .args(["-c", "import moto.server, flask, flask_cors"])
         .stdout(Stdio::null())
@@ -56,6 +68,7 @@ fn start() -> Result<Moto, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/s3/moto_server.py");
     let mut child = Command::new("python3")
         .arg(script)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
