@@ -94,6 +94,12 @@ impl Failure {
             "InvalidAccessKeyId" => e("the store does not know this access key".into()).hint(
                 "check AWS_ACCESS_KEY_ID, or the profile in the credentials file (AWS_PROFILE)",
             ),
+            // Temporary credentials: the token was cut, belongs to other keys, or expired.
+            "InvalidToken" | "ExpiredToken" | "TokenRefreshRequired" => {
+                e("the store refused the session token (invalid or expired)".into()).hint(
+                    "check AWS_SESSION_TOKEN: temporary credentials expire, so get new ones (or unset it for long-term keys)",
+                )
+            }
             "SignatureDoesNotMatch" => e("the secret key does not match the access key".into())
                 .hint("check AWS_SECRET_ACCESS_KEY, or the profile in the credentials file (AWS_PROFILE)"),
             "AuthorizationHeaderMalformed" | "PermanentRedirect" | "IllegalLocationConstraintException" => {
@@ -183,6 +189,8 @@ mod tests {
                 Some(403),
                 "secret key does not match",
             ),
+            (Some("InvalidToken"), Some(400), "session token"),
+            (Some("ExpiredToken"), Some(400), "session token"),
             (Some("SlowDown"), Some(503), "SlowDown"),
         ] {
             let e = f(code, status).into_error("cannot upload", &url);
