@@ -387,7 +387,7 @@ fn verify_latest_reads_the_newest_archive_of_a_host_in_a_prefix() {
         s.run(&args)
     };
     let o = latest(&[]);
-    assert_ne!(code(&o), 0, "the decoy is the newest of the prefix");
+    expect_code(&o, 4); // the decoy, the newest of the prefix, is no age file
     assert!(stderr(&o).contains("zz-other.example"), "{}", stderr(&o));
 
     let h = host();
@@ -489,7 +489,32 @@ fn prune_and_backup_keep_apply_per_host_rules_to_a_prefix() {
         );
     }
 
-    // The backup's own retention: this host's older archives only.
+    // The backup's own retention: this host's older archives only; a dry run first.
+    let before = s.keys("");
+    let o = s.run(&[
+        "backup",
+        s.tree.to_str().unwrap(),
+        "-r",
+        &s.recipient,
+        "-o",
+        &folder,
+        "--keep-last",
+        "1",
+        "--dry-run",
+    ]);
+    backed_up(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "would write the archive to {folder}forgekeep-{h}-"
+        )),
+        "{out}"
+    );
+    for k in &mine[1..] {
+        let name = k.strip_prefix("p/").unwrap();
+        assert!(out.contains(&format!("delete {name}")), "{out}");
+    }
+    assert_eq!(s.keys(""), before, "a dry run changed the bucket");
     let new = s.backup(&folder, &["--keep-last", "1"]);
     let mut left = s.keys("");
     left.sort();
