@@ -365,6 +365,44 @@ fn every_command_round_trips_an_archive_through_a_bucket() {
     let ini = root.join(s.tree.join("conf/app.ini").strip_prefix("/").unwrap());
     assert_eq!(mode_of(&ini), 0o600);
     assert!(fs::read_to_string(&ini).unwrap().contains("INSTALL_LOCK"));
+
+    // Into the live tree with --force: what it replaces goes to an undo archive in the
+    // current folder (an s3:// archive has no folder here; never into the bucket).
+    let live_ini = s.tree.join("conf/app.ini");
+    let mut c = s.cmd(&[
+        "restore",
+        &dated_url,
+        "-i",
+        s.key.to_str().unwrap(),
+        "--force",
+        "--allow-untrusted",
+    ]);
+    c.current_dir(s.td.path());
+    let o = s.output(c);
+    expect_code(&o, 0);
+    assert!(fs::read_to_string(&live_ini)
+        .unwrap()
+        .contains("INSTALL_LOCK"));
+    let undo: Vec<PathBuf> = fs::read_dir(s.td.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("restore-undo-")
+        })
+        .collect();
+    assert_eq!(undo.len(), 1, "{}", stdout(&o));
+    let o = fk(&[
+        "list",
+        undo[0].to_str().unwrap(),
+        "-i",
+        s.key.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("app.ini"), "{}", stdout(&o));
+    assert_eq!(s.keys("").len(), 2, "the undo archive went into the bucket");
 }
 
 /// `verify --latest s3://B/PREFIX/`: the newest archive (of `--host`), its age, and
