@@ -917,44 +917,11 @@ fn a_backup_killed_mid_upload_leaves_no_object_and_the_next_run_cleans_up() {
         return;
     };
     let moto = s.endpoint.clone();
-    let proxy = Proxy::start(&moto, Faults::None);
-    let part_sent = Arc::new(AtomicBool::new(false));
-    let p = part_sent.clone();
-    // Slow parts: the run is still uploading when it is killed, however fast the machine.
-    proxy.before_forwarding(move |r| {
-        if r.method == "PUT" && r.target.contains("partNumber") {
-            p.store(true, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    });
+    let (proxy, part_sent) = slow_parts(&moto);
     s.endpoint = proxy.endpoint.clone();
     let big = s.noise_file("big.bin", 64);
     let folder = s.url("p/");
-    let mut c = s.cmd(&[
-        "backup",
-        big.to_str().unwrap(),
-        "-r",
-        &s.recipient,
-        "-o",
-        &folder,
-    ]);
-    let mut child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !part_sent.load(Ordering::SeqCst) {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no part was sent within a minute"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the backup ended early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = backup_in_flight(&s, &big, &folder, &part_sent, Stdio::null);
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(
@@ -989,6 +956,89 @@ fn a_backup_killed_mid_upload_leaves_no_object_and_the_next_run_cleans_up() {
         stdout(&o)
     );
     assert_eq!(s.admin.uploads(&s.bucket), ["p/other-tool.bin"]);
+}
+
+/// A proxy in front of moto that holds every part for 400 ms: a backup of a large file
+/// is still uploading a second or more after its first part, however fast the machine.
+/// The flag goes up when the first part is on its way.
+fn slow_parts(moto: &str) -> (Proxy, Arc<AtomicBool>) {
+    let proxy = Proxy::start(moto, Faults::None);
+    let part_sent = Arc::new(AtomicBool::new(false));
+    let p = part_sent.clone();
+    proxy.before_forwarding(move |r| {
+        if r.method == "PUT" && r.target.contains("partNumber") {
+            p.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    (proxy, part_sent)
+}
+
+/// Starts `backup FILE -o OUTPUT` and returns once its first part is on its way.
+fn backup_in_flight(
+    s: &S3,
+    file: &Path,
+    output: &str,
+    part_sent: &AtomicBool,
+    streams: fn() -> Stdio,
+) -> std::process::Child {
+    let mut c = s.cmd(&[
+        "backup",
+        file.to_str().unwrap(),
+        "-r",
+        &s.recipient,
+        "-o",
+        output,
+    ]);
+    let mut child = c.stdout(streams()).stderr(streams()).spawn().unwrap();
+    let started = Instant::now();
+    while !part_sent.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no part was sent within a minute"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before it sent a part"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Two backups of this host into one prefix take turns: the second exits 6 naming the
+/// prefix and the run that holds it (the lock this host keeps for the prefix, as a
+/// folder's), whether it names the prefix or a key in it; another prefix is not held.
+#[test]
+fn two_backups_of_one_host_into_one_prefix_take_turns() {
+    let Some(mut s) = s3("cmd-prefix-lock", false) else {
+        return;
+    };
+    let (proxy, part_sent) = slow_parts(&s.endpoint);
+    s.endpoint = proxy.endpoint.clone();
+    let big = s.noise_file("big.bin", 64);
+    let folder = s.url("p/");
+    let first = backup_in_flight(&s, &big, &folder, &part_sent, Stdio::piped);
+    let tree = s.tree.to_str().unwrap();
+    for output in [folder.clone(), s.url("p/by-hand.tar.zst.age")] {
+        let o = s.run(&["backup", tree, "-r", &s.recipient, "-o", &output]);
+        expect_code(&o, 6);
+        one_error_line(
+            &o,
+            &format!(
+                "another forgekeep run holds the lock on {folder} (pid {}",
+                first.id()
+            ),
+        );
+    }
+    let other = s.backup(&s.url("q/"), &[]);
+    assert!(other.starts_with(&s.url("q/forgekeep-")), "{other}");
+    let o = first.wait_with_output().unwrap();
+    assert_no_credential(&o);
+    backed_up(&o);
+    // The lock went with the run.
+    s.backup(&folder, &[]);
+    assert_eq!(s.keys("p/").len(), 2, "{:?}", s.keys(""));
 }
 
 // ---------------------------------------------------------------- memory
