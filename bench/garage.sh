@@ -5,6 +5,10 @@
 #   bench/garage.sh env      write the AWS_* variables for the running cluster to a file to source
 #   bench/garage.sh stop-node N   stop node N (1..3), to show backup/restore with one node down
 #   bench/garage.sh stop     stop every node (the data folder is kept until the next start)
+#   bench/garage.sh e2e      start the cluster, then drive forgekeep's release binary
+#                            (FORGEKEEP, default target/release/forgekeep) through backup,
+#                            verify, list, diff, restore, prune and status against it; stop
+#                            one node and show backup and restore still work; stop the cluster
 #
 # The binary: `cargo install garage --no-default-features --features bundled-libs,lmdb`, about
 # 19 minutes on 2 cores, into a cache outside the repository ($GARAGE_CACHE, default
@@ -114,10 +118,87 @@ stop_node() {
 
 stop() { for n in 1 2 3; do stop_node "$n"; done; }
 
+
+# ---- end to end: the real binary against the three-node cluster -------------------------
+e2e() {
+  local repo fk work t0
+  repo=$(cd "$(dirname "$0")/.." && pwd)
+  fk=${FORGEKEEP:-$repo/target/release/forgekeep}
+  [ -x "$fk" ] || { echo "garage: $fk missing (cargo build --release)" >&2; exit 1; }
+  start
+  # shellcheck disable=SC1091
+  . "$run/env"
+  work=$(mktemp -d)
+  trap 'stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+  step() { # label command...: run, time, and stop at the first unexpected failure
+    local label=$1 rc=0; shift
+    t0=${EPOCHREALTIME/./}
+    "$@" >"$work/out" 2>"$work/err" || rc=$?
+    printf 'garage e2e: %-58s exit %s  %5d ms\n' "$label" "$rc" $(( (${EPOCHREALTIME/./} - t0) / 1000 ))
+    if grep -q "$AWS_SECRET_ACCESS_KEY" "$work/out" "$work/err"; then
+      echo "garage e2e: the secret key was printed by: $*" >&2; exit 1
+    fi
+    return "$rc"
+  }
+  expect() { # exit label command...
+    local want=$1 label=$2 rc=0; shift 2
+    step "$label" "$@" || rc=$?
+    [ "$rc" = "$want" ] || { cat "$work/err" >&2; echo "garage e2e: expected exit $want" >&2; exit 1; }
+  }
+  # A small Gitea-like tree, keys made now.
+  local src=$work/src/etc/gitea
+  mkdir -p "$src/jwt"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$src/jwt/private.pem" 2>/dev/null
+  printf '[security]\nSECRET_KEY = %s\n' "$(openssl rand -hex 24)" >"$src/app.ini"
+  chmod 600 "$src/jwt/private.pem" "$src/app.ini"
+  "$fk" keygen -o "$work/key.txt" 2>"$work/recipient" >/dev/null
+  local rcpt; rcpt=$(grep -o 'age1[0-9a-z]*' "$work/recipient" | head -n1)
+  "$fk" keygen --sign -o "$work/signing-key" >"$work/signer" 2>&1
+  grep -o '[^ ]* namespaces="forgekeep" ssh-ed25519 [^ ]*' "$work/signer" >"$work/trust"
+  local p=s3://$bucket/e2e/
+  expect 0 "backup -o $p --sign" "$fk" backup "$src" -r "$rcpt" -o "$p" --sign "$work/signing-key"
+  sleep 1
+  expect 0 "backup -o $p --sign (a second)" "$fk" backup "$src" -r "$rcpt" -o "$p" --sign "$work/signing-key"
+  expect 0 "backup -o ${p}named.tar.zst.age" "$fk" backup "$src" -r "$rcpt" -o "${p}named.tar.zst.age"
+  expect 1 "the same key again, no --force: refused (Garage ignores If-None-Match)" \
+    "$fk" backup "$src" -r "$rcpt" -o "${p}named.tar.zst.age"
+  expect 0 "the same key with --force" "$fk" backup "$src" -r "$rcpt" -o "${p}named.tar.zst.age" --force
+  expect 0 "verify --latest --trust" "$fk" verify --latest "$p" -i "$work/key.txt" --trust "$work/trust"
+  local newest; newest=$("$fk" verify --latest "$p" -i "$work/key.txt" --json 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["archive"])')
+  expect 0 "list" "$fk" list "$newest" -i "$work/key.txt"
+  expect 0 "diff (nothing changed)" "$fk" diff "$newest" -i "$work/key.txt"
+  expect 0 "restore --to" "$fk" restore "$newest" -i "$work/key.txt" --to "$work/to"
+  mkdir -p "$work/root"
+  expect 0 "restore --root --trust" "$fk" restore "$newest" -i "$work/key.txt" --root "$work/root" --trust "$work/trust"
+  cmp "$src/jwt/private.pem" "$work/root$src/jwt/private.pem"
+  expect 0 "prune --keep-last 1" "$fk" prune "$p" --keep-last 1
+  expect 0 "status" "$fk" status "$p"
+  cat "$work/out" "$work/err"
+  expect 0 "status --max-age 1h" "$fk" status "$p" --max-age 1h
+  stop_node 3
+  sleep 1
+  expect 0 "node 3 down: backup -o $p --sign" "$fk" backup "$src" -r "$rcpt" -o "$p" --sign "$work/signing-key"
+  expect 0 "node 3 down: verify --latest --trust" "$fk" verify --latest "$p" -i "$work/key.txt" --trust "$work/trust"
+  newest=$("$fk" verify --latest "$p" -i "$work/key.txt" --json 2>/dev/null \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["archive"])')
+  rm -rf "$work/root"; mkdir -p "$work/root"
+  expect 0 "node 3 down: restore --root --trust" "$fk" restore "$newest" -i "$work/key.txt" --root "$work/root" --trust "$work/trust"
+  cmp "$src/app.ini" "$work/root$src/app.ini"
+  expect 0 "node 3 down: status" "$fk" status "$p"
+  cat "$work/out" "$work/err"
+  local rc=0
+  step "node 3 down: backup --s3-lock-days 1 (Garage has no Object Lock)" \
+    "$fk" backup "$src" -r "$rcpt" -o "$p" --s3-lock-days 1 || rc=$?
+  sed 's/^/    /' "$work/err"
+  echo "garage e2e: every step as expected"
+}
+
 case "${1:-}" in
   start) start ;;
   env) env_vars ;;
   stop-node) stop_node "${2:?node number 1..3}" ;;
   stop) stop ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  e2e) e2e ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
 esac

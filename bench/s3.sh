@@ -61,7 +61,7 @@ trap cleanup EXIT
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
     python3 -c 'import moto.server' 2>/dev/null \
         || die "no AWS_ENDPOINT_URL and no moto (python3 -m pip install 'moto[server]==5.2.1')"
-    coproc MOTO { exec python3 "$repo/tests/s3/moto_server.py"; }
+    coproc MOTO { exec python3 "$repo/tests/s3/moto_server.py" 2>/dev/null; }
     moto_pid=$MOTO_PID
     read -r word port <&"${MOTO[0]}"
     [ "$word" = PORT ] || die "moto did not start"
