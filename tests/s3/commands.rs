@@ -1472,7 +1472,8 @@ fn signed_archives_are_trusted_over_s3_and_unsigned_ones_need_consent() {
 // ---------------------------------------------------------------- check
 
 /// `check` of a job whose output is a prefix: a credentials file others may read is
-/// `credentials-readable`; a bucket that is not there is a `job-problem` error.
+/// `credentials-readable`; a bucket that is not there, or a store that does not answer,
+/// is a `job-problem` error.
 #[test]
 fn check_audits_the_credentials_file_and_the_bucket_of_an_s3_job() {
     let Some(s) = s3("cmd-check", false) else {
@@ -1486,24 +1487,26 @@ fn check_audits_the_credentials_file_and_the_bucket_of_an_s3_job() {
         .as_bytes(),
         0o644,
     );
-    let config_for = |bucket: &str| {
+    let config_at = |bucket: &str, endpoint: &str| {
         s.td.write(
             &format!("{bucket}.toml"),
             format!(
                 "[sources]\npaths = [{tree:?}]\n\n[backup]\noutput = \"s3://{bucket}/job/\"\nrecipients = [{r:?}]\n\n[s3]\nendpoint = {e:?}\ncredentials-file = {c:?}\n",
                 tree = s.tree.display().to_string(),
                 r = s.recipient,
-                e = s.endpoint,
+                e = endpoint,
                 c = creds.display().to_string(),
             )
             .as_bytes(),
             0o600,
         )
     };
+    let config_for = |bucket: &str| config_at(bucket, &s.endpoint);
     let check = |config: &Path| {
         let mut c = fk_cmd(&["check", "--config", config.to_str().unwrap(), "--json"]);
         without_aws_environment(&mut c);
-        c.env("HOME", s.td.path());
+        // One attempt: a refused connection is otherwise retried, with backoff.
+        c.env("HOME", s.td.path()).env("AWS_MAX_ATTEMPTS", "1");
         s.output(c)
     };
     let o = check(&config_for(&s.bucket));
@@ -1530,6 +1533,21 @@ fn check_audits_the_credentials_file_and_the_bucket_of_an_s3_job() {
             .as_str()
             .unwrap()
             .contains("the bucket cmd-check-missing does not exist"),
+        "{v}"
+    );
+
+    // A store nobody answers for (a port nothing listens on).
+    let o = check(&config_at("cmd-check-unreachable", "http://127.0.0.1:1"));
+    expect_code(&o, 1);
+    let v = json_of(&o);
+    let problems = findings_with(&v, "job-problem");
+    assert_eq!(problems.len(), 1, "{v}");
+    assert_eq!(problems[0]["severity"], "error");
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the store"),
         "{v}"
     );
 }
