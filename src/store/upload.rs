@@ -371,8 +371,20 @@ impl Upload {
     /// Some stores take the Object Lock headers on PutObject but not on
     /// CreateMultipartUpload (moto): the retention is then set on the new version
     /// explicitly, and checked, because an archive the user asked to lock must never be
-    /// silently unlocked.
+    /// silently unlocked. The archive exists by then, so a failure here says so: it is
+    /// a backup, only not the locked one asked for (deleting it would leave none, and a
+    /// backup-only credential may not delete).
     fn set_retention(&self, c: &Committed, want: Retention) -> Result<()> {
+        self.lock_new_version(c, want).map_err(|e| Error {
+            what: format!(
+                "{}; the archive itself was written, without the lock",
+                e.what
+            ),
+            ..e
+        })
+    }
+
+    fn lock_new_version(&self, c: &Committed, want: Retention) -> Result<()> {
         let req = self
             .store
             .client()
