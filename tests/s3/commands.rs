@@ -1551,3 +1551,36 @@ fn check_audits_the_credentials_file_and_the_bucket_of_an_s3_job() {
         "{v}"
     );
 }
+
+/// `--s3-lock-days` on a bucket without Object Lock: a small archive (one PutObject with
+/// the lock headers) is refused whole, nothing written; a large one (which moto, unlike
+/// AWS, lets start as a multipart upload with those headers) fails when its retention is
+/// set, and the error says the archive was written, unlocked (regression: it only said
+/// "cannot set the Object Lock retention", as if there were no archive).
+#[test]
+fn a_lock_on_a_bucket_without_object_lock_is_refused_and_says_what_was_written() {
+    let Some(s) = s3("cmd-no-lock", false) else {
+        return;
+    };
+    let folder = s.url("p/");
+    let tree = s.tree.to_str().unwrap();
+    let lock = ["-r", &s.recipient, "-o", &folder, "--s3-lock-days", "1"];
+    let mut args = vec!["backup", tree];
+    args.extend(lock);
+    let o = s.run(&args);
+    expect_code(&o, 1);
+    one_error_line(&o, "the store refused Object Lock");
+    assert!(s.keys("").is_empty(), "{:?}", s.keys(""));
+
+    let big = s.noise_file("big.bin", 12);
+    let mut args = vec!["backup", tree, big.to_str().unwrap()];
+    args.extend(lock);
+    let o = s.run(&args);
+    expect_code(&o, 1);
+    one_error_line(&o, "the archive itself was written, without the lock");
+    let written = s.keys("");
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(stderr(&o).contains(&written[0]), "{}", stderr(&o));
+    assert_eq!(s.retention(&written[0]), None);
+    assert!(s.admin.uploads(&s.bucket).is_empty());
+}
