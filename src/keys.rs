@@ -136,19 +136,32 @@ pub fn parse_recipients(text: &[u8], name: &str) -> Result<Vec<BoxedRecipient>> 
 }
 
 fn read_small(path: &Path, what: &str) -> Result<Vec<u8>> {
+    read_capped(path, what, MAX_KEY_FILE)
+}
+
+/// Reads a small file whole, refusing one larger than `cap` (a key, a list of keys: a
+/// mistaken `/dev/zero` or log file must not be read to its end).
+pub fn read_capped(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(&format!("cannot open {what}"), path, &e))?;
     let mut buf = Vec::new();
-    f.take(MAX_KEY_FILE + 1)
+    f.take(cap + 1)
         .read_to_end(&mut buf)
         .map_err(|e| Error::io(&format!("cannot read {what}"), path, &e))?;
-    if buf.len() as u64 > MAX_KEY_FILE {
+    if buf.len() as u64 > cap {
         return Err(Error::usage(format!(
-            "{what} {} is larger than 16 MiB",
-            path.display()
+            "{what} {} is larger than {}: not what it should be",
+            path.display(),
+            crate::report::human_bytes(cap)
         )));
     }
     Ok(buf)
+}
+
+/// [`read_capped`] for a text file: not UTF-8 is a usage error with `hint`.
+pub fn read_capped_text(path: &Path, what: &str, cap: u64, hint: &str) -> Result<String> {
+    String::from_utf8(read_capped(path, what, cap)?)
+        .map_err(|_| Error::usage(format!("{what} {} is not text", path.display())).hint(hint))
 }
 
 /// Reads a passphrase from `FORGEKEEP_PASSPHRASE_FILE`, else from the terminal.

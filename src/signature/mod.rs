@@ -128,23 +128,12 @@ impl SigningKey {
 }
 
 fn read_key_text(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)
-        .map_err(|e| Error::io("cannot open the signing key", path, &e))?;
-    let mut buf = Vec::new();
-    f.take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io("cannot read the signing key", path, &e))?;
-    if buf.len() as u64 > MAX_KEY_FILE {
-        return Err(Error::usage(format!(
-            "signing key {} is larger than 64 KiB: not a key",
-            path.display()
-        )));
-    }
-    String::from_utf8(buf).map_err(|_| {
-        Error::usage(format!("signing key {} is not text", path.display()))
-            .hint("give an OpenSSH Ed25519 private key")
-    })
+    crate::keys::read_capped_text(
+        path,
+        "the signing key",
+        MAX_KEY_FILE,
+        "give an OpenSSH Ed25519 private key",
+    )
 }
 
 /// The public key that made a signature.

@@ -118,25 +118,12 @@ fn stamp(t: i64) -> String {
 
 impl TrustFile {
     pub fn load(path: &Path) -> Result<TrustFile> {
-        use std::io::Read;
-        let f = std::fs::File::open(path)
-            .map_err(|e| Error::io("cannot open the trust file", path, &e))?;
-        let mut buf = Vec::new();
-        f.take(MAX_TRUST_FILE + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::io("cannot read the trust file", path, &e))?;
-        if buf.len() as u64 > MAX_TRUST_FILE {
-            return Err(Error::usage(format!(
-                "trust file {} is larger than 1 MiB",
-                path.display()
-            ))
-            .hint("a trust file lists signing keys, one a line (OpenSSH allowed_signers format)"));
-        }
-        let text = String::from_utf8(buf).map_err(|_| {
-            Error::usage(format!("trust file {} is not text", path.display())).hint(
-                "a trust file lists signing keys, one a line (OpenSSH allowed_signers format)",
-            )
-        })?;
+        let text = crate::keys::read_capped_text(
+            path,
+            "the trust file",
+            MAX_TRUST_FILE,
+            "a trust file lists signing keys, one a line (OpenSSH allowed_signers format)",
+        )?;
         TrustFile::parse(&text, path)
     }
 
