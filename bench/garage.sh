@@ -121,7 +121,7 @@ stop() { for n in 1 2 3; do stop_node "$n"; done; }
 
 # ---- end to end: the real binary against the three-node cluster -------------------------
 e2e() {
-  local repo fk work t0
+  local repo fk t0
   repo=$(cd "$(dirname "$0")/.." && pwd)
   fk=${FORGEKEEP:-$repo/target/release/forgekeep}
   [ -x "$fk" ] || { echo "garage: $fk missing (cargo build --release)" >&2; exit 1; }
@@ -151,7 +151,7 @@ e2e() {
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$src/jwt/private.pem" 2>/dev/null
   printf '[security]\nSECRET_KEY = %s\n' "$(openssl rand -hex 24)" >"$src/app.ini"
   chmod 600 "$src/jwt/private.pem" "$src/app.ini"
-  "$fk" keygen -o "$work/key.txt" 2>"$work/recipient" >/dev/null
+  "$fk" keygen -o "$work/key.txt" >"$work/recipient" 2>&1
   local rcpt; rcpt=$(grep -o 'age1[0-9a-z]*' "$work/recipient" | head -n1)
   "$fk" keygen --sign -o "$work/signing-key" >"$work/signer" 2>&1
   grep -o '[^ ]* namespaces="forgekeep" ssh-ed25519 [^ ]*' "$work/signer" >"$work/trust"

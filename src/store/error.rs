@@ -89,7 +89,7 @@ impl Failure {
                 "check the bucket's name and the endpoint (AWS_ENDPOINT_URL or [s3] endpoint), or create the bucket",
             ),
             "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => e(format!("access denied{said}")).hint(
-                "the credential lacks the permission for this; see \"S3 permissions\" in the README, and check AWS_PROFILE",
+                "the credential lacks the permission for this; see the permissions in man forgekeep (OFF-HOST ARCHIVES), and check AWS_PROFILE",
             ),
             "InvalidAccessKeyId" => e("the store does not know this access key".into()).hint(
                 "check AWS_ACCESS_KEY_ID, or the profile in the credentials file (AWS_PROFILE)",
@@ -113,6 +113,14 @@ impl Failure {
                     "Object Lock needs a bucket created with it enabled; use such a bucket, or remove lock-days",
                 )
             }
+            // Garage answers PutObjectRetention so: it has no Object Lock at all.
+            "NotImplemented" if self.message.contains("Retention") || self.message.contains("Lock") => {
+                e(format!("the store does not implement Object Lock{said}")).hint(
+                    "this store cannot lock archives (Garage, for one, has none): remove --s3-lock-days (lock-days in [s3]), or use a store with Object Lock",
+                )
+            }
+            "NotImplemented" => e(format!("the store does not implement this request{said}"))
+                .hint("this S3-compatible store lacks a feature this command needs; see its documentation"),
             "Timeout" => e(self.message).hint("check the network and the endpoint, then run again"),
             "Unreachable" => e(format!("cannot reach the store: {}", self.message))
                 .hint("check the endpoint (AWS_ENDPOINT_URL or [s3] endpoint) and the network"),
@@ -126,7 +134,7 @@ impl Failure {
                 "access denied (the store gave no reason: a wrong access or secret key, or a missing permission)".into(),
             )
             .hint(
-                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile, AWS_PROFILE), and the credential's permissions (\"S3 permissions\" in the README)",
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile, AWS_PROFILE), and the credential's permissions (man forgekeep, OFF-HOST ARCHIVES)",
             ),
             "" => e(match self.status {
                 Some(s) => format!("the store answered HTTP {s}{said}"),
@@ -199,6 +207,37 @@ mod tests {
             assert!(line.contains(needle), "{line}");
             assert!(e.hint.is_some() && !line.contains('\n'), "{line}");
         }
+    }
+
+    #[test]
+    fn a_store_without_object_lock_says_so() {
+        // Garage 2.5's answer to PutObjectRetention, as bench/garage.sh e2e met it.
+        let garage = Failure {
+            code: Some("NotImplemented".into()),
+            status: Some(501),
+            message: "Unimplemented action: PutObjectRetention".into(),
+        };
+        let e = garage.into_error(
+            "cannot set the Object Lock retention of",
+            &ObjectUrl::parse("s3://b/k").unwrap(),
+        );
+        assert!(
+            e.what.contains("does not implement Object Lock"),
+            "{}",
+            e.what
+        );
+        assert!(e.hint.unwrap().contains("remove --s3-lock-days"));
+        let other = Failure {
+            code: Some("NotImplemented".into()),
+            status: Some(501),
+            message: "Unimplemented action: ListObjectVersions".into(),
+        };
+        let e = other.into_error("cannot list", &ObjectUrl::parse("s3://b/").unwrap());
+        assert!(
+            e.what.contains("does not implement this request"),
+            "{}",
+            e.what
+        );
     }
 
     #[test]
