@@ -9,9 +9,9 @@
 //! when complete), prune never deletes the newest one, and an archive already open stays
 //! readable even if unlinked (a download is pinned to the object it opened).
 
-use super::{keyring, open_archive_watched, trust_file};
+use super::Reader;
 use crate::archive::manifest::Kind;
-use crate::archive::reader::{read_archive, NoVisitor};
+use crate::archive::reader::NoVisitor;
 use crate::cli::VerifyArgs;
 use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
@@ -29,21 +29,8 @@ pub fn run(args: &VerifyArgs, config: &Config, out: &Out) -> Result<ExitCode> {
             return Err(Error::usage("no archive given").hint("name an archive, or --latest DIR"))
         }
     };
-    let keys = keyring(&args.keys)?;
-    let trust = trust_file(&args.trust, &config.trust)?;
-    let (input, name, bar) = open_archive_watched(&archive, &config.s3, out, "verify")?;
-    let read = read_archive(
-        input,
-        &name,
-        &keys,
-        &args.limits.limits(),
-        trust.as_ref(),
-        &mut NoVisitor,
-    );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let read = read?;
+    let reader = Reader::new(&args.keys, &args.trust, &args.limits, config)?;
+    let (read, name) = reader.read(&archive, &mut NoVisitor, Some((out, "verify")))?;
     let m = &read.manifest;
     let files = m.entries.iter().filter(|e| e.kind == Kind::File).count();
     out.say(format!(
