@@ -124,7 +124,7 @@ pub fn run(args: &RestoreArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         .hint(if conflicts.iter().any(|s| !stage::force_resolves(s.reason.as_deref())) {
             "something of another type is in the way (see the plan): move it by hand, then run again"
         } else {
-            "compare with --dry-run; pass --force to replace them and set their owners and modes (their current versions are kept in an undo archive)"
+            "see what differs with forgekeep diff (or --dry-run); --force replaces them all and sets their owners and modes, --only PATH --force only those named (their current versions are kept in an undo archive)"
         }));
     }
     if let Err(e) = owners_can_be_given(&plan.steps, args) {
