@@ -50,7 +50,7 @@ pub struct GlobalArgs {
 }
 
 /// `--config FILE`: only on the commands that read the configuration file (backup, check,
-/// prune), so that a broken file never stands in the way of a restore and no other
+/// prune, status), so that a broken file never stands in the way of a restore and no other
 /// command pretends to read it.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ConfigArg {
@@ -60,10 +60,11 @@ pub struct ConfigArg {
 }
 
 /// `--config FILE` for the commands that read archives: of the configuration file they
-/// read only `[trust]` (the trust file, and standing consent for untrusted archives).
+/// read only `[trust]` (the trust file, and standing consent for untrusted archives) and
+/// `[s3]` (where an `s3://` archive is).
 #[derive(Debug, Args, Clone, Default)]
 pub struct TrustConfigArg {
-    /// Read [trust] (signers, allow-untrusted) from this TOML file instead of $FORGEKEEP_CONFIG or /etc/forgekeep/config.toml (read when it exists)
+    /// Read [trust] (signers, allow-untrusted) and [s3] from this TOML file instead of $FORGEKEEP_CONFIG or /etc/forgekeep/config.toml (read when it exists)
     #[arg(long = "config", value_name = "FILE", value_hint = ValueHint::FilePath, env = "FORGEKEEP_CONFIG", hide_env_values = true)]
     pub path: Option<PathBuf>,
 }
@@ -86,6 +87,8 @@ pub enum Command {
     Detect(DetectArgs),
     /// Delete old archives of a folder by retention rules (forgekeep-*.tar.zst.age only)
     Prune(PruneArgs),
+    /// Per host, the newest archive of a folder or bucket prefix, its age, how many, their size
+    Status(StatusArgs),
     /// Make a new age identity (private key) and print its recipient (public key)
     Keygen(KeygenArgs),
     /// Write man pages or shell completions
@@ -149,13 +152,17 @@ pub struct IdentityArgs {
   forgekeep backup /etc/ssh --exclude '*.pub' -r age1... --dry-run
   forgekeep backup -p gitea -p woodpecker -R /etc/forgekeep/recipients -o /var/backups/forgekeep/ --keep-daily 14
   forgekeep backup --compose /srv/forge/docker-compose.yml -R /etc/forgekeep/recipients -o /var/backups/forgekeep/
+  forgekeep backup -p gitea -R /etc/forgekeep/recipients -o s3://backups/forges/ --s3-lock-days 30
   forgekeep backup                      (everything from /etc/forgekeep/config.toml)
 
 --keep-* prune the output folder after a complete archive is in place (this host's archives
 only; see forgekeep prune --help for the rules). A run that names its own sources or
 recipients is not the configured job: it needs its own -o and never applies [retention].
 -o DIR/ names archives forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; a run that finds the
-name of its second taken waits for the next one, so names stay unique and in time order.")]
+name of its second taken waits for the next one, so names stay unique and in time order.
+-o s3://BUCKET/PREFIX/ does the same in a bucket (endpoint, region and credentials from the
+AWS environment or [s3]; see OFF-HOST ARCHIVES in forgekeep(1)): streamed, created only if
+the name is free, visible only once complete, never replaced without --force.")]
 pub struct BackupArgs {
     #[command(flatten)]
     pub sources: SourceArgs,
@@ -169,6 +176,8 @@ pub struct BackupArgs {
     pub force: bool,
     #[command(flatten)]
     pub keep: KeepArgs,
+    #[command(flatten)]
+    pub s3: crate::store::S3Options,
     /// List what would be archived, the findings, where the archive would go and what retention would delete; write nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -189,8 +198,8 @@ pub struct BackupOptions {
     /// Encrypt to the recipients in FILE, one per line, # comments (an authorized_keys file works; repeatable)
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub recipients_files: Vec<PathBuf>,
-    /// Output: a FILE, an existing DIR (named forgekeep-<host>-<UTC stamp>.tar.zst.age), or - for stdout
-    #[arg(short = 'o', long = "output", value_name = "FILE|DIR|-", value_hint = ValueHint::AnyPath)]
+    /// Output: a FILE, an existing DIR (named forgekeep-<host>-<UTC stamp>.tar.zst.age), s3://BUCKET/KEY, s3://BUCKET/PREFIX/ (named as in a DIR), or - for stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE|DIR|URL|-", value_hint = ValueHint::AnyPath)]
     pub output: Option<PathBuf>,
     /// Findings of severity warning abort the backup (exit 1, no archive)
     #[arg(long)]
@@ -224,9 +233,10 @@ pub struct TrustArgs {
   forgekeep restore backup.tar.zst.age -i key.txt
   forgekeep restore backup.tar.zst.age -i key.txt --root /mnt/newhost --map-user git=gitea
   forgekeep restore backup.tar.zst.age -i key.txt --relocate /data=/srv/gitea --only '*/jwt/*'
-  forgekeep restore backup.tar.zst.age -i key.txt --to ./inspect")]
+  forgekeep restore backup.tar.zst.age -i key.txt --to ./inspect
+  forgekeep restore s3://backups/forges/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt --trust signers")]
 pub struct RestoreArgs {
-    /// The archive, or - for stdin
+    /// The archive: a file, s3://BUCKET/KEY, or - for stdin
     #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: PathBuf,
     #[command(flatten)]
@@ -259,7 +269,7 @@ pub struct RestoreArgs {
     /// Replace files that differ; their previous versions go to an undo archive encrypted to the same keys
     #[arg(long)]
     pub force: bool,
-    /// Folder for the undo archive of --force (default: the archive's folder, or the current folder for stdin)
+    /// Folder for the undo archive of --force (default: the archive's folder; the current folder for stdin or an s3:// archive)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub undo_dir: Option<PathBuf>,
     /// Set owners by recorded number, not by name
@@ -280,13 +290,14 @@ pub struct RestoreArgs {
     group(clap::ArgGroup::new("which").required(true).args(["archive", "latest"])),
     after_help = "Examples:
   forgekeep verify /var/backups/forgekeep/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt
-  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json"
+  forgekeep verify --latest /var/backups/forgekeep -i key.txt --json
+  forgekeep verify --latest s3://backups/forges/ --host git.example.org -i key.txt --max-age 2d"
 )]
 pub struct VerifyArgs {
-    /// The archive, or - for stdin
+    /// The archive: a file, s3://BUCKET/KEY, or - for stdin
     #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: Option<PathBuf>,
-    /// Verify the newest forgekeep-*.tar.zst.age in DIR and print its age (for monitoring)
+    /// Verify the newest forgekeep-*.tar.zst.age in DIR (or s3://BUCKET/PREFIX/) and print its age (for monitoring)
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub latest: Option<PathBuf>,
     /// With --latest: exit 1 when the newest archive is older than this (e.g. 26h, 2d)
@@ -310,7 +321,7 @@ pub struct VerifyArgs {
   forgekeep diff /var/backups/forgekeep/forgekeep-git-20261126T030000Z.tar.zst.age -i key.txt
   forgekeep diff backup.tar.zst.age -i key.txt --root /mnt/oldhost --json")]
 pub struct DiffArgs {
-    /// The archive, or - for stdin
+    /// The archive: a file, s3://BUCKET/KEY, or - for stdin
     #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: PathBuf,
     #[command(flatten)]
@@ -387,15 +398,19 @@ limits the run to one). At least one rule with \
 N > 0 is required: --keep-* flags, or, for the configuration's own output folder only (DIR \
 omitted or that folder), its [retention] table. Times come from the UTC stamp in the file name. Only regular files named \
 forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age are considered; nothing else in the folder is touched. \
-Runs under the folder's lock (exit 6 while a backup or prune of it runs).
+Runs under the folder's lock (exit 6 while a backup or prune of it runs). \
+A bucket prefix (s3://BUCKET/PREFIX/) has no lock and needs none: an archive is deleted only when the \
+prune's own listing holds a newer one of its host, so concurrent backups and prunes never lose a \
+host's newest. An archive Object Lock keeps is reported (kept by object lock until ...), not an error.
 
 Examples:
   forgekeep prune /var/backups/forgekeep --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run
-  forgekeep prune /var/backups/forgekeep --keep-last 30 --json"
+  forgekeep prune /var/backups/forgekeep --keep-last 30 --json
+  forgekeep prune s3://backups/forges/ --keep-daily 14 --keep-monthly 12"
 )]
 pub struct PruneArgs {
-    /// The folder of archives (default: the output folder of the configuration file)
-    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    /// The folder of archives, or s3://BUCKET/PREFIX/ (default: the output folder of the configuration file)
+    #[arg(value_name = "DIR|s3://BUCKET/PREFIX/", value_hint = ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
     #[command(flatten)]
     pub keep: KeepArgs,
@@ -405,6 +420,35 @@ pub struct PruneArgs {
     /// Say what would be deleted; delete nothing
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The fleet view for whoever keeps many forges' archives in one place: one line per host \
+(the <host> in forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age) with its newest archive, how old that is \
+(from the time in its name), how many archives it has and their total size. It reads names and sizes \
+only (a folder listing, or one ListObjectsV2 per 1000 objects): nothing is downloaded or decrypted, \
+no key is needed, and a credential that may only list the bucket is enough. To prove the newest \
+archive opens, use verify --latest. Exit 0; 1 when, with --max-age, a host's newest archive is older, \
+or a host named by --host has no archive (the error line names them all).
+
+Examples:
+  forgekeep status /var/backups/forgekeep
+  forgekeep status s3://backups/forges/ --max-age 26h          (one cron line for the whole fleet)
+  forgekeep status s3://backups/forges/ --host git.example.org --host ci.example.org --max-age 26h --json"
+)]
+pub struct StatusArgs {
+    /// The folder of archives, or s3://BUCKET/PREFIX/ (default: the output folder of the configuration file)
+    #[arg(value_name = "DIR|s3://BUCKET/PREFIX/", value_hint = ValueHint::AnyPath)]
+    pub folder: Option<PathBuf>,
+    /// Exit 1 naming the hosts whose newest archive is older than this (e.g. 26h, 2d)
+    #[arg(long, value_name = "AGE")]
+    pub max_age: Option<String>,
+    /// Only this host; one with no archive at all is a failure (repeatable: the hosts of the fleet)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -458,7 +502,7 @@ pub struct KeepArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// The archive, or - for stdin
+    /// The archive: a file, s3://BUCKET/KEY, or - for stdin
     #[arg(value_name = "ARCHIVE", value_hint = ValueHint::FilePath)]
     pub archive: PathBuf,
     #[command(flatten)]

@@ -4,12 +4,13 @@
 //! so the whole job can live in one TOML file (`--config FILE`, default
 //! `/etc/forgekeep/config.toml` when it exists). Its tables are the very option structs
 //! the command line uses (`[sources]` = [`SourceArgs`], `[backup]` = [`BackupOptions`],
-//! `[retention]` = [`KeepArgs`]), as rustic does, so a flag and its key cannot drift
+//! `[retention]` = [`KeepArgs`], `[s3]` = [`S3Options`]), as rustic does, so a flag and its key cannot drift
 //! apart. Flags override the file. Unknown keys are errors naming the key and the line:
 //! a misspelt `keep-dayly` silently ignored would mean a retention nobody asked for.
 
 use crate::cli::{BackupOptions, KeepArgs, SourceArgs, TrustArgs};
 use crate::error::{Error, Result};
+use crate::store::{Location, ObjectUrl, S3Options};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ pub struct Config {
     pub backup: BackupOptions,
     pub retention: KeepArgs,
     pub trust: TrustConfig,
+    pub s3: S3Options,
     /// Where it was read from (for messages); not a key.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -49,26 +51,35 @@ impl Config {
     }
 
     /// The folder the configured job writes into: `[backup] output` when it names a
-    /// folder, else the folder of the file it names.
-    pub fn output_folder(&self) -> Option<&Path> {
+    /// folder, else the folder of the file it names (for `s3://` outputs, the prefix).
+    pub fn output_folder(&self) -> Option<PathBuf> {
         let o = self.backup.output.as_deref()?;
+        if let Some(url) = s3_url(o) {
+            return Some(PathBuf::from(url.folder().to_string()));
+        }
         if o.is_dir() || o.as_os_str().to_string_lossy().ends_with('/') {
-            return Some(o);
+            return Some(o.to_path_buf());
         }
         match o.parent() {
-            Some(p) if !p.as_os_str().is_empty() => Some(p),
-            _ => Some(Path::new(".")),
+            Some(p) if !p.as_os_str().is_empty() => Some(p.to_path_buf()),
+            _ => Some(PathBuf::from(".")),
         }
     }
 
-    /// Is `dir` the configured job's folder (the same folder, however named)? Only there
-    /// does `[retention]` apply: it was written for that folder's archives.
+    /// Is `dir` the configured job's folder (the same folder, however named; for a
+    /// prefix, the same bucket and prefix)? Only there does `[retention]` apply: it was
+    /// written for that folder's archives.
     pub fn is_output_folder(&self, dir: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
         let Some(folder) = self.output_folder() else {
             return false;
         };
-        match (std::fs::metadata(dir), std::fs::metadata(folder)) {
+        match (s3_url(dir), s3_url(&folder)) {
+            (Some(a), Some(b)) => return a.into_folder() == b,
+            (None, None) => {}
+            _ => return false,
+        }
+        match (std::fs::metadata(dir), std::fs::metadata(&folder)) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             _ => false,
         }
@@ -121,7 +132,8 @@ impl Config {
         self.backup.recipients_files.iter_mut().for_each(fix);
         self.backup.sign_key.iter_mut().for_each(fix);
         self.trust.signers.iter_mut().for_each(fix);
-        if let Some(o) = self.backup.output.as_mut() {
+        self.s3.credentials_file.iter_mut().for_each(fix);
+        if let Some(o) = self.backup.output.as_mut().filter(|o| s3_url(o).is_none()) {
             // Keep a trailing slash: it says "a folder".
             let slash = o.as_os_str().to_string_lossy().ends_with('/');
             fix(o);
@@ -137,6 +149,14 @@ impl Config {
                 }
             }
         }
+    }
+}
+
+/// `path` as an object URL, when it is one (a malformed one is reported where it is used).
+fn s3_url(path: &Path) -> Option<ObjectUrl> {
+    match Location::parse(path) {
+        Ok(Location::S3(url)) => Some(url),
+        _ => None,
     }
 }
 
@@ -241,6 +261,31 @@ mod tests {
             vec!["gitea=/srv/fk/app.ini", "woodpecker"]
         );
         assert_eq!(c.backup.output, Some(PathBuf::from("/srv/fk/out/")));
+    }
+
+    #[test]
+    fn an_s3_output_is_a_url_not_a_relative_path() {
+        let text = "[backup]\noutput = \"s3://backups/forge/\"\n[s3]\ncredentials-file = \"s3-credentials\"\nlock-days = 30\n";
+        let c = Config::parse(text, Path::new("/etc/forgekeep/config.toml")).unwrap();
+        assert_eq!(c.backup.output, Some(PathBuf::from("s3://backups/forge/")));
+        assert_eq!(
+            c.s3.credentials_file,
+            Some(PathBuf::from("/etc/forgekeep/s3-credentials"))
+        );
+        assert_eq!(c.s3.lock_days, Some(30));
+        assert!(c.is_output_folder(Path::new("s3://backups/forge/")));
+        assert!(c.is_output_folder(Path::new("s3://backups/forge")));
+        assert!(!c.is_output_folder(Path::new("s3://backups/other/")));
+        assert!(!c.is_output_folder(Path::new("/var/backups")));
+        let named = Config::parse(
+            "[backup]\noutput = \"s3://backups/forge/a.tar.zst.age\"\n",
+            Path::new("/c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            named.output_folder(),
+            Some(PathBuf::from("s3://backups/forge/"))
+        );
     }
 
     #[test]

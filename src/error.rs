@@ -29,7 +29,7 @@ impl ExitCode {
 }
 
 /// A failure with its exit code, a one-line description and a recommendation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub exit: ExitCode,
     pub what: String,
@@ -69,8 +69,14 @@ impl Error {
         )
     }
 
-    /// An I/O failure on a named path.
+    /// An I/O failure on a named path. A writer or reader that is itself forgekeep's
+    /// (an upload to or download from an object store) passes its own error through
+    /// `io::Error`: that one is returned as it is, since it already names the object and
+    /// the remedy, which "cannot write the archive s3://…: …" would bury.
     pub fn io(action: &str, path: &Path, err: &io::Error) -> Self {
+        if let Some(inner) = err.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+            return inner.clone();
+        }
         let e = Error::runtime(format!("{action} {}: {}", path.display(), plain_io(err)));
         match err.kind() {
             io::ErrorKind::PermissionDenied => {

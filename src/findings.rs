@@ -74,11 +74,13 @@ pub enum Code {
     /// A folder on the way to a profile's item is a symlink that the forge's user or
     /// its container could have made: not followed, the item is not archived.
     UntrustedSymlink,
+    /// The S3 credentials file may be read by users other than its owner.
+    CredentialsReadable,
 }
 
 impl Code {
     /// Every code, in the order the manual lists them.
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 20] = [
         Code::WorldReadable,
         Code::GroupReadable,
         Code::Writable,
@@ -98,6 +100,7 @@ impl Code {
         Code::VolumeUnknown,
         Code::JobProblem,
         Code::UntrustedSymlink,
+        Code::CredentialsReadable,
     ];
 
     /// Its severity and meaning, as the manual's FINDINGS section (and the README's
@@ -123,6 +126,7 @@ impl Code {
             Code::VolumeUnknown => ("warning", "(compose) on a named volume whose host folder cannot be found (no docker to ask)"),
             Code::JobProblem => ("error (the run would fail), warning (open to others), info", "(check) the configured job's [backup] cannot run as written: a recipients file missing, unparsable or writable by others, an output folder missing, not writable or open to others"),
             Code::UntrustedSymlink => ("error", "a folder on the way to a profile's item is a symlink the forge's user or its container could have made (below a container's mount, or in a folder another user owns or others may write): never followed, the item is not archived"),
+            Code::CredentialsReadable => ("warning", "(backup, check with an s3:// output) the S3 credentials file (AWS_SHARED_CREDENTIALS_FILE, [s3] credentials-file, ~/.aws/credentials) may be read by its group or others: the secret key is theirs too"),
         }
     }
 
@@ -147,6 +151,7 @@ impl Code {
             Code::VolumeUnknown => "volume-unknown",
             Code::JobProblem => "job-problem",
             Code::UntrustedSymlink => "untrusted-symlink",
+            Code::CredentialsReadable => "credentials-readable",
         }
     }
 }

@@ -8,11 +8,14 @@
 //! night. Each problem is a `job-problem` finding on the file or folder concerned.
 //!
 //! The checks run in the order a backup needs them: recipients, then the signing key
-//! (`sign-key`), then the output folder; each is one function of [`check`].
+//! (`sign-key`), then the output folder (or, for an `s3://` output, the store: it
+//! answers, the prefix can be listed, the credentials file is not open to others); each
+//! is one function of [`check`].
 
 use crate::cli::BackupOptions;
 use crate::config::Config;
 use crate::findings::{Code, Finding, Severity};
+use crate::store::{credentials_file_findings, Location, ObjectUrl, S3Store, Settings};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -69,7 +72,10 @@ pub fn check(config: &Config) -> Checked {
     }
     recipients(&mut c, b, file);
     signing_key(&mut c, b);
-    output(&mut c, b, file);
+    match b.output.as_deref().map(Location::parse) {
+        Some(Ok(Location::S3(url))) => object_output(&mut c, url, config, file),
+        _ => output(&mut c, b, file),
+    }
     c
 }
 
@@ -240,6 +246,55 @@ fn output(c: &mut Checked, b: &BackupOptions, file: &Path) {
             ),
             format!("chown {me} {}", dir.display()),
         );
+    }
+}
+
+/// An `s3://` output: the settings resolve, the store answers these credentials and
+/// lists the prefix, and the credentials file is kept as a secret is (the finding
+/// `credentials-readable`). Nothing is written: a backup-only credential could not
+/// delete a test object again.
+fn object_output(c: &mut Checked, url: ObjectUrl, config: &Config, file: &Path) {
+    let folder = url.folder();
+    let shown = PathBuf::from(folder.to_string());
+    if url.is_folder() {
+        c.part("output prefix".into(), &shown);
+    } else {
+        let object = PathBuf::from(url.to_string());
+        c.part("output object".into(), &object);
+        c.problem(
+            Severity::Warning,
+            &object,
+            "[backup] output names one object: a run finds it there and stops, since an existing archive is never replaced".into(),
+            format!("name a prefix with a trailing slash (output = \"{folder}\"): each run then gets its own dated archive"),
+        );
+    }
+    let settings = match Settings::resolve(&config.s3) {
+        Ok(s) => s,
+        Err(e) => {
+            let fix = e.hint.clone().unwrap_or_default();
+            return c.problem(Severity::Error, file, e.what, fix);
+        }
+    };
+    if let Some(creds) = settings.credentials_path().filter(|p| p.exists()) {
+        c.part("S3 credentials file".into(), &creds);
+    }
+    c.findings.extend(credentials_file_findings(&settings));
+    if let Some(lock) = settings.lock {
+        c.part(
+            format!(
+                "Object Lock for each archive: {} day(s), {}",
+                lock.days,
+                lock.mode.as_str()
+            ),
+            &shown,
+        );
+    }
+    if let Err(e) = S3Store::connect(&settings).and_then(|store| store.list(&folder)) {
+        let fix = e
+            .hint
+            .clone()
+            .unwrap_or_else(|| "check [s3] and the AWS_* environment of the job".into());
+        c.problem(Severity::Error, &shown, e.what, fix);
     }
 }
 

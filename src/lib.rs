@@ -8,7 +8,8 @@
 //! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes.
 //!
 //! The modules follow the data: `collect` → `archive::writer` on the way in,
-//! `archive::reader` → `restore` on the way out; `keys` and `owners` serve both.
+//! `archive::reader` → `restore` on the way out; `keys` and `owners` serve both;
+//! `store` carries archives to and from S3-compatible object storage.
 
 pub mod archive;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod restore;
 pub mod retention;
 pub mod signature;
 pub mod sources;
+pub mod store;
 pub mod usage;
 
 use cli::{Cli, Command};
@@ -47,14 +49,16 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Check(a) => commands::check::run(a, &config(&a.config)?, &out),
         Command::Detect(a) => commands::detect::run(a, &out),
         Command::Prune(a) => commands::prune::run(a, &config(&a.config)?, &out),
+        Command::Status(a) => commands::status::run(a, &config(&a.config)?, &out),
         Command::Keygen(a) => commands::keygen::run(a, &out),
         Command::Generate(a) => commands::generate::run(a),
     }
 }
 
-/// The configuration's `[trust]` table, for the commands that read archives.
-fn trust(arg: &cli::TrustConfigArg) -> Result<config::TrustConfig> {
-    Ok(commands::trust_config(arg.path.as_deref()))
+/// The configuration's `[trust]` and `[s3]` tables, for the commands that read archives
+/// (a broken file is ignored there: see [`commands::reader_config`]).
+fn trust(arg: &cli::TrustConfigArg) -> Result<config::Config> {
+    Ok(commands::reader_config(arg.path.as_deref()))
 }
 
 /// The configuration file, read only by the commands that use it (backup, check, prune):

@@ -176,6 +176,79 @@ fn try_acquire(dir: &Path, command: &str) -> Result<Option<Lock>> {
     }))
 }
 
+/// The lock a backup into a bucket prefix takes on this host, or None (after a warning)
+/// when this host has no private runtime folder for it.
+///
+/// A prefix has no folder to hold a lock file, and S3 has no `flock`. What two runs of
+/// this host into one prefix could do to each other is pick the same dated name in the
+/// same second; stores that honour `If-None-Match` then refuse the second upload, but
+/// Garage lets it replace the first. So runs of one host into one prefix are serialised
+/// here, by the same lock as a folder's (exit 6 for the second), kept in a folder only
+/// this user may write: `/run/forgekeep` for root, `$XDG_RUNTIME_DIR/forgekeep` for
+/// others, one sub-folder per prefix (named by a hash of the endpoint and the URL, so
+/// that no name from a URL ever becomes a path). Runs on other hosts cannot meet this
+/// one's names: the names carry the host.
+///
+/// Without such a folder (a systemd unit with `ProtectSystem=strict` and no
+/// `RuntimeDirectory=forgekeep`), the run goes on unserialised: the race it guards
+/// against needs a second run of this host in the same second, and refusing every
+/// backup for it would be worse.
+pub fn acquire_for_prefix(store_key: &str, shown: &str, command: &str) -> Result<Option<Lock>> {
+    let Some(base) = runtime_folder() else {
+        log::warn!(
+            "no private runtime folder (/run/forgekeep, or $XDG_RUNTIME_DIR): backups of this host into {shown} are not serialised (hint: in a systemd unit add RuntimeDirectory=forgekeep)"
+        );
+        return Ok(None);
+    };
+    let digest = crate::archive::sums::sha256(store_key.as_bytes());
+    let dir = base.join(format!("s3-{}", &crate::fsx::hex(&digest)[..24]));
+    if let Err(why) = private_folder(&dir) {
+        log::warn!(
+            "cannot use {} for the lock of {shown} ({why}): backups of this host into it are not serialised",
+            dir.display()
+        );
+        return Ok(None);
+    }
+    acquire(&dir, command).map(Some).map_err(|e| match e.exit {
+        ExitCode::Locked => Error {
+            what: e.what.replace(&dir.display().to_string(), shown),
+            ..e
+        },
+        _ => e,
+    })
+}
+
+/// `/run/forgekeep` for root, `$XDG_RUNTIME_DIR/forgekeep` for another user (which
+/// systemd makes private to them), created when missing; None when there is none.
+fn runtime_folder() -> Option<PathBuf> {
+    let base = if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/run")
+    } else {
+        PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?)
+    };
+    let dir = base.join("forgekeep");
+    private_folder(&dir).ok().map(|()| dir)
+}
+
+/// Makes `dir` (mode 0700) unless it exists; then it must be a real folder of this user
+/// that nobody else may write, or a lock in it would be someone else's to take or remove.
+fn private_folder(dir: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(plain_io(&e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| plain_io(&e))?;
+    if !meta.file_type().is_dir() {
+        return Err("not a folder (a symlink?)".into());
+    }
+    if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err("another user owns it or may write to it".into());
+    }
+    Ok(())
+}
+
 fn libc_flags() -> i32 {
     nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_CLOEXEC.bits()
 }
@@ -240,6 +313,37 @@ fn held_error(dir: &Path, path: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_backups_of_this_host_into_one_prefix_meet_at_its_lock() {
+        let key = format!(
+            "http://127.0.0.1:1 s3://b/unit-test-{}/",
+            std::process::id()
+        );
+        let shown = "s3://b/p/";
+        let Some(first) = acquire_for_prefix(&key, shown, "backup").unwrap() else {
+            return; // no runtime folder here (not root, no XDG_RUNTIME_DIR): nothing to lock
+        };
+        assert!(first.dir().starts_with("/run/forgekeep") || !nix::unistd::geteuid().is_root());
+        let e = acquire_for_prefix(&key, shown, "backup").unwrap_err();
+        assert_eq!(e.exit, ExitCode::Locked);
+        assert!(
+            e.what.contains("holds the lock on s3://b/p/ (pid"),
+            "{}",
+            e.what
+        );
+        // Another prefix is another lock.
+        let other = acquire_for_prefix(&format!("{key}x"), shown, "backup")
+            .unwrap()
+            .expect("the runtime folder is there");
+        let other_dir = other.dir().to_path_buf();
+        drop(other);
+        let _ = std::fs::remove_dir(other_dir);
+        let dir = first.dir().to_path_buf();
+        drop(first);
+        assert!(acquire_for_prefix(&key, shown, "backup").unwrap().is_some());
+        let _ = std::fs::remove_dir(&dir);
+    }
 
     #[test]
     fn racing_runs_never_both_hold_it_and_only_ever_see_exit_6() {

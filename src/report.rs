@@ -106,6 +106,50 @@ impl Out {
     }
 }
 
+/// `90m`, `26h`, `2d`, `1w`, or plain seconds.
+pub fn parse_age(s: &str) -> crate::error::Result<i64> {
+    let bad = || {
+        crate::error::Error::usage(format!("--max-age {s:?} is not a duration"))
+            .hint("use a number with s, m, h, d or w, e.g. --max-age 26h")
+    };
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+/// `2d 3h 5m 9s`, to the second, zero parts left out: an age compared with --max-age
+/// must never round down to look equal to it ("1m old, more than --max-age 1m").
+pub fn human_age(secs: i64) -> String {
+    if secs < 0 {
+        return "from the future (check the clock)".into();
+    }
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let text: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".into()
+    } else {
+        text.join(" ")
+    }
+}
+
 /// Below this, a run is over before a bar would be worth drawing.
 pub const PROGRESS_MIN_BYTES: u64 = 32 << 20;
 
@@ -269,6 +313,20 @@ pub fn shell_quote(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("26h").unwrap(), 93_600);
+        assert_eq!(parse_age("2d").unwrap(), 172_800);
+        assert_eq!(parse_age("90").unwrap(), 90);
+        assert!(parse_age("2 days").is_err());
+        assert!(parse_age("h").is_err());
+        assert_eq!(human_age(90_061), "1d 1h 1m 1s");
+        assert_eq!(human_age(86_430), "1d 30s");
+        assert_eq!(human_age(90), "1m 30s");
+        assert_eq!(human_age(60), "1m");
+        assert_eq!(human_age(0), "0s");
+    }
 
     #[test]
     fn modes_render_like_ls() {

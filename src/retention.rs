@@ -32,10 +32,13 @@ const STAMP_LEN: usize = 16;
 /// One archive file of a folder, as named by `forgekeep backup -o DIR/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Archive {
+    /// Where it is: a path, or an `s3://` URL (an archive argument either way).
     pub path: PathBuf,
     pub name: String,
     pub host: String,
     pub time: Timestamp,
+    /// Bytes.
+    pub size: u64,
 }
 
 /// The name `backup -o DIR/` gives an archive made at `time` (to the second, UTC), which
@@ -103,25 +106,27 @@ pub fn list(dir: &Path) -> Result<Vec<Archive>> {
             continue;
         };
         let path = dir.join(&name);
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_file() => {}
+        let size = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => m.len(),
             Ok(_) => continue,
             // Removed meanwhile (by someone else than forgekeep, which holds the lock).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io("cannot inspect", &path, &e)),
-        }
+        };
         out.push(Archive {
             path,
             name,
             host,
             time,
+            size,
         });
     }
     sort_newest_first(&mut out);
     Ok(out)
 }
 
-fn sort_newest_first(v: &mut [Archive]) {
+/// Newest first, ties by name: the order every listing of a folder is given in.
+pub fn sort_newest_first(v: &mut [Archive]) {
     v.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.name.cmp(&b.name)));
 }
 
@@ -263,6 +268,7 @@ mod tests {
             name,
             host: h,
             time,
+            size: 0,
         }
     }
 

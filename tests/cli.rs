@@ -290,18 +290,19 @@ fn man_pages_have_a_synopsis_with_values_exit_status_findings_and_no_help_page()
     }
     assert!(
         synopsis(&page("forgekeep-backup"))
-            .contains("\\fB\\-o|\\-\\-output\\fR \\fIFILE|DIR|\\-\\fR"),
+            .contains("\\fB\\-o|\\-\\-output\\fR \\fIFILE|DIR|URL|\\-\\fR"),
         "{}",
         synopsis(&page("forgekeep-backup"))
     );
     for n in [
-        "backup", "restore", "verify", "list", "diff", "check", "detect", "prune", "keygen",
+        "backup", "restore", "verify", "list", "diff", "check", "detect", "prune", "status",
+        "keygen",
     ] {
         let text = page(&format!("forgekeep-{n}"));
         assert!(text.contains(".SH \"EXIT STATUS\""), "{n}");
-        // The readers have --config too, for [trust] only.
+        // The readers have --config too, for [trust] and [s3] only.
         let reads_config = [
-            "backup", "check", "prune", "restore", "verify", "list", "diff",
+            "backup", "check", "prune", "status", "restore", "verify", "list", "diff",
         ]
         .contains(&n);
         assert_eq!(

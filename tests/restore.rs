@@ -85,7 +85,7 @@ fn dry_run_changes_nothing_and_shows_the_plan() {
 }
 
 #[test]
-fn differing_file_is_a_conflict_and_nothing_changes() {
+fn differing_file_is_a_conflict_and_nothing_changes_regression_hint_force_all() {
     let (_td, tree, key, a) = setup();
     let pem = tree.join("jwt/private.pem");
     fs::write(&pem, "rotated key").unwrap();
@@ -97,7 +97,13 @@ fn differing_file_is_a_conflict_and_nothing_changes() {
         !tree.join("conf/app.ini").exists(),
         "a refused restore must not create the other files either"
     );
-    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    // The hint names the way to replace only some (the disaster-recovery recipe's), not
+    // only "--force", which would also roll back what changed on purpose since.
+    let err = stderr(&o);
+    assert!(
+        err.contains("--only PATH --force") && err.contains("forgekeep diff"),
+        "{err}"
+    );
 }
 
 #[test]

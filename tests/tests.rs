@@ -28,6 +28,7 @@ mod progress;
 mod proptest_roundtrip;
 mod prune;
 mod restore;
+mod s3;
 mod sidecar;
 mod signing;
 mod unattended;

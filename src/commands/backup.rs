@@ -5,8 +5,9 @@
 //! readable by others, not even for a moment), fsynced, renamed without replacing
 //! anything unless `--force`, and the folder is fsynced so the rename survives a crash.
 
+mod output;
+
 use crate::archive::manifest::{Manifest, FORMAT_NAME, FORMAT_VERSION};
-use crate::archive::writer::{write_archive, write_archive_file, WriteOptions, WriteSummary};
 use crate::cli::{BackupArgs, BackupOptions, KeepArgs};
 use crate::collect::{collect, Collection, Options};
 use crate::config::{merge_backup, merge_keep, merge_sources, Config};
@@ -16,10 +17,10 @@ use crate::keys::{parse_recipient, read_passphrase, read_recipients_file, Encryp
 use crate::report::{human_bytes, Out};
 use crate::signature::SigningKey;
 use crate::sources::resolve as resolve_sources;
+use crate::store::Folder;
+use output::{name_output, resolve_target, write, Output, Target};
 use serde_json::json;
-use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
@@ -27,6 +28,7 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let adhoc = adhoc_reason(args);
     let own_output = args.options.output.is_some();
     let config_strict = config.backup.strict && !args.options.strict;
+    let cli_lock = args.s3.lock_days.is_some() || args.s3.lock_mode.is_some();
     let args = &effective_args(args, config);
     let target = resolve_target(args, own_output, config, adhoc)?;
     let keep = retention_rules(args, config, adhoc.is_some(), target.as_ref());
@@ -41,30 +43,35 @@ pub fn run(args: &BackupArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let out = &out;
     // One run per output folder at a time, taken before anything is read so that a
     // second run (a timer firing while a slow one still runs) exits 6 at once.
-    let lock = match &target {
-        Some(t) if !args.dry_run => t
-            .dir()
-            .map(|dir| crate::lock::acquire(dir, "backup"))
-            .transpose()?,
+    let lock = match target.as_ref().and_then(Target::folder) {
+        Some(folder) if !args.dry_run => take_lock(folder)?,
         _ => None,
     };
     let pruning = !crate::retention::no_rule(&keep);
-    if pruning && lock.is_none() && !args.dry_run {
+    if pruning && target.as_ref().and_then(Target::folder).is_none() && !args.dry_run {
         return Err(
             Error::usage("--keep-* needs an output folder or file, not stdout").hint(
                 "write the archive with -o DIR/, or prune separately with forgekeep prune DIR",
             ),
         );
     }
+    lock_flags_need_a_store(cli_lock, target.as_ref())?;
+    // What the run's own keys and credentials are like: findings of this archive too.
+    let mut own_findings = target
+        .as_ref()
+        .and_then(Target::store)
+        .map(|s| crate::store::credentials_file_findings(s.settings()))
+        .unwrap_or_default();
     // Named under the lock: no other run can take the name between the choice and the
     // rename (see `unique_name`).
     let (output, created) = name_output(target, args.force)?;
     let enc = encryption(args)?;
     // Loaded before anything is read: a passphrase is asked (or refused) at once.
     let (signing, key_findings) = signing_key(args.options.sign_key.as_deref())?;
+    own_findings.extend(key_findings);
     let (mut collection, blocking) = gather(args, out)?;
-    out.findings(&key_findings);
-    collection.findings.extend(key_findings);
+    out.findings(&own_findings);
+    collection.findings.extend(own_findings);
     let worst = verdict_severity(&collection, blocking);
     let refusal = refusal(&collection, worst, args.options.strict, config_strict);
     let incomplete = lacks_secrets(&collection);
@@ -181,15 +188,21 @@ fn prune_after_writing(
     written_to: &str,
     out: &Out,
 ) -> Result<Option<crate::commands::prune::PruneOutcome>> {
-    let (Some(lock), Output::File { name, .. }) = (lock, output) else {
+    let Output::Archive { folder, name, .. } = output else {
         return Ok(None);
+    };
+    // A local folder: only under the lock, which is given only when there are rules.
+    let scope = match (folder, lock) {
+        (Folder::Local(_), None) => return Ok(None),
+        _ if crate::retention::no_rule(keep) => return Ok(None),
+        (folder, lock) => crate::commands::prune::Scope::of(folder, lock),
     };
     if incomplete {
         out.notice("not pruning: this archive lacks secrets that older archives may hold (see the findings); every archive was kept");
         return Ok(None);
     }
     let host = host_for_filename();
-    crate::commands::prune::prune_dir(lock, keep, false, name.to_str(), Some(&host), out)
+    crate::commands::prune::prune_dir(scope, keep, false, name.to_str(), Some(&host), out)
         .map(Some)
         .map_err(|e| Error {
             what: format!(
@@ -223,8 +236,38 @@ fn effective_args(args: &BackupArgs, config: &Config) -> BackupArgs {
             strict: !args.no_strict && (args.options.strict || config.backup.strict),
             ..merge_backup(&args.options, &config.backup, args.passphrase)
         },
+        s3: args.s3.merged(&config.s3),
         ..args.clone()
     }
+}
+
+/// The run lock of the output folder: its `.forgekeep.lock`, or for a bucket prefix the
+/// lock this host keeps for it (see [`crate::lock::acquire_for_prefix`]).
+fn take_lock(folder: &Folder) -> Result<Option<crate::lock::Lock>> {
+    match folder {
+        Folder::Local(dir) => crate::lock::acquire(dir, "backup").map(Some),
+        Folder::Prefix { store, url } => {
+            let endpoint = store.settings().endpoint.as_deref().unwrap_or("aws");
+            crate::lock::acquire_for_prefix(
+                &format!("{endpoint} {url}"),
+                &url.to_string(),
+                "backup",
+            )
+        }
+    }
+}
+
+/// `--s3-lock-days` and `--s3-lock-mode` on the command line lock an object: with any
+/// other output they would silently do nothing. (The `[s3]` table's keys apply to the
+/// configured job's `s3://` output, and are ignored by a run that writes elsewhere.)
+fn lock_flags_need_a_store(cli_lock: bool, target: Option<&Target>) -> Result<()> {
+    if cli_lock && target.is_some_and(|t| t.store().is_none()) {
+        return Err(Error::usage(
+            "--s3-lock-days and --s3-lock-mode apply to an s3:// output only",
+        )
+        .hint("write the archive with -o s3://BUCKET/PREFIX/ to lock it, or drop the flag"));
+    }
+    Ok(())
 }
 
 /// The file's `[retention]` is the configured job's, for the file's output folder only:
@@ -236,8 +279,8 @@ fn retention_rules(
     adhoc: bool,
     target: Option<&Target>,
 ) -> KeepArgs {
-    match target.and_then(Target::dir) {
-        Some(dir) if !adhoc && config.is_output_folder(dir) => {
+    match target.and_then(Target::folder) {
+        Some(folder) if !adhoc && config.is_output_folder(&folder.arg()) => {
             merge_keep(&args.keep, &config.retention)
         }
         _ => args.keep.clone(),
@@ -373,13 +416,14 @@ fn dry_run_report(
             out.say(format!("would write the archive to {}", o.describe()));
             report["archive"] = json!(o.path_text());
         }
-        None => out.say("no output given: the real run needs -o FILE|DIR/|- (or [backup] output in the configuration file)"),
+        None => out.say("no output given: the real run needs -o FILE|DIR/|s3://BUCKET/PREFIX/|- (or [backup] output in the configuration file)"),
     }
-    if let (Some(Output::File { dir, name, .. }), false) = (output, crate::retention::no_rule(keep))
+    if let (Some(Output::Archive { folder, name, .. }), false) =
+        (output, crate::retention::no_rule(keep))
     {
         if pruning {
             let host = host_for_filename();
-            let plan = crate::commands::prune::preview(dir, keep, name.to_str(), &host)?;
+            let plan = crate::commands::prune::preview(folder, keep, name.to_str(), &host)?;
             crate::commands::prune::say_plan(&plan, out);
             let mut v = plan.to_json();
             v.as_object_mut().map(|o| o.remove("command"));
@@ -394,69 +438,6 @@ fn dry_run_report(
     }
     out.report(&report);
     Ok(exit_for(worst))
-}
-
-/// Writes the archive to stdout or, through a temp file and a rename, into its folder.
-/// Returns where it went, its size on disk and the writer's summary.
-fn write(
-    output: &Output,
-    created: jiff::Timestamp,
-    args: &BackupArgs,
-    enc: &Encryption,
-    signing: Option<std::sync::Arc<SigningKey>>,
-    collection: &Collection,
-    out: &Out,
-) -> Result<(String, Option<u64>, WriteSummary)> {
-    let manifest = manifest_at(collection, &args.sources.exclude, created);
-    let opts = WriteOptions {
-        level: args.options.level.unwrap_or(3),
-        armor: args.options.armor,
-        progress: out.progress(collection.content_bytes(), "backup"),
-        signing,
-        ..WriteOptions::default()
-    };
-    let written = (|| -> Result<_> {
-        Ok(match output {
-            Output::Stdout => {
-                let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-                let (mut w, summary) = write_archive(
-                    stdout,
-                    Path::new("stdout"),
-                    enc,
-                    &manifest,
-                    &collection.items,
-                    &opts,
-                )?;
-                w.flush()
-                    .map_err(|e| Error::io("cannot write the archive", Path::new("stdout"), &e))?;
-                ("-".to_string(), None, summary)
-            }
-            Output::File {
-                dir,
-                name,
-                generated,
-            } => {
-                let target = dir.join(name);
-                // A generated name is new by construction; replacing is only ever for a
-                // FILE the user named with --force (see `check_replace`).
-                let summary = write_archive_file(
-                    dir,
-                    name,
-                    args.force && !generated,
-                    enc,
-                    &manifest,
-                    &collection.items,
-                    &opts,
-                )?;
-                let size = std::fs::metadata(&target).map(|m| m.len()).ok();
-                (target.display().to_string(), size, summary)
-            }
-        })
-    })();
-    if let Some(p) = &opts.progress {
-        p.finish_and_clear();
-    }
-    written
 }
 
 fn exit_for(worst: Option<Severity>) -> ExitCode {
@@ -476,229 +457,6 @@ fn summary_line(verb: &str, c: &Collection, bytes: Option<u64>) -> String {
         human_bytes(bytes.unwrap_or_else(|| c.content_bytes())),
         c.findings.len()
     )
-}
-
-/// Where the archive goes, as the command line or the file says, before its name is
-/// chosen.
-enum Target {
-    Stdout,
-    /// `-o FILE`: exactly that name.
-    Named {
-        dir: PathBuf,
-        name: OsString,
-    },
-    /// `-o DIR/`: a name made from the host and the time, chosen under the lock.
-    Folder(PathBuf),
-}
-
-impl Target {
-    fn dir(&self) -> Option<&Path> {
-        match self {
-            Target::Stdout => None,
-            Target::Named { dir, .. } | Target::Folder(dir) => Some(dir),
-        }
-    }
-}
-
-/// Where the archive goes, named.
-enum Output {
-    Stdout,
-    File {
-        dir: PathBuf,
-        name: OsString,
-        generated: bool,
-    },
-}
-
-impl Output {
-    fn path_text(&self) -> String {
-        match self {
-            Output::Stdout => "-".into(),
-            Output::File { dir, name, .. } => dir.join(name).display().to_string(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Output::Stdout => "stdout".into(),
-            Output::File { .. } => self.path_text(),
-        }
-    }
-}
-
-/// `-o -` is stdout; an existing folder (or a path ending in `/`) gets a generated
-/// name; anything else is the file name itself. None only for a dry run without any.
-/// A run that names its own sources or recipients is not the configured job: it never
-/// falls back to the configured folder (where it would become the newest archive, made
-/// for keys the verify job may not hold, and be pruned by rules not written for it).
-fn resolve_target(
-    args: &BackupArgs,
-    own_output: bool,
-    config: &Config,
-    adhoc: Option<&str>,
-) -> Result<Option<Target>> {
-    let o = match (&args.options.output, adhoc) {
-        (Some(_), Some(what)) if !own_output => {
-            return Err(adhoc_without_output(what, config));
-        }
-        (Some(o), _) => o,
-        (None, _) if args.dry_run => return Ok(None),
-        (None, _) => {
-            return Err(Error::usage("no output given")
-                .hint("pass -o FILE, -o DIR/ (a name is generated) or -o - for stdout"))
-        }
-    };
-    if o.as_os_str() == "-" {
-        if std::io::stdout().is_terminal() && !args.options.armor && !args.dry_run {
-            return Err(
-                Error::usage("refusing to write a binary archive to a terminal")
-                    .hint("redirect stdout to a file, or pass --armor"),
-            );
-        }
-        return Ok(Some(Target::Stdout));
-    }
-    let ends_with_slash = o.as_os_str().to_string_lossy().ends_with('/');
-    if o.is_dir() || ends_with_slash {
-        if !o.is_dir() {
-            return Err(
-                Error::usage(format!("output folder {} does not exist", o.display()))
-                    .hint("create it first (mode 0700 is a good choice)"),
-            );
-        }
-        return Ok(Some(Target::Folder(o.clone())));
-    }
-    let name = o
-        .file_name()
-        .ok_or_else(|| Error::usage(format!("output {} has no file name", o.display())))?
-        .to_owned();
-    let dir = match o.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(
-            Error::usage(format!("output folder {} does not exist", dir.display()))
-                .hint("create it first"),
-        );
-    }
-    check_replace(&dir, &name, args.force)?;
-    Ok(Some(Target::Named { dir, name }))
-}
-/// The usage error of an ad-hoc run on a configured host that gave no `-o`.
-fn adhoc_without_output(what: &str, config: &Config) -> Error {
-    let file = config
-        .path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "the configuration file".into());
-    let folder = config
-        .output_folder()
-        .map(|f| format!(" {}", f.display()))
-        .unwrap_or_default();
-    Error::usage(format!(
-        "this backup names its own {what} on the command line, so it is not the job of {file}: it needs its own -o"
-    ))
-    .hint(format!(
-        "pass -o DIR/ or -o FILE for this archive; the configured folder{folder} and its [retention] belong to the configured job, which `forgekeep backup` alone runs"
-    ))
-}
-
-/// Chooses the archive's name: a generated one unique in its folder (call it under the
-/// folder's lock), or the one given. Returns the output and the creation time that goes
-/// into the manifest (the time in a generated name).
-fn name_output(target: Option<Target>, force: bool) -> Result<(Option<Output>, jiff::Timestamp)> {
-    let now = jiff::Timestamp::now();
-    Ok(match target {
-        None => (None, now),
-        Some(Target::Stdout) => (Some(Output::Stdout), now),
-        Some(Target::Named { dir, name }) => {
-            // Checked again: it may have appeared since the first check.
-            check_replace(&dir, &name, force)?;
-            (
-                Some(Output::File {
-                    dir,
-                    name,
-                    generated: false,
-                }),
-                now,
-            )
-        }
-        Some(Target::Folder(dir)) => {
-            let (name, created) = unique_name(&dir)?;
-            (
-                Some(Output::File {
-                    dir,
-                    name: name.into(),
-                    generated: true,
-                }),
-                created,
-            )
-        }
-    })
-}
-
-/// How long a run waits for a free name before it gives up (each wait is to the next
-/// whole second).
-const NAME_WAITS: u32 = 3;
-
-/// `forgekeep-<host>-<stamp>.tar.zst.age` for now, unless a file of that name exists:
-/// then the run waits for the next second and tries again. Two runs into one folder are
-/// serialised by its lock, so the only way to meet a taken name is a run that finished
-/// earlier in the same second (or a clock stepped back, or a copied-in archive): waiting
-/// keeps names unique and in time order, in the format prune and verify --latest read.
-fn unique_name(dir: &Path) -> Result<(String, jiff::Timestamp)> {
-    let host = host_for_filename();
-    for _ in 0..=NAME_WAITS {
-        let now = jiff::Timestamp::now();
-        let name = crate::retention::archive_name(&host, now);
-        match std::fs::symlink_metadata(dir.join(&name)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((name, now)),
-            Err(e) => return Err(Error::io("cannot inspect", &dir.join(&name), &e)),
-            Ok(_) => {
-                let into_second = now.subsec_nanosecond().max(0) as u64;
-                std::thread::sleep(std::time::Duration::from_nanos(
-                    1_000_000_000 - into_second + 1_000_000,
-                ));
-            }
-        }
-    }
-    Err(Error::runtime(format!(
-        "every archive name of the last {} seconds is taken in {}",
-        NAME_WAITS + 1,
-        dir.display()
-    ))
-    .hint("archives named forgekeep-<host>-<stamp> newer than this host's clock are in the folder: check the clock, or move them"))
-}
-
-/// Fails fast, before any source is read, when the output exists and `--force` was not
-/// given (the final rename refuses to replace it too, should it appear meanwhile). Even
-/// with `--force`, an archive of the folder's series (`forgekeep-<host>-<stamp>…`, the
-/// names `-o DIR/` makes) is never replaced: its name is the time it was made, and prune
-/// and verify --latest trust that.
-fn check_replace(dir: &Path, name: &std::ffi::OsStr, force: bool) -> Result<()> {
-    let target = dir.join(name);
-    if std::fs::symlink_metadata(&target).is_err() {
-        return Ok(());
-    }
-    if !force {
-        return Err(
-            Error::runtime(format!("{} already exists", target.display()))
-                .hint("choose another name or an output folder, or pass --force to replace it"),
-        );
-    }
-    if name
-        .to_str()
-        .is_some_and(|n| crate::retention::parse_name(n).is_some())
-    {
-        return Err(Error::usage(format!(
-            "{} is a dated archive of its folder; --force never replaces one",
-            target.display()
-        ))
-        .hint(
-            "write a new archive with -o DIR/ (a new name is generated), or delete that one first",
-        ));
-    }
-    Ok(())
 }
 
 /// Recipients from -r and -R, or a passphrase; at least one is required.

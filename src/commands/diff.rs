@@ -7,9 +7,9 @@
 //! would put it (same `--root`/`--relocate`, same owner mapping), so "no differences"
 //! means "a restore would change nothing".
 
-use super::{keyring, open_archive};
+use super::Reader;
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
-use crate::archive::reader::{read_archive, Visitor};
+use crate::archive::reader::Visitor;
 use crate::archive::sums::{sha256_hex, HashingReader, Sha256Sum};
 use crate::cli::{DiffArgs, RestoreArgs};
 use crate::error::{Error, ExitCode, Result};
@@ -48,9 +48,8 @@ struct Difference {
     consequence: Option<&'static str>,
 }
 
-pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Result<ExitCode> {
-    let keys = keyring(&args.keys)?;
-    let trust = super::trust_file(&args.trust, trust)?;
+pub fn run(args: &DiffArgs, config: &crate::config::Config, out: &Out) -> Result<ExitCode> {
+    let reader = Reader::new(&args.keys, &args.trust, &args.limits, config)?;
     // The destinations a restore would use: same rules, same owner mapping.
     let as_restore = RestoreArgs {
         archive: args.archive.clone(),
@@ -72,16 +71,8 @@ pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Re
         limits: args.limits.clone(),
     };
     let mut dests = Destinations::from_args(&as_restore)?;
-    let (input, name) = open_archive(&args.archive)?;
     let mut captured = Capture::default();
-    let read = read_archive(
-        input,
-        &name,
-        &keys,
-        &args.limits.limits(),
-        trust.as_ref(),
-        &mut captured,
-    )?;
+    let (read, name) = reader.read(&args.archive, &mut captured, None)?;
     let m = &read.manifest;
     out.say(format!("{name}: {}", read.authenticity.describe()));
     let targets = dests.targets(m, &mut Vec::new())?;
@@ -108,7 +99,7 @@ pub fn run(args: &DiffArgs, trust: &crate::config::TrustConfig, out: &Out) -> Re
     let archive_arg = args.archive.display().to_string();
     // The advice is a command to run as printed: with the trust file that vouched for
     // this archive, so the restore needs no consent either.
-    let trust_arg = match (&read.authenticity, &trust) {
+    let trust_arg = match (&read.authenticity, reader.trust()) {
         (
             crate::signature::Authenticity::Signed {
                 vouched: Some(_), ..

@@ -44,7 +44,8 @@ pub fn write_man_pages(dir: &Path) -> Result<()> {
 /// A page as clap_mangen renders its sections, with forgekeep's SYNOPSIS (every option
 /// with its value, one-of groups spelled out: [`crate::usage::synopsis`]) and the
 /// sections clap cannot derive: EXIT STATUS, FINDINGS (commands that report them),
-/// ENVIRONMENT, and on the main page CONFIGURATION and JSON OUTPUT.
+/// ENVIRONMENT, TRUST and OFF-HOST ARCHIVES (the commands they concern), and on the main
+/// page CONFIGURATION and JSON OUTPUT.
 fn render_page(
     man: &clap_mangen::Man,
     cmd: &clap::Command,
@@ -78,6 +79,14 @@ fn render_page(
         None | Some("restore" | "verify" | "list" | "diff" | "backup" | "keygen")
     ) {
         page.extend(roff_section("TRUST", crate::manual::TRUST, false).bytes());
+    }
+    if matches!(
+        command,
+        None | Some(
+            "backup" | "restore" | "verify" | "list" | "diff" | "check" | "prune" | "status"
+        )
+    ) {
+        page.extend(roff_section("OFF-HOST ARCHIVES", crate::manual::OFF_HOST, false).bytes());
     }
     if command.is_none() {
         page.extend(roff_section("CONFIGURATION", crate::manual::CONFIGURATION, true).bytes());

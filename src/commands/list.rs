@@ -1,28 +1,19 @@
 //! `forgekeep list`: the entries of an archive with type, mode, owner, size and mtime.
 //! The archive is read and validated in full, so a listing is never of a damaged archive.
 
-use super::{keyring, open_archive, trust_file};
+use super::Reader;
 use crate::archive::manifest::Kind;
-use crate::archive::reader::{read_archive, NoVisitor};
+use crate::archive::reader::NoVisitor;
 use crate::archive::sums::sha256_hex;
 use crate::cli::ListArgs;
-use crate::config::TrustConfig;
+use crate::config::Config;
 use crate::error::{ExitCode, Result};
 use crate::report::{mode_string, Out};
 use serde_json::json;
 
-pub fn run(args: &ListArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
-    let keys = keyring(&args.keys)?;
-    let trust = trust_file(&args.trust, trust)?;
-    let (input, name) = open_archive(&args.archive)?;
-    let read = read_archive(
-        input,
-        &name,
-        &keys,
-        &args.limits.limits(),
-        trust.as_ref(),
-        &mut NoVisitor,
-    )?;
+pub fn run(args: &ListArgs, config: &Config, out: &Out) -> Result<ExitCode> {
+    let reader = Reader::new(&args.keys, &args.trust, &args.limits, config)?;
+    let (read, name) = reader.read(&args.archive, &mut NoVisitor, None)?;
     let m = &read.manifest;
     out.say(format!(
         "# {name}: made on {} at {} by {}",

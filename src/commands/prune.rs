@@ -1,12 +1,16 @@
-//! `forgekeep prune DIR --keep-...`: delete the archives of a folder that no rule keeps.
+//! `forgekeep prune DIR|s3://BUCKET/PREFIX/ --keep-...`: delete the archives of a folder
+//! that no rule keeps.
 //!
-//! Under the folder's run lock (a backup writing into the same folder meanwhile would
-//! otherwise race with the listing), the archives are listed and planned by
-//! [`crate::retention`], the plan is printed, and the archives to delete are unlinked one
-//! by one, relative to the folder's descriptor and only if still a regular file, then the
-//! folder is fsynced once. Nothing but `forgekeep-<host>-<stamp>.tar.zst.age` regular files
-//! is ever deleted; the newest archive of each host always survives; no rule at all is a
-//! usage error, never "delete everything".
+//! A local folder is pruned under its run lock (a backup writing into the same folder
+//! meanwhile would otherwise race with the listing): the archives are listed and planned
+//! by [`crate::retention`], the plan is printed, and the archives to delete are unlinked
+//! one by one, relative to the folder's descriptor and only if still a regular file, then
+//! the folder is fsynced once. A prefix has no lock and needs none (see
+//! [`crate::store::Folder`]): the same plan, and each archive deleted by the store unless
+//! Object Lock keeps it, which is reported ("kept by object lock until …"), not an error.
+//! Nothing but `forgekeep-<host>-<stamp>.tar.zst.age` archives is ever deleted; the newest
+//! archive of each host always survives; no rule at all is a usage error, never "delete
+//! everything".
 
 use crate::cli::{KeepArgs, PruneArgs};
 use crate::config::{merge_keep, Config};
@@ -15,31 +19,73 @@ use crate::fsx::DirFd;
 use crate::lock::Lock;
 use crate::report::Out;
 use crate::retention::{self, Decision};
+use crate::store::{Deleted, Folder, Location, ObjectUrl, S3Store};
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use serde_json::json;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 pub fn run(args: &PruneArgs, config: &Config, out: &Out) -> Result<ExitCode> {
-    // Without DIR: the configuration's output folder (when it names a folder).
-    let from_config = config.backup.output.as_ref().filter(|o| o.is_dir());
+    // Without DIR: the configuration's output folder (when it names a folder or prefix).
+    let from_config = config.backup.output.as_ref().filter(|o| {
+        o.is_dir() || matches!(Location::parse(o), Ok(Location::S3(u)) if u.is_folder())
+    });
     let Some(dir) = args.dir.as_ref().or(from_config) else {
         return Err(Error::usage("no archive folder given").hint(
-            "name the folder of archives: forgekeep prune /var/backups/forgekeep --keep-daily 7 (or set [backup] output in the configuration file)",
+            "name the folder of archives: forgekeep prune /var/backups/forgekeep --keep-daily 7 (or s3://BUCKET/PREFIX/, or set [backup] output in the configuration file)",
         ));
     };
     let keep = rules_for(args, config, dir)?;
-    let lock = crate::lock::acquire(dir, "prune")?;
-    let outcome = prune_dir(&lock, &keep, args.dry_run, None, args.host.as_deref(), out)?;
+    let folder = Folder::open(dir, &config.s3)?;
+    let lock = match &folder {
+        Folder::Local(dir) => Some(crate::lock::acquire(dir, "prune")?),
+        Folder::Prefix { .. } => None,
+    };
+    let scope = Scope::of(&folder, lock.as_ref());
+    let outcome = prune_dir(scope, &keep, args.dry_run, None, args.host.as_deref(), out)?;
     out.report(&outcome.to_json());
     Ok(ExitCode::Success)
+}
+
+/// Where a prune deletes: a local folder, only ever under its run lock (taking the held
+/// [`Lock`] makes an unlocked prune of a folder impossible to write), or a prefix in a
+/// bucket, which has no lock (see [`crate::store::Folder`] for why it needs none).
+#[derive(Clone, Copy)]
+pub enum Scope<'a> {
+    Locked(&'a Lock),
+    Prefix {
+        store: &'a Arc<S3Store>,
+        url: &'a ObjectUrl,
+    },
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of `folder`: a local one needs `lock` (on that folder).
+    pub fn of(folder: &'a Folder, lock: Option<&'a Lock>) -> Scope<'a> {
+        match (folder, lock) {
+            (Folder::Prefix { store, url }, _) => Scope::Prefix { store, url },
+            (Folder::Local(_), Some(lock)) => Scope::Locked(lock),
+            (Folder::Local(dir), None) => panic!("{} pruned without its lock", dir.display()),
+        }
+    }
+
+    fn folder(self) -> Folder {
+        match self {
+            Scope::Locked(lock) => Folder::Local(lock.dir().to_path_buf()),
+            Scope::Prefix { store, url } => Folder::Prefix {
+                store: store.clone(),
+                url: url.clone(),
+            },
+        }
+    }
 }
 
 /// The rules for `dir`: the `--keep-*` flags, else the configuration's `[retention]` when
 /// `dir` is the configured job's own folder (the rules were written for its archives,
 /// not for whatever folder a prune is pointed at), else none: a usage error.
-fn rules_for(args: &PruneArgs, config: &Config, dir: &std::path::Path) -> Result<KeepArgs> {
+fn rules_for(args: &PruneArgs, config: &Config, dir: &Path) -> Result<KeepArgs> {
     if args.keep != KeepArgs::default() || config.is_output_folder(dir) {
         let keep = merge_keep(&args.keep, &config.retention);
         check_rules(&keep)?;
@@ -75,12 +121,15 @@ pub fn check_rules(keep: &KeepArgs) -> Result<()> {
 /// What a prune decided and did.
 #[derive(Debug, Clone)]
 pub struct PruneOutcome {
-    pub dir: PathBuf,
+    /// The folder (a path or an `s3://` URL), as printed.
+    pub folder: String,
     pub dry_run: bool,
     /// One per archive of the folder, newest first.
     pub decisions: Vec<Decision>,
     /// Names actually deleted (empty with `dry_run`).
     pub deleted: Vec<String>,
+    /// Archives the rules would delete that Object Lock keeps, and until when.
+    pub locked: Vec<(String, Deleted)>,
 }
 
 impl PruneOutcome {
@@ -93,12 +142,13 @@ impl PruneOutcome {
     }
 
     /// `{"command":"prune","dir","dry_run","kept":[{name,host,time,reasons}],
-    /// "to_delete":[names],"deleted":[names]}`; `to_delete` is the plan, `deleted` what
-    /// was really removed (the same list unless `dry_run`).
+    /// "to_delete":[names],"deleted":[names],"locked":[{name,until,mode}]}`; `to_delete`
+    /// is the plan, `deleted` what was really removed (the plan less what Object Lock
+    /// keeps, unless `dry_run`).
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "command": "prune",
-            "dir": self.dir.display().to_string(),
+            "dir": self.folder,
             "dry_run": self.dry_run,
             "kept": self.kept().map(|d| json!({
                 "name": d.archive.name,
@@ -108,27 +158,40 @@ impl PruneOutcome {
             })).collect::<Vec<_>>(),
             "to_delete": self.to_delete().map(|d| &d.archive.name).collect::<Vec<_>>(),
             "deleted": self.deleted,
+            "locked": self.locked.iter().map(|(name, why)| {
+                let r = match why {
+                    Deleted::Kept(r) => *r,
+                    Deleted::Gone => None,
+                };
+                json!({
+                    "name": name,
+                    "until": r.map(|r| r.until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    "mode": r.map(|r| r.mode.as_str()),
+                })
+            }).collect::<Vec<_>>(),
         })
     }
 }
 
-/// Prunes the folder `lock` guards, by `keep`: prints the plan (`out.say`), deletes unless
-/// `dry_run`. Taking the held [`Lock`] (not a path) is what lets `backup --keep-*` prune
-/// under the lock it already holds, and makes an unlocked prune impossible to write.
-/// Does not check for "no rule" ([`check_rules`]): with none, only the newest survive.
-/// Prints no JSON report: the caller does ([`PruneOutcome::to_json`]).
+/// Prunes the folder of `scope`, by `keep`: prints the plan (`out.say`), deletes unless
+/// `dry_run`. Does not check for "no rule" ([`check_rules`]): with none, only the newest
+/// survive. Prints no JSON report: the caller does ([`PruneOutcome::to_json`]).
 /// `protect` names an archive that is kept whatever the rules say: the one `backup` has
 /// just written (after a clock step backwards it may not look like the newest).
 pub fn prune_dir(
-    lock: &Lock,
+    scope: Scope<'_>,
     keep: &KeepArgs,
     dry_run: bool,
     protect: Option<&str>,
     host: Option<&str>,
     out: &Out,
 ) -> Result<PruneOutcome> {
-    let dir = lock.dir();
-    let mut outcome = plan_dir(dir, keep, dry_run, protect, host, None)?;
+    let mut outcome = plan_folder(&scope.folder(), keep, dry_run, protect, host, None)?;
+    if dry_run {
+        if let Scope::Prefix { store, url } = scope {
+            outcome.locked = locked_now(store, url, &outcome)?;
+        }
+    }
     say_plan(&outcome, out);
     let doomed: Vec<String> = outcome
         .to_delete()
@@ -138,63 +201,128 @@ pub fn prune_dir(
         return Ok(outcome);
     }
     let total = outcome.decisions.len();
-    let fd = DirFd::open(dir)?;
-    for name in &doomed {
-        if let Err(e) = delete_one(&fd, name) {
-            // What is gone is gone: make that durable, and say it.
-            let _ = fd.sync();
-            let before = if outcome.deleted.is_empty() {
-                "nothing was deleted before it".to_string()
-            } else {
-                format!(
-                    "deleted before it: {} ({})",
-                    outcome.deleted.len(),
-                    outcome.deleted.join(", ")
-                )
-            };
-            return Err(Error::runtime(format!(
-                "cannot delete {}: {e}; {before}",
-                dir.join(name).display()
-            ))
-            .hint("fix the cause and run prune again (it plans from what is left)"));
-        }
-        outcome.deleted.push(name.clone());
+    match scope {
+        Scope::Locked(lock) => delete_files(lock.dir(), &doomed, &mut outcome)?,
+        Scope::Prefix { store, url } => delete_objects(store, url, &doomed, &mut outcome)?,
     }
-    fd.sync()?;
+    for (name, why) in &outcome.locked {
+        out.say(format!("kept   {name}  {why}"));
+    }
     out.say(format!(
-        "deleted {} of {total} archive(s) in {}, kept {}",
+        "deleted {} of {total} archive(s) in {}, kept {}{}",
         outcome.deleted.len(),
-        dir.display(),
-        total - outcome.deleted.len()
+        outcome.folder,
+        total - outcome.deleted.len(),
+        match outcome.locked.len() {
+            0 => String::new(),
+            n => format!(" ({n} by object lock)"),
+        }
     ));
     Ok(outcome)
 }
 
-/// What pruning `dir` would do after `backup` has written `new` there (not there yet:
-/// for `backup --dry-run`). The new archive counts as the newest, as it will be.
-pub fn preview(dir: &Path, keep: &KeepArgs, new: Option<&str>, host: &str) -> Result<PruneOutcome> {
+/// Unlinks the doomed archives of `dir` (under its lock) one by one, then fsyncs the
+/// folder; a failure stops there, saying what was deleted before it.
+fn delete_files(dir: &Path, doomed: &[String], outcome: &mut PruneOutcome) -> Result<()> {
+    let fd = DirFd::open(dir)?;
+    for name in doomed {
+        if let Err(e) = delete_one(&fd, name) {
+            // What is gone is gone: make that durable, and say it.
+            let _ = fd.sync();
+            return Err(stopped_at(
+                &dir.join(name).display().to_string(),
+                &e,
+                outcome,
+            ));
+        }
+        outcome.deleted.push(name.clone());
+    }
+    fd.sync()
+}
+
+/// Deletes the doomed archives of a prefix one by one; one that Object Lock keeps is
+/// recorded as such (that is the lock doing its job, not a failure of the prune).
+fn delete_objects(
+    store: &S3Store,
+    folder: &ObjectUrl,
+    doomed: &[String],
+    outcome: &mut PruneOutcome,
+) -> Result<()> {
+    for name in doomed {
+        let url = folder.join(name);
+        match store.delete(&url) {
+            Ok(Deleted::Gone) => outcome.deleted.push(name.clone()),
+            Ok(kept) => outcome.locked.push((name.clone(), kept)),
+            Err(e) => return Err(stopped_at(&url.to_string(), &e.what, outcome)),
+        }
+    }
+    Ok(())
+}
+
+/// For a dry run on a prefix: which of the archives to delete Object Lock keeps now.
+fn locked_now(
+    store: &S3Store,
+    folder: &ObjectUrl,
+    outcome: &PruneOutcome,
+) -> Result<Vec<(String, Deleted)>> {
+    let now = jiff::Timestamp::now();
+    let mut locked = Vec::new();
+    for d in outcome.to_delete() {
+        if let Some(r) = store.retention(&folder.join(&d.archive.name))? {
+            if r.until > now {
+                locked.push((d.archive.name.clone(), Deleted::Kept(Some(r))));
+            }
+        }
+    }
+    Ok(locked)
+}
+
+/// The error of a prune that stopped at `what`, naming what it deleted before.
+fn stopped_at(what: &str, why: &str, outcome: &PruneOutcome) -> Error {
+    let before = if outcome.deleted.is_empty() {
+        "nothing was deleted before it".to_string()
+    } else {
+        format!(
+            "deleted before it: {} ({})",
+            outcome.deleted.len(),
+            outcome.deleted.join(", ")
+        )
+    };
+    Error::runtime(format!("cannot delete {what}: {why}; {before}"))
+        .hint("fix the cause and run prune again (it plans from what is left)")
+}
+
+/// What pruning `folder` would do after `backup` has written `new` there (not there
+/// yet: for `backup --dry-run`). The new archive counts as the newest, as it will be.
+pub fn preview(
+    folder: &Folder,
+    keep: &KeepArgs,
+    new: Option<&str>,
+    host: &str,
+) -> Result<PruneOutcome> {
     let extra = new.and_then(|n| {
         let (host, time) = retention::parse_name(n)?;
         Some(retention::Archive {
-            path: dir.join(n),
+            path: folder.join(OsStr::new(n)),
             name: n.to_string(),
             host,
             time,
+            size: 0,
         })
     });
-    plan_dir(dir, keep, true, new, Some(host), extra)
+    plan_folder(folder, keep, true, new, Some(host), extra)
 }
 
-/// The decisions for the archives of `dir` (of `host` only, if given), plus `extra`.
-fn plan_dir(
-    dir: &Path,
+/// The decisions for the archives of `folder` (of `host` only, if given), plus `extra`.
+fn plan_folder(
+    folder: &Folder,
     keep: &KeepArgs,
     dry_run: bool,
     protect: Option<&str>,
     host: Option<&str>,
     extra: Option<retention::Archive>,
 ) -> Result<PruneOutcome> {
-    let mut archives = retention::list(dir)?;
+    let mut archives = folder.archives()?;
     archives.extend(extra);
     if let Some(h) = host {
         archives.retain(|a| a.host == h);
@@ -207,20 +335,22 @@ fn plan_dir(
         }
     }
     Ok(PruneOutcome {
-        dir: dir.to_path_buf(),
+        folder: folder.to_string(),
         dry_run,
         decisions,
         deleted: Vec::new(),
+        locked: Vec::new(),
     })
 }
 
 /// `keep NAME reasons` / `delete NAME` per archive, and for a dry run what it would do.
 pub fn say_plan(outcome: &PruneOutcome, out: &Out) {
-    let dir = outcome.dir.display();
+    let dir = &outcome.folder;
     if outcome.decisions.is_empty() {
         out.say(format!("no archives in {dir}"));
         return;
     }
+    let locked = |name: &str| outcome.locked.iter().find(|(n, _)| n == name);
     for d in &outcome.decisions {
         if d.keep {
             out.say(format!(
@@ -228,6 +358,8 @@ pub fn say_plan(outcome: &PruneOutcome, out: &Out) {
                 d.archive.name,
                 d.reasons.join(", ")
             ));
+        } else if let (true, Some((_, why))) = (outcome.dry_run, locked(&d.archive.name)) {
+            out.say(format!("delete {}  (but {why})", d.archive.name));
         } else {
             out.say(format!("delete {}", d.archive.name));
         }
@@ -236,7 +368,12 @@ pub fn say_plan(outcome: &PruneOutcome, out: &Out) {
     let doomed = outcome.to_delete().count();
     if outcome.dry_run {
         out.say(format!(
-            "dry run: would delete {doomed} of {total} archive(s) in {dir}; nothing deleted"
+            "dry run: would delete {} of {total} archive(s) in {dir}{}; nothing deleted",
+            doomed - outcome.locked.len(),
+            match outcome.locked.len() {
+                0 => String::new(),
+                n => format!(" ({n} more kept by object lock)"),
+            }
         ));
     } else if doomed == 0 {
         out.say(format!(

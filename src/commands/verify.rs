@@ -2,46 +2,35 @@
 //! every member and checksum) without writing anything. Run it on a timer to know that
 //! backups open before the day they are needed.
 //!
-//! `--latest DIR` verifies the newest archive of a folder and says how old it is, so a
-//! second, weekly timer proves the backups open AND that they are still being made;
-//! `--max-age` turns a stale newest archive into a failure monitoring sees. It takes no
-//! lock: archives appear by atomic rename, prune never deletes the newest one, and an
-//! archive already open stays readable even if unlinked.
+//! `--latest DIR` (or `s3://BUCKET/PREFIX/`) verifies the newest archive of a folder and
+//! says how old it is, so a second, weekly timer proves the backups open AND that they
+//! are still being made; `--max-age` turns a stale newest archive into a failure
+//! monitoring sees. It takes no lock: archives appear by atomic rename (an object only
+//! when complete), prune never deletes the newest one, and an archive already open stays
+//! readable even if unlinked (a download is pinned to the object it opened).
 
-use super::{keyring, open_archive_watched, trust_file};
+use super::Reader;
 use crate::archive::manifest::Kind;
-use crate::archive::reader::{read_archive, NoVisitor};
+use crate::archive::reader::NoVisitor;
 use crate::cli::VerifyArgs;
-use crate::config::TrustConfig;
+use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
-use crate::report::{human_bytes, Out};
+use crate::report::{human_age, human_bytes, parse_age, Out};
+use crate::store::Folder;
 use serde_json::json;
 use std::path::PathBuf;
 
-pub fn run(args: &VerifyArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &VerifyArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let max_age = args.max_age.as_deref().map(parse_age).transpose()?;
     let archive: PathBuf = match (&args.archive, &args.latest) {
         (Some(a), _) => a.clone(),
-        (None, Some(dir)) => newest(dir, args.host.as_deref())?,
+        (None, Some(dir)) => newest(&Folder::open(dir, &config.s3)?, args.host.as_deref())?,
         (None, None) => {
             return Err(Error::usage("no archive given").hint("name an archive, or --latest DIR"))
         }
     };
-    let keys = keyring(&args.keys)?;
-    let trust = trust_file(&args.trust, trust)?;
-    let (input, name, bar) = open_archive_watched(&archive, out, "verify")?;
-    let read = read_archive(
-        input,
-        &name,
-        &keys,
-        &args.limits.limits(),
-        trust.as_ref(),
-        &mut NoVisitor,
-    );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let read = read?;
+    let reader = Reader::new(&args.keys, &args.trust, &args.limits, config)?;
+    let (read, name) = reader.read(&archive, &mut NoVisitor, Some((out, "verify")))?;
     let m = &read.manifest;
     let files = m.entries.iter().filter(|e| e.kind == Kind::File).count();
     out.say(format!(
@@ -94,86 +83,22 @@ pub fn run(args: &VerifyArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode
     Ok(ExitCode::Success)
 }
 
-/// The newest `forgekeep-*.tar.zst.age` of `dir` (of `host` only, if given), by the
+/// The newest `forgekeep-*.tar.zst.age` of `folder` (of `host` only, if given), by the
 /// time in its name. In a folder several hosts share, `--host` keeps a fresh archive of
 /// another host from hiding that this one stopped.
-fn newest(dir: &std::path::Path, host: Option<&str>) -> Result<PathBuf> {
-    let archives = crate::retention::list(dir)?;
+fn newest(folder: &Folder, host: Option<&str>) -> Result<PathBuf> {
+    let archives = folder.archives()?;
     archives
         .into_iter()
         .find(|a| host.is_none_or(|h| a.host == h))
         .map(|a| a.path)
         .ok_or_else(|| {
             Error::runtime(format!(
-                "no forgekeep archive{} in {}",
+                "no forgekeep archive{} in {folder}",
                 host.map(|h| format!(" of host {h}")).unwrap_or_default(),
-                dir.display()
             ))
             .hint(
                 "archives are named forgekeep-<host>-<YYYYmmddTHHMMSSZ>.tar.zst.age; check the backup job's output folder",
             )
         })
-}
-
-/// `90m`, `26h`, `2d`, `1w`, or plain seconds.
-fn parse_age(s: &str) -> Result<i64> {
-    let bad = || {
-        Error::usage(format!("--max-age {s:?} is not a duration"))
-            .hint("use a number with s, m, h, d or w, e.g. --max-age 26h")
-    };
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).ok_or_else(bad)
-}
-
-/// `2d 3h 5m 9s`, to the second, zero parts left out: an age compared with --max-age
-/// must never round down to look equal to it ("1m old, more than --max-age 1m").
-fn human_age(secs: i64) -> String {
-    if secs < 0 {
-        return "from the future (check the clock)".into();
-    }
-    let parts = [
-        (secs / 86_400, "d"),
-        (secs % 86_400 / 3600, "h"),
-        (secs % 3600 / 60, "m"),
-        (secs % 60, "s"),
-    ];
-    let text: Vec<String> = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() {
-        "0s".into()
-    } else {
-        text.join(" ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages() {
-        assert_eq!(parse_age("26h").unwrap(), 93_600);
-        assert_eq!(parse_age("2d").unwrap(), 172_800);
-        assert_eq!(parse_age("90").unwrap(), 90);
-        assert!(parse_age("2 days").is_err());
-        assert!(parse_age("h").is_err());
-        assert_eq!(human_age(90_061), "1d 1h 1m 1s");
-        assert_eq!(human_age(86_430), "1d 30s");
-        assert_eq!(human_age(90), "1m 30s");
-        assert_eq!(human_age(60), "1m");
-        assert_eq!(human_age(0), "0s");
-    }
 }

@@ -19,10 +19,10 @@ pub mod space;
 pub mod stage;
 
 use crate::archive::manifest::{Entry, Manifest};
-use crate::archive::reader::{read_archive, Visitor};
+use crate::archive::reader::Visitor;
 use crate::cli::RestoreArgs;
-use crate::commands::{keyring, open_archive_watched, trust_file};
-use crate::config::TrustConfig;
+use crate::commands::Reader;
+use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::Out;
 use crate::signature::{Authenticity, SigningKey};
@@ -30,16 +30,16 @@ use plan::{Action, Destinations};
 use serde_json::json;
 use stage::Stager;
 
-pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCode> {
+pub fn run(args: &RestoreArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     raise_fd_limit();
-    let keys = keyring(&args.keys)?;
+    // The keys before the signing key: a passphrase is asked before the archive is read.
+    let reader = Reader::new(&args.keys, &args.trust, &args.limits, config)?;
     let consent = Consent {
         live: args.to.is_none() && !args.dry_run,
-        given: args.allow_untrusted || trust.allow_untrusted,
+        given: args.allow_untrusted || config.trust.allow_untrusted,
         root: args.root.clone(),
     };
-    let trust = trust_file(&args.trust, trust)?;
-    // Loaded first: a passphrase is asked before the archive is read, not after.
+    // Loaded first too: a passphrase is asked before the archive is read, not after.
     let signing = args
         .sign_key
         .as_deref()
@@ -47,7 +47,6 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
         .transpose()?
         .map(std::sync::Arc::new);
     let dests = Destinations::from_args(args)?;
-    let (input, name, bar) = open_archive_watched(&args.archive, out, "restore")?;
     let mut stager = Stager::new(dests, args.dry_run, args.force);
     let mut gate = Gate {
         stager: &mut stager,
@@ -55,25 +54,14 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
         out,
         authenticity: None,
     };
-    let read = read_archive(
-        input,
-        &name,
-        &keys,
-        &args.limits.limits(),
-        trust.as_ref(),
-        &mut gate,
-    );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    if let Err(e) = read {
-        stager.abort();
-        return Err(e);
-    }
-    let authenticity = read
-        .as_ref()
-        .map(|r| r.authenticity.clone())
-        .unwrap_or(Authenticity::Unsigned);
+    let (read, name) = match reader.read(&args.archive, &mut gate, Some((out, "restore"))) {
+        Ok(read) => read,
+        Err(e) => {
+            stager.abort();
+            return Err(e);
+        }
+    };
+    let authenticity = read.authenticity;
     let plan = match stager.finish_plan() {
         Ok(p) => p,
         Err(e) => {
@@ -136,7 +124,7 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
         .hint(if conflicts.iter().any(|s| !stage::force_resolves(s.reason.as_deref())) {
             "something of another type is in the way (see the plan): move it by hand, then run again"
         } else {
-            "compare with --dry-run; pass --force to replace them and set their owners and modes (their current versions are kept in an undo archive)"
+            "see what differs with forgekeep diff (or --dry-run); --force replaces them all and sets their owners and modes, --only PATH --force only those named (their current versions are kept in an undo archive)"
         }));
     }
     if let Err(e) = owners_can_be_given(&plan.steps, args) {
@@ -153,7 +141,7 @@ pub fn run(args: &RestoreArgs, trust: &TrustConfig, out: &Out) -> Result<ExitCod
         }
         return Ok(ExitCode::Success);
     }
-    let undo = apply::apply(&mut stager, &plan, &keys, signing, args)?;
+    let undo = apply::apply(&mut stager, &plan, &reader.keys, signing, args)?;
     out.say(format!("restored: {}", plan.counts_line()));
     if let Some(u) = &undo {
         // Always said, even with -q: it is where the replaced secrets now live.

@@ -190,7 +190,13 @@ impl Destinations {
                         .map_err(|e| Error::usage(format!("invalid --only patterns: {e}")))?,
                 )
             };
-        let archive_dir = if a.archive.as_os_str() == "-" {
+        // stdin and an object in a bucket have no folder here: the undo archive (this
+        // host's current secrets) goes to the current folder, never to the bucket.
+        let archive_dir = if a.archive.as_os_str() == "-"
+            || matches!(
+                crate::store::Location::parse(&a.archive)?,
+                crate::store::Location::S3(_)
+            ) {
             None
         } else {
             Some(absolute(
