@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
 use crate::owners::NameCache;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
@@ -176,7 +176,7 @@ pub fn collect(requests: &[SourceRequest], opts: &Options) -> Result<Collection>
         excludes,
         out: Collection::default(),
         seen: HashMap::new(),
-        dirs: BTreeMap::new(),
+        dirs: HashMap::new(),
         reported: BTreeSet::new(),
         is_root: nix::unistd::geteuid().is_root(),
         sqlite: opts.sqlite.clone(),
@@ -261,8 +261,9 @@ struct Collector {
     /// Path → index in `out.items`.
     seen: HashMap<PathBuf, usize>,
     /// mode and uid of every directory met (sources' insides and ancestors), for the
-    /// parent checks.
-    dirs: BTreeMap<PathBuf, (u32, u32)>,
+    /// parent checks. Looked up once per file and never iterated: hashed, because a
+    /// `BTreeMap` compares `Path`s component by component at every step of its search.
+    dirs: HashMap<PathBuf, (u32, u32)>,
     reported: BTreeSet<(&'static str, String)>,
     is_root: bool,
     sqlite: BTreeSet<PathBuf>,
