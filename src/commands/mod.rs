@@ -73,11 +73,6 @@ impl Reader {
         Ok(self.store.get_or_init(|| store).clone())
     }
 
-    /// The trust file this run reads archives with, if any.
-    pub fn trust(&self) -> Option<&TrustFile> {
-        self.trust.as_ref()
-    }
-
     /// Opens `archive` (a file, `s3://BUCKET/KEY`, or `-`) and reads it whole through
     /// `visitor`, every check of [`read_archive`] applied. With `progress` (the output
     /// and the verb to show), a bar over the archive's bytes when someone watches on a
