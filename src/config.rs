@@ -190,9 +190,7 @@ impl TrustConfig {
 /// Command-line sources win as a whole: `forgekeep backup /tmp/x` backs up /tmp/x, not
 /// /tmp/x plus everything the file lists.
 pub fn merge_sources(cli: &SourceArgs, file: &SourceArgs) -> SourceArgs {
-    let cli_names_sources =
-        !cli.paths.is_empty() || !cli.profiles.is_empty() || !cli.compose.is_empty();
-    let base = if cli_names_sources { cli } else { file };
+    let base = if cli.names_sources() { cli } else { file };
     SourceArgs {
         paths: base.paths.clone(),
         profiles: base.profiles.clone(),
