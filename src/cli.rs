@@ -475,6 +475,14 @@ pub struct SourceArgs {
     pub exclude: Vec<String>,
 }
 
+impl SourceArgs {
+    /// Does this name what to back up (paths, profiles or compose files)? A command line
+    /// that does replaces the configuration file's sources as a whole.
+    pub fn names_sources(&self) -> bool {
+        !self.paths.is_empty() || !self.profiles.is_empty() || !self.compose.is_empty()
+    }
+}
+
 /// Retention rules, for `prune` and for `backup` (which prunes after a successful run);
 /// also the `[retention]` table of the configuration file.
 #[derive(Debug, Args, Clone, Default, PartialEq, Eq, Deserialize)]

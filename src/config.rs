@@ -50,6 +50,15 @@ impl Config {
         Ok(config)
     }
 
+    /// `[backup] output` when it names a folder of archives (an existing folder, or an
+    /// `s3://` prefix): what `prune` and `status` take when given no folder.
+    pub fn configured_folder(&self) -> Option<&Path> {
+        self.backup
+            .output
+            .as_deref()
+            .filter(|o| o.is_dir() || s3_url(o).is_some_and(|u| u.is_folder()))
+    }
+
     /// The folder the configured job writes into: `[backup] output` when it names a
     /// folder, else the folder of the file it names (for `s3://` outputs, the prefix).
     pub fn output_folder(&self) -> Option<PathBuf> {
@@ -181,9 +190,7 @@ impl TrustConfig {
 /// Command-line sources win as a whole: `forgekeep backup /tmp/x` backs up /tmp/x, not
 /// /tmp/x plus everything the file lists.
 pub fn merge_sources(cli: &SourceArgs, file: &SourceArgs) -> SourceArgs {
-    let cli_names_sources =
-        !cli.paths.is_empty() || !cli.profiles.is_empty() || !cli.compose.is_empty();
-    let base = if cli_names_sources { cli } else { file };
+    let base = if cli.names_sources() { cli } else { file };
     SourceArgs {
         paths: base.paths.clone(),
         profiles: base.profiles.clone(),

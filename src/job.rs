@@ -289,7 +289,7 @@ fn object_output(c: &mut Checked, url: ObjectUrl, config: &Config, file: &Path) 
             &shown,
         );
     }
-    if let Err(e) = S3Store::connect(&settings).and_then(|store| store.list(&folder)) {
+    if let Err(e) = S3Store::connect(&settings).and_then(|store| store.probe(&folder)) {
         let fix = e
             .hint
             .clone()

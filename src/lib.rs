@@ -42,10 +42,10 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
     let out = report::Out::new(&cli.global);
     match &cli.command {
         Command::Backup(a) => commands::backup::run(a, &config(&a.config)?, &out),
-        Command::Restore(a) => commands::restore::run(a, &trust(&a.config)?, &out),
-        Command::Verify(a) => commands::verify::run(a, &trust(&a.config)?, &out),
-        Command::List(a) => commands::list::run(a, &trust(&a.config)?, &out),
-        Command::Diff(a) => commands::diff::run(a, &trust(&a.config)?, &out),
+        Command::Restore(a) => commands::restore::run(a, &trust(&a.config), &out),
+        Command::Verify(a) => commands::verify::run(a, &trust(&a.config), &out),
+        Command::List(a) => commands::list::run(a, &trust(&a.config), &out),
+        Command::Diff(a) => commands::diff::run(a, &trust(&a.config), &out),
         Command::Check(a) => commands::check::run(a, &config(&a.config)?, &out),
         Command::Detect(a) => commands::detect::run(a, &out),
         Command::Prune(a) => commands::prune::run(a, &config(&a.config)?, &out),
@@ -57,8 +57,8 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
 
 /// The configuration's `[trust]` and `[s3]` tables, for the commands that read archives
 /// (a broken file is ignored there: see [`commands::reader_config`]).
-fn trust(arg: &cli::TrustConfigArg) -> Result<config::Config> {
-    Ok(commands::reader_config(arg.path.as_deref()))
+fn trust(arg: &cli::TrustConfigArg) -> config::Config {
+    commands::reader_config(arg.path.as_deref())
 }
 
 /// The configuration file, read only by the commands that use it (backup, check, prune):

@@ -235,12 +235,10 @@ pub fn member(m: &Member, path: &str, e: &Entry) -> Check {
     Ok(())
 }
 
-/// `SHA256SUMS` read as it streams, one line at a time, against the digests of the
-/// files in manifest order (the order forgekeep writes it in): memory stays one line,
-/// and the member may be no larger than [`Totals::sums_bytes`] (checked by the caller
-/// before reading).
-/// `SHA256SUMS`, line by line in manifest order, against the digests of the content.
-/// Its first line may be the manifest's own (`manifest_line`, as this build writes it;
+/// `SHA256SUMS` read as it streams, one line at a time (memory stays one line), against
+/// the digests of the files in manifest order; the member may be no larger than
+/// [`Totals::sums_bytes`] plus the manifest's line (checked by the caller before
+/// reading). Its first line may be the manifest's own (`manifest_line`, as this build writes it;
 /// archives of earlier builds lack it), and must be when the archive is signed: the
 /// signature over SHA256SUMS then covers the manifest and, through it, every entry's
 /// path, type, owner and mode.

@@ -216,8 +216,7 @@ fn prune_after_writing(
 /// Why this run is not the configured job, if it is not: it names its own sources or
 /// recipients on the command line.
 fn adhoc_reason(args: &BackupArgs) -> Option<&'static str> {
-    let s = &args.sources;
-    let sources = !s.paths.is_empty() || !s.profiles.is_empty() || !s.compose.is_empty();
+    let sources = args.sources.names_sources();
     let o = &args.options;
     let keys = !o.recipients.is_empty() || !o.recipients_files.is_empty() || args.passphrase;
     match (sources, keys) {

@@ -20,7 +20,7 @@ use serde_json::json;
 
 pub fn run(args: &CheckArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     // No sources on the command line: this is the configured job, [backup] included.
-    let configured = !names_sources(&args.sources);
+    let configured = !args.sources.names_sources();
     let source_args = merge_sources(&args.sources, &config.sources);
     // Owners judged as the backup judges them: by number for a container's volumes.
     let numeric_ids = args.numeric_ids || config.backup.numeric_ids;
@@ -64,10 +64,6 @@ pub fn run(args: &CheckArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         Some(Severity::Warning) => ExitCode::Warnings,
         _ => ExitCode::Success,
     })
-}
-
-fn names_sources(s: &SourceArgs) -> bool {
-    !s.paths.is_empty() || !s.profiles.is_empty() || !s.compose.is_empty()
 }
 
 /// The profiles' findings, their audit of owners and modes, and collection's walk

@@ -99,18 +99,13 @@ pub fn run(args: &DiffArgs, config: &crate::config::Config, out: &Out) -> Result
     let archive_arg = args.archive.display().to_string();
     // The advice is a command to run as printed: with the trust file that vouched for
     // this archive, so the restore needs no consent either.
-    let trust_arg = match (&read.authenticity, reader.trust()) {
-        (
-            crate::signature::Authenticity::Signed {
-                vouched: Some(_), ..
-            },
-            Some(t),
-        ) => {
-            format!(
-                " --trust {}",
-                crate::report::shell_quote(&t.path().display().to_string())
-            )
-        }
+    let trust_arg = match &read.authenticity {
+        crate::signature::Authenticity::Signed {
+            vouched: Some(v), ..
+        } => format!(
+            " --trust {}",
+            crate::report::shell_quote(&v.file.display().to_string())
+        ),
         _ => String::new(),
     };
     for d in &diffs {

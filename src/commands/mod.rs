@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::keys::{read_passphrase, Keyring};
 use crate::report::Out;
 use crate::signature::trust::TrustFile;
-use crate::store::{Download, Location, S3Options};
+use crate::store::{Download, Location, S3Options, S3Store};
 use std::io::{BufRead, Read};
 use std::path::Path;
 
@@ -35,6 +35,9 @@ pub struct Reader {
     trust: Option<TrustFile>,
     limits: Limits,
     s3: S3Options,
+    /// The store, once connected (by [`Reader::reuse_store`] or the first `s3://` read):
+    /// a connection is a runtime, a client and a credential lookup, made once per run.
+    store: std::sync::OnceLock<std::sync::Arc<S3Store>>,
 }
 
 impl Reader {
@@ -51,12 +54,23 @@ impl Reader {
             trust: trust_file(trust, &config.trust)?,
             limits: limits.limits(),
             s3: config.s3.clone(),
+            store: std::sync::OnceLock::new(),
         })
     }
 
-    /// The trust file this run reads archives with, if any.
-    pub fn trust(&self) -> Option<&TrustFile> {
-        self.trust.as_ref()
+    /// Reads `s3://` archives through `store`, already connected (by `verify --latest`,
+    /// which listed the prefix with it), instead of connecting again.
+    pub fn reuse_store(&self, store: std::sync::Arc<S3Store>) {
+        let _ = self.store.set(store);
+    }
+
+    /// The store of `s3://` archives, connected on first use.
+    fn store(&self) -> Result<std::sync::Arc<S3Store>> {
+        if let Some(store) = self.store.get() {
+            return Ok(store.clone());
+        }
+        let store = crate::store::connect(&self.s3)?;
+        Ok(self.store.get_or_init(|| store).clone())
     }
 
     /// Opens `archive` (a file, `s3://BUCKET/KEY`, or `-`) and reads it whole through
@@ -69,7 +83,7 @@ impl Reader {
         visitor: &mut dyn Visitor,
         progress: Option<(&Out, &str)>,
     ) -> Result<(ReadArchive, String)> {
-        let (input, name, size) = open_archive(archive, &self.s3)?;
+        let (input, name, size) = open_archive(archive, || self.store())?;
         let bar = progress.and_then(|(out, what)| out.progress(size.unwrap_or(0), what));
         let input: Box<dyn Read + Send> = match &bar {
             Some(bar) => Box::new(bar.wrap_read(input)),
@@ -95,14 +109,14 @@ impl Reader {
 /// when it is known (for a progress bar).
 fn open_archive(
     path: &Path,
-    s3: &S3Options,
+    store: impl FnOnce() -> Result<std::sync::Arc<S3Store>>,
 ) -> Result<(Box<dyn Read + Send>, String, Option<u64>)> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(std::io::stdin()), "stdin".into(), None));
     }
     let (input, name, size): (Box<dyn Read + Send>, String, u64) = match Location::parse(path)? {
         Location::S3(url) => {
-            let download = Download::open(crate::store::connect(s3)?, &url)?;
+            let download = Download::open(store()?, &url)?;
             let size = download.size();
             (Box::new(download), url.to_string(), size)
         }

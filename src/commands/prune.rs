@@ -19,7 +19,7 @@ use crate::fsx::DirFd;
 use crate::lock::Lock;
 use crate::report::Out;
 use crate::retention::{self, Decision};
-use crate::store::{Deleted, Folder, Location, ObjectUrl, S3Store};
+use crate::store::{Deleted, Folder, ObjectUrl, S3Store};
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use serde_json::json;
@@ -29,10 +29,7 @@ use std::sync::Arc;
 
 pub fn run(args: &PruneArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     // Without DIR: the configuration's output folder (when it names a folder or prefix).
-    let from_config = config.backup.output.as_ref().filter(|o| {
-        o.is_dir() || matches!(Location::parse(o), Ok(Location::S3(u)) if u.is_folder())
-    });
-    let Some(dir) = args.dir.as_ref().or(from_config) else {
+    let Some(dir) = args.dir.as_deref().or(config.configured_folder()) else {
         return Err(Error::usage("no archive folder given").hint(
             "name the folder of archives: forgekeep prune /var/backups/forgekeep --keep-daily 7 (or s3://BUCKET/PREFIX/, or set [backup] output in the configuration file)",
         ));

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
 use crate::report::{human_age, human_bytes, parse_age, Out};
 use crate::retention::Archive;
-use crate::store::{Folder, Location};
+use crate::store::Folder;
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -62,10 +62,7 @@ fn folder_arg(args: &StatusArgs, config: &Config) -> Result<std::path::PathBuf> 
     if let Some(f) = &args.folder {
         return Ok(f.clone());
     }
-    let configured = config.backup.output.as_ref().filter(|o| {
-        o.is_dir() || matches!(Location::parse(o), Ok(Location::S3(u)) if u.is_folder())
-    });
-    configured.cloned().ok_or_else(|| {
+    config.configured_folder().map(std::path::Path::to_path_buf).ok_or_else(|| {
         Error::usage("no archive folder given").hint(
             "name the folder of archives: forgekeep status /var/backups/forgekeep or s3://BUCKET/PREFIX/ (or set [backup] output in the configuration file)",
         )

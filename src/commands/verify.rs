@@ -22,14 +22,20 @@ use std::path::PathBuf;
 
 pub fn run(args: &VerifyArgs, config: &Config, out: &Out) -> Result<ExitCode> {
     let max_age = args.max_age.as_deref().map(parse_age).transpose()?;
-    let archive: PathBuf = match (&args.archive, &args.latest) {
-        (Some(a), _) => a.clone(),
-        (None, Some(dir)) => newest(&Folder::open(dir, &config.s3)?, args.host.as_deref())?,
+    let (archive, folder): (PathBuf, Option<Folder>) = match (&args.archive, &args.latest) {
+        (Some(a), _) => (a.clone(), None),
+        (None, Some(dir)) => {
+            let folder = Folder::open(dir, &config.s3)?;
+            (newest(&folder, args.host.as_deref())?, Some(folder))
+        }
         (None, None) => {
             return Err(Error::usage("no archive given").hint("name an archive, or --latest DIR"))
         }
     };
     let reader = Reader::new(&args.keys, &args.trust, &args.limits, config)?;
+    if let Some(Folder::Prefix { store, .. }) = folder {
+        reader.reuse_store(store);
+    }
     let (read, name) = reader.read(&archive, &mut NoVisitor, Some((out, "verify")))?;
     let m = &read.manifest;
     let files = m.entries.iter().filter(|e| e.kind == Kind::File).count();

@@ -197,7 +197,7 @@ impl LoadOptions {
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
             project_name: None,
-            engine: Arc::new(Engine::docker()),
+            engine: process_engine(),
             root: None,
         }
     }
@@ -212,6 +212,15 @@ impl LoadOptions {
             root: Some(root.to_path_buf()),
         }
     }
+}
+
+/// The docker of this process, one for every compose file a run reads (`--compose` given
+/// twice, `detect` finding several): each question (which containers run, where a volume
+/// is, whether docker answers at all) is asked once per run, and a docker that hangs
+/// costs its timeout once, not once per file.
+fn process_engine() -> Arc<Engine> {
+    static ENGINE: std::sync::OnceLock<Arc<Engine>> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| Arc::new(Engine::docker())).clone()
 }
 
 /// Reads a compose file with this process's environment and docker.

@@ -30,7 +30,7 @@ pub fn app_ini_consequence(archived: &str, live: &str) -> Option<&'static str> {
     if changed("oauth2", "JWT_SECRET") {
         let symmetric = old
             .non_empty("oauth2", "JWT_SIGNING_ALGORITHM")
-            .is_some_and(|a| a.trim().to_ascii_uppercase().starts_with("HS"));
+            .is_some_and(super::gitea::is_symmetric);
         return Some(if symmetric {
             JWT_SECRET_TOKENS
         } else {

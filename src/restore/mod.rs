@@ -52,7 +52,6 @@ pub fn run(args: &RestoreArgs, config: &Config, out: &Out) -> Result<ExitCode> {
         stager: &mut stager,
         consent: &consent,
         out,
-        authenticity: None,
     };
     let (read, name) = match reader.read(&args.archive, &mut gate, Some((out, "restore"))) {
         Ok(read) => read,
@@ -211,12 +210,10 @@ struct Gate<'a> {
     stager: &'a mut Stager,
     consent: &'a Consent,
     out: &'a Out,
-    authenticity: Option<Authenticity>,
 }
 
 impl Visitor for Gate<'_> {
     fn authenticity(&mut self, m: &Manifest, who: &Authenticity) -> Result<()> {
-        self.authenticity = Some(who.clone());
         self.out.say(who.describe());
         if who.trusted() || !self.consent.live {
             return Ok(());

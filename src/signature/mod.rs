@@ -228,8 +228,8 @@ pub fn verify(sig_pem: &[u8], msg: &[u8]) -> std::result::Result<Signer, BadSign
     Ok(Signer::of(key))
 }
 
-/// The signing key file's permissions, judged as any secret's: at most one finding,
-/// whose fix ends it. Others who can read the key can sign archives this host's trust
+/// The signing key file's permissions, judged as any secret's: at most one finding for
+/// its mode and one for its owner, each with the fix that ends it. Others who can read the key can sign archives this host's trust
 /// line vouches for; others who can write it can swap in a key of theirs.
 pub fn audit(path: &Path) -> Vec<crate::findings::Finding> {
     use crate::findings::{who_may_read, who_may_write, Code, Finding, Severity};

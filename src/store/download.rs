@@ -65,10 +65,6 @@ impl Download {
         self.head.size
     }
 
-    pub fn url(&self) -> &ObjectUrl {
-        &self.url
-    }
-
     /// How many times the download was resumed after a failure.
     pub fn resumes(&self) -> u32 {
         self.resumes

@@ -40,7 +40,7 @@ pub use config::{
 pub use download::Download;
 pub use folder::Folder;
 pub use location::{Location, ObjectUrl};
-pub use objects::{is_forgekeep_name, Deleted, ObjectInfo, Retention};
+pub use objects::{Deleted, ObjectInfo, Retention};
 pub use upload::{Committed, Upload, UploadOptions, PARTS_IN_FLIGHT, PART_SIZE};
 
 /// Connects to the store that `opts` (the `[s3]` table and the command's flags) and the

@@ -185,15 +185,6 @@ impl Upload {
         })
     }
 
-    pub fn url(&self) -> &ObjectUrl {
-        &self.url
-    }
-
-    /// Bytes accepted so far.
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     /// Makes the object visible under its name; see the module documentation.
     pub fn commit(mut self) -> Result<Committed> {
         if let Some(e) = self.failed.take() {
@@ -245,7 +236,7 @@ impl Upload {
             }),
             Err(e) => {
                 let f = Failure::from_sdk(&e);
-                let expected = format!("\"{}\"", hex(&md5));
+                let expected = format!("\"{}\"", crate::fsx::hex(&md5));
                 self.recognise_own(f, size, &expected)
             }
         }
@@ -604,10 +595,6 @@ fn sha256_base64(data: &[u8]) -> String {
     aws_smithy_types::base64::encode(Sha256::digest(data))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn same_etag(a: &str, b: &str) -> bool {
     a.trim_matches('"') == b.trim_matches('"')
 }
@@ -625,7 +612,11 @@ fn multipart_etag(parts: &[Part]) -> Option<String> {
             md5.update([u8::from_str_radix(h.get(i..i + 2)?, 16).ok()?]);
         }
     }
-    Some(format!("\"{}-{}\"", hex(&md5.finalize()), parts.len()))
+    Some(format!(
+        "\"{}-{}\"",
+        crate::fsx::hex(&md5.finalize()),
+        parts.len()
+    ))
 }
 
 fn to_datetime(t: jiff::Timestamp) -> DateTime {

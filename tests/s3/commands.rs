@@ -222,6 +222,18 @@ impl S3 {
         Some((mode, jiff::Timestamp::from_second(until.secs()).unwrap()))
     }
 
+    /// A shared credentials file (the AWS format) with the test key under `profile`.
+    fn credentials_file(&self, profile: &str, mode: u32) -> PathBuf {
+        self.td.write(
+            "s3-credentials",
+            format!(
+                "[{profile}]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+            )
+            .as_bytes(),
+            mode,
+        )
+    }
+
     /// A file of `mib` MiB of incompressible bytes in the tree's folder (mode 0600).
     fn noise_file(&self, name: &str, mib: usize) -> PathBuf {
         let path = self.td.join(name);
@@ -656,14 +668,7 @@ fn the_configured_job_writes_prunes_and_reports_on_its_prefix() {
     let Some(s) = s3("cmd-config", false) else {
         return;
     };
-    let creds = s.td.write(
-        "s3-credentials",
-        format!(
-            "[backup-job]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
-        )
-        .as_bytes(),
-        0o600,
-    );
+    let creds = s.credentials_file("backup-job", 0o600);
     let config = s.td.write(
         "config.toml",
         format!(
@@ -1521,14 +1526,7 @@ fn check_audits_the_credentials_file_and_the_bucket_of_an_s3_job() {
     let Some(s) = s3("cmd-check", false) else {
         return;
     };
-    let creds = s.td.write(
-        "s3-credentials",
-        format!(
-            "[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
-        )
-        .as_bytes(),
-        0o644,
-    );
+    let creds = s.credentials_file("default", 0o644);
     let config_at = |bucket: &str, endpoint: &str| {
         s.td.write(
             &format!("{bucket}.toml"),

@@ -22,7 +22,7 @@ pub(crate) struct Scope<'a, 'c> {
 }
 
 /// `HS256`, `HS384`, `HS512`: signed with a secret kept in app.ini, not a key file.
-fn is_symmetric(alg: &str) -> bool {
+pub(crate) fn is_symmetric(alg: &str) -> bool {
     alg.trim().to_ascii_uppercase().starts_with("HS")
 }
 

@@ -17,6 +17,7 @@ mod keys;
 
 pub(crate) use checks::{check_secret_key, check_writable};
 pub(crate) use deploy::{app_ini_from_env, native_candidates};
+pub(crate) use keys::is_symmetric;
 
 use super::ini::Ini;
 use super::items::{image_uid, run_owner, Builder, Need, Probe, Want};
