@@ -9,8 +9,9 @@
 //!   somewhere else;
 //! * [`TempFile`]: a `0600` file with a recognisable hidden name, created `O_EXCL` in the
 //!   directory where it will be renamed, removed again unless it is persisted;
-//! * stale temp files of a killed run are swept by the next run that opens the folder
-//!   ([`DirFd::sweep_stale_temps`]): the name carries the pid of the run that made it.
+//! * stale temp files (and a restore's temp folders) of a killed run are swept by the
+//!   next run that opens the folder ([`DirFd::sweep_stale_temps`]): the name carries the
+//!   pid of the run that made it.
 
 use crate::error::{Error, Result};
 use nix::errno::Errno;
@@ -98,6 +99,9 @@ fn is_stale_temp(name: &[u8]) -> bool {
     )
 }
 
+/// How deep [`DirFd::sweep_stale_temps`] goes into a stale temp folder.
+const MAX_SWEEP_DEPTH: usize = 128;
+
 /// A directory held open by descriptor, with the path it was reached by (for messages).
 pub struct DirFd {
     fd: OwnedFd,
@@ -147,14 +151,23 @@ impl DirFd {
     /// `O_EXCL|O_NOFOLLOW`: the name must not exist, not even as a dangling symlink.
     pub fn create_temp_file(&self) -> Result<(String, File)> {
         let name = temp_name();
+        let file = self
+            .create_file(OsStr::new(&name))
+            .map_err(|e| Error::errno("cannot create a temporary file in", &self.path, e))?;
+        Ok((name, file))
+    }
+
+    /// Creates the new `0600` file `name` in this directory, `O_EXCL|O_NOFOLLOW` like a
+    /// temp file. For a folder that is itself still hidden under a temp name (a restore
+    /// stages a new folder whole), where the final name needs no temp of its own.
+    pub fn create_file(&self, name: &OsStr) -> std::result::Result<File, Errno> {
         let fd = openat(
             self,
-            name.as_str(),
+            name,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| Error::errno("cannot create a temporary file in", &self.path, e))?;
-        Ok((name, File::from(fd)))
+        )?;
+        Ok(File::from(fd))
     }
 
     /// A temp file that removes itself unless persisted.
@@ -173,20 +186,14 @@ impl DirFd {
         nix::unistd::fsync(self).map_err(|e| Error::errno("cannot sync folder", &self.path, e))
     }
 
-    /// Removes temp files of earlier forgekeep runs that were killed before they could
-    /// clean up (their pid no longer exists). Best effort: a failure here only leaves a
-    /// stale hidden 0600 file behind, which the next run tries again.
+    /// Removes temp files and temp folders (a restore stages a new folder whole under a
+    /// temp name) of earlier forgekeep runs that were killed before they could clean up
+    /// (their pid no longer exists). Best effort: a failure here only leaves a stale
+    /// hidden temp behind, which the next run tries again.
     pub fn sweep_stale_temps(&self) -> usize {
-        let listing = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
-        let Ok(rd) = std::fs::read_dir(&listing) else {
-            return 0;
-        };
         let mut removed = 0;
-        for ent in rd.flatten() {
-            let name = ent.file_name();
-            if is_stale_temp(name.as_bytes())
-                && unlinkat(self, name.as_os_str(), UnlinkatFlags::NoRemoveDir).is_ok()
-            {
+        for name in self.names() {
+            if is_stale_temp(name.as_bytes()) && self.remove_all(&name, 0) {
                 removed += 1;
             }
         }
@@ -197,6 +204,35 @@ impl DirFd {
             );
         }
         removed
+    }
+
+    /// The names in this directory, read through its descriptor (never by path).
+    fn names(&self) -> Vec<std::ffi::OsString> {
+        let listing = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        match std::fs::read_dir(&listing) {
+            Ok(rd) => rd.flatten().map(|e| e.file_name()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Removes `name` and, if it is a folder, everything in it, through descriptors:
+    /// each folder is opened `O_NOFOLLOW` relative to its parent and `unlinkat` never
+    /// follows a link, so a link planted inside leads nowhere. Only for stale temp
+    /// folders, whose whole content is the killed run's staging. Depth is bounded (a
+    /// hostile tree must not exhaust the stack); what lies deeper stays for a person.
+    fn remove_all(&self, name: &OsStr, depth: usize) -> bool {
+        match self.unlink(name) {
+            Ok(()) => return true,
+            Err(Errno::EISDIR) if depth < MAX_SWEEP_DEPTH => {}
+            Err(_) => return false,
+        }
+        let Ok(dir) = self.open_child(name) else {
+            return false;
+        };
+        for inner in dir.names() {
+            dir.remove_all(&inner, depth + 1);
+        }
+        self.rmdir(name).is_ok()
     }
 
     pub fn unlink(&self, name: &OsStr) -> std::result::Result<(), Errno> {

@@ -9,7 +9,8 @@
 //! 2. each staged temp is renamed into place: `RENAME_NOREPLACE` for a new file (never
 //!    clobber something that appeared meanwhile), `RENAME_EXCHANGE` for a replacement, so
 //!    the previous version stays under the temp name until the end and a failure can
-//!    swap it back;
+//!    swap it back; a new folder staged whole is renamed once, `RENAME_NOREPLACE`, with
+//!    everything in it;
 //! 3. owners and modes of existing entries are fixed, created folders get their
 //!    recorded owner and mode (they were `0700` until now);
 //! 4. every touched folder is fsynced, then the previous versions are unlinked.
@@ -211,6 +212,11 @@ fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> 
     //    `Stager::abort` swap back exactly these.
     for i in 0..st.staged.len() {
         let s = &st.staged[i];
+        if s.in_place {
+            // In a folder staged whole: its folder's rename below puts it in place.
+            st.renamed += 1;
+            continue;
+        }
         let flags = if s.replace {
             RenameFlags::RENAME_EXCHANGE
         } else {
@@ -225,6 +231,18 @@ fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> 
         )
         .map_err(|e| Error::errno("cannot put in place", &s.dir.path.join(&s.name), e))?;
         st.renamed += 1;
+    }
+    for i in 0..st.staged_dirs.len() {
+        let d = &st.staged_dirs[i];
+        renameat2(
+            &*d.parent,
+            d.temp.as_os_str(),
+            &*d.parent,
+            d.name.as_os_str(),
+            RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(|e| Error::errno("cannot put in place", &d.parent.path.join(&d.name), e))?;
+        st.dirs_renamed += 1;
     }
     // 3. Owners and modes of what stays, each change remembered for rollback.
     fix_metadata(st, plan)?;
