@@ -338,6 +338,52 @@ impl Writeback {
     }
 }
 
+/// Many small files written in a row (a restore's staging) whose flush to disk starts
+/// while the writing goes on: every [`FLUSH_BEHIND_EVERY`] bytes of them (each file
+/// counted with its inode), a helper thread runs `syncfs` on their file system, unless
+/// one is already running and another waits. The `syncfs` that must make them durable
+/// (before a restore's renames) then finds little left to write instead of all of them
+/// at once (a third of a 50,000-file restore's wall time). These flushes only start the
+/// same work earlier: durability still rests on that last `syncfs`, whose failure
+/// counts; theirs are ignored. Large files start their own writeback ([`Writeback`]).
+#[derive(Default)]
+pub struct FlushBehind {
+    helper: Option<std::sync::mpsc::SyncSender<OwnedFd>>,
+    pending: u64,
+}
+
+const FLUSH_BEHIND_EVERY: u64 = 32 << 20;
+
+/// What a small file costs the flush besides its bytes: its inode and folder entry.
+const FLUSH_PER_FILE: u64 = 4096;
+
+impl FlushBehind {
+    /// A file of `bytes` was written in `dir`.
+    pub fn wrote(&mut self, dir: &DirFd, bytes: u64) {
+        self.pending += bytes + FLUSH_PER_FILE;
+        if self.pending < FLUSH_BEHIND_EVERY {
+            return;
+        }
+        self.pending = 0;
+        let helper = self.helper.get_or_insert_with(|| {
+            // One flush running and one waiting at most; a thread that cannot be
+            // started leaves the channel closed and every flush to the last `syncfs`.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<OwnedFd>(1);
+            let _ = std::thread::Builder::new()
+                .name("flush-behind".into())
+                .spawn(move || {
+                    for fd in rx {
+                        let _ = nix::unistd::syncfs(&fd);
+                    }
+                });
+            tx
+        });
+        if let Ok(fd) = dir.fd.try_clone() {
+            let _ = helper.try_send(fd);
+        }
+    }
+}
+
 impl std::io::Write for Writeback {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.file.write(buf)?;

@@ -22,7 +22,7 @@ use super::plan::{Action, Destinations, Plan, Step, Target};
 use crate::archive::manifest::{Entry, Kind, Manifest, Role};
 use crate::archive::reader::Visitor;
 use crate::error::{Error, Result};
-use crate::fsx::{DirFd, Writeback};
+use crate::fsx::{DirFd, FlushBehind, Writeback};
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstatat, mkdirat, FileStat, Mode, SFlag};
@@ -99,6 +99,8 @@ pub struct Stager {
     pub(super) reverts: Vec<Revert>,
     /// The copy buffer, allocated once for all entries.
     buf: Vec<u8>,
+    /// Small staged files start reaching the disk while staging goes on.
+    flush_behind: FlushBehind,
 }
 
 /// An owner/mode change to an existing entry that can be taken back.
@@ -286,6 +288,7 @@ impl Stager {
             dirs_renamed: 0,
             reverts: Vec::new(),
             buf: Vec::new(),
+            flush_behind: FlushBehind::default(),
         }
     }
 
@@ -564,7 +567,11 @@ impl Stager {
         }
         if let Some((_, mut file)) = temp {
             if matches!(action, Action::Create | Action::Replace) {
-                let mtime = self.recorded(t.index).mtime;
+                let (mtime, size) = (self.recorded(t.index).mtime, self.recorded(t.index).size);
+                if size < WRITEBACK_AT_ONCE {
+                    let dir = &self.staged.last().expect("pushed above").dir;
+                    self.flush_behind.wrote(dir, size);
+                }
                 file.start_rest(WRITEBACK_AT_ONCE);
                 finish_content(file.file(), t, mtime)?;
                 if settle_private(file.file(), t, self.dests.plain_copies)? {
