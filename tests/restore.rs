@@ -473,9 +473,15 @@ fn plain_copies_get_private_and_wider_modes_exactly() {
 /// A tree whose folder `new` (20 files, a nested folder with a file and a link) the
 /// restore must create, `top.txt` beside it to be created too, and 3 MB of random data
 /// last so that half the archive stages `new` without finishing. Returns the archive.
-fn staged_whole_setup(td: &TestDir) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+fn staged_whole_setup(
+    td: &TestDir,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     for i in 0..20 {
-        td.write(&format!("data/new/f{i:02}"), format!("file {i}\n").as_bytes(), 0o640);
+        td.write(
+            &format!("data/new/f{i:02}"),
+            format!("file {i}\n").as_bytes(),
+            0o640,
+        );
     }
     td.write("data/new/deep/secret", b"deep\n", 0o600);
     std::os::unix::fs::symlink("../f00", td.join("data/new/deep/link")).unwrap();
@@ -496,19 +502,30 @@ fn staged_whole_setup(td: &TestDir) -> (std::path::PathBuf, std::path::PathBuf, 
 
 /// A restore of `a` from stdin that has been given the first half of the archive and
 /// has staged `data/new` whole: returns the child (its stdin still open) and the
-/// staged folder's hidden name.
+/// staged folder's hidden name. (Every caller waits for the child it gets.)
+#[allow(clippy::zombie_processes)]
 fn restore_stalled_after_staging(
     tree: &std::path::Path,
     key: &std::path::Path,
     a: &std::path::Path,
-) -> (std::process::Child, std::process::ChildStdin, std::path::PathBuf) {
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::path::PathBuf,
+) {
     use std::io::Write;
-    let mut child = fk_cmd(&["restore", "--allow-untrusted", "-", "-i", key.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = fk_cmd(&[
+        "restore",
+        "--allow-untrusted",
+        "-",
+        "-i",
+        key.to_str().unwrap(),
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let bytes = fs::read(a).unwrap();
     stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
@@ -521,11 +538,11 @@ fn restore_stalled_after_staging(
         if let Some(d) = staged.filter(|d| fs::symlink_metadata(d.join("deep/link")).is_ok()) {
             return (child, stdin, d);
         }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "the restore never staged data/new: {:?}",
-            names_in(tree)
-        );
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the restore never staged data/new: {:?}", names_in(tree));
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -536,7 +553,10 @@ fn a_new_folder_is_staged_whole_under_a_hidden_name_and_a_killed_run_leaves_only
     let (tree, key, a) = staged_whole_setup(&td);
     let (mut child, stdin, staged) = restore_stalled_after_staging(&tree, &key, &a);
     // Staged under final names inside the hidden folder; nothing at the final name yet.
-    assert!(!tree.join("new").exists(), "data/new visible before the archive is proven");
+    assert!(
+        !tree.join("new").exists(),
+        "data/new visible before the archive is proven"
+    );
     assert_eq!(mode_of(&staged), 0o700);
     assert_eq!(fs::read(staged.join("f07")).unwrap(), b"file 7\n");
     child.kill().unwrap();
@@ -545,7 +565,10 @@ fn a_new_folder_is_staged_whole_under_a_hidden_name_and_a_killed_run_leaves_only
     // The rerun sweeps the killed run's folder and restores everything.
     let o = restore(&a, &key, &[]);
     expect_code(&o, 0);
-    assert!(!staged.exists(), "the killed run's staged folder was not swept");
+    assert!(
+        !staged.exists(),
+        "the killed run's staged folder was not swept"
+    );
     for i in 0..20 {
         let f = tree.join(format!("new/f{i:02}"));
         assert_eq!(fs::read(&f).unwrap(), format!("file {i}\n").as_bytes());
@@ -574,14 +597,28 @@ fn something_at_a_new_folders_name_before_apply_stops_the_restore_and_nothing_is
     drop(stdin);
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("cannot put in place"), "{err}");
     // The newcomer is untouched and alone; top.txt (renamed before the folder) went back.
-    assert_eq!(names_in(&tree.join("new")), vec![std::ffi::OsString::from("planted")]);
+    assert_eq!(
+        names_in(&tree.join("new")),
+        vec![std::ffi::OsString::from("planted")]
+    );
     assert_eq!(fs::read(tree.join("new/planted")).unwrap(), b"not ours\n");
-    assert!(!tree.join("top.txt").exists(), "top.txt stayed after a failed restore");
-    assert!(!staged.exists(), "the staged folder stayed after a failed restore");
+    assert!(
+        !tree.join("top.txt").exists(),
+        "top.txt stayed after a failed restore"
+    );
+    assert!(
+        !staged.exists(),
+        "the staged folder stayed after a failed restore"
+    );
     let leftovers = sh(&format!("find {} -name '.forgekeep.tmp.*'", tree.display()));
     assert_eq!(stdout(&leftovers), "");
 }

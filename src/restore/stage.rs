@@ -43,7 +43,7 @@ pub struct Staged {
     pub temp: OsString,
     pub name: OsString,
     pub replace: bool,
-    /// The temp already has its final mode (see [`settle_private`]): apply need not
+    /// The temp already has its final mode (see [`settle_now`]): apply need not
     /// open it again.
     pub settled: bool,
     /// Written under its final name (`temp == name`) inside a folder staged whole:
@@ -57,6 +57,19 @@ pub struct StagedDir {
     pub parent: Rc<DirFd>,
     pub temp: OsString,
     pub name: OsString,
+}
+
+/// Where an entry goes.
+struct Destination {
+    /// Its folder (None in a dry run when it does not exist yet).
+    parent: Option<Rc<DirFd>>,
+    /// Its name in that folder.
+    name: OsString,
+    /// What is there now (lstat, never followed).
+    existing: Option<FileStat>,
+    /// When the folder is one this run created (the entry is then written under its
+    /// final name): whether it is hidden (see `Stager::fresh`).
+    fresh: Option<bool>,
 }
 
 /// A folder this run created (so that an abort can remove it again).
@@ -78,10 +91,12 @@ pub struct Stager {
     /// Destination folders opened so far, by path relative to the root.
     pub(super) dirs: HashMap<PathBuf, Rc<DirFd>>,
     pub(super) created: Vec<CreatedDir>,
-    /// Folders below the root that this run created (`0700`, ours): nothing was in them
-    /// before, so an entry's name there needs no lookup. (Anything that appeared since
-    /// would make its rename fail, `RENAME_NOREPLACE`, and the whole restore go back.)
-    fresh: std::collections::HashSet<PathBuf>,
+    /// Folders below the root that this run created: nothing was in them before, so an
+    /// entry's name there needs no lookup and no temp name (anything that appeared since
+    /// makes its `O_EXCL` creation fail, and the whole restore go back). The flag: hidden,
+    /// i.e. it or a folder above it stays `0700` and ours until apply, so that nobody
+    /// else can reach what is staged in it.
+    fresh: HashMap<PathBuf, bool>,
     /// Components of the root folder that this run created.
     pub(super) created_root: Vec<PathBuf>,
     pub(super) staged: Vec<Staged>,
@@ -101,6 +116,10 @@ pub struct Stager {
     buf: Vec<u8>,
     /// Small staged files start reaching the disk while staging goes on.
     flush_behind: FlushBehind,
+    /// Root with every capability a restore relies on: it can give a hidden staged file
+    /// its owner at once. Otherwise that waits for apply, after the check that says
+    /// which capability is missing before anything changes (`owners_can_be_given`).
+    owners_now: bool,
 }
 
 /// An owner/mode change to an existing entry that can be taken back.
@@ -289,6 +308,8 @@ impl Stager {
             reverts: Vec::new(),
             buf: Vec::new(),
             flush_behind: FlushBehind::default(),
+            owners_now: nix::unistd::geteuid().is_root()
+                && crate::owners::missing_root_capabilities().is_empty(),
         }
     }
 
@@ -343,9 +364,8 @@ impl Stager {
             Err(Errno::ENOENT) => {
                 // Inside a folder this run created, the final name; otherwise the folder
                 // is staged whole under a temp name (see the module comment).
-                let whole = !self
-                    .fresh
-                    .contains(rel.parent().unwrap_or(Path::new("")));
+                let above = self.fresh.get(rel.parent().unwrap_or(Path::new(""))).copied();
+                let whole = above.is_none();
                 let made = match whole {
                     true => OsString::from(crate::fsx::temp_name()),
                     false => name.clone(),
@@ -365,12 +385,13 @@ impl Stager {
                         name,
                     });
                 }
-                self.fresh.insert(rel.to_path_buf());
                 let mut d = parent
                     .open_child(&made)
                     .map_err(|e| Error::errno("cannot open folder", &path, e))?;
                 d.path = path;
-                self.settle_new_dir(&d, rel)?;
+                let private = self.settle_new_dir(&d, rel)?;
+                self.fresh
+                    .insert(rel.to_path_buf(), private || above == Some(true));
                 Ok(Some(d))
             }
             Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => Err(Error::runtime(format!(
@@ -391,14 +412,14 @@ impl Stager {
     /// the way that the archive does not describe, hold no secret and get their final
     /// owner and mode at once, so that a restore killed part-way never leaves a `0700`
     /// root-owned `/var/lib` behind that a rerun (which never changes existing folders
-    /// above the sources) would keep.
-    fn settle_new_dir(&self, d: &DirFd, rel: &Path) -> Result<()> {
+    /// above the sources) would keep. Returns whether it stays `0700` until apply.
+    fn settle_new_dir(&self, d: &DirFd, rel: &Path) -> Result<bool> {
         let (mode, owner) = match self.dir_targets.get(rel) {
-            Some(&i) if self.recorded(i).role == Role::Content => return Ok(()),
+            Some(&i) if self.recorded(i).role == Role::Content => return Ok(true),
             // Plain copies (--to) are made by a caller who may not be root: a recorded
             // mode without write permission (0555) would lock it out of its own staging,
             // so their folders get their modes at apply, after the files are in.
-            Some(_) if self.dests.plain_copies => return Ok(()),
+            Some(_) if self.dests.plain_copies => return Ok(true),
             Some(&i) => {
                 let t = self.targets[i].as_ref().expect("dir target");
                 (t.mode, Some((t.uid, t.gid)))
@@ -410,7 +431,8 @@ impl Stager {
                 .map_err(|e| Error::errno("cannot set the owner of", &d.path, e))?;
         }
         nix::sys::stat::fchmod(d, Mode::from_bits_truncate(mode as nix::libc::mode_t))
-            .map_err(|e| Error::errno("cannot set the mode of", &d.path, e))
+            .map_err(|e| Error::errno("cannot set the mode of", &d.path, e))?;
+        Ok(false)
     }
 
     fn open_root(&mut self) -> Result<Option<DirFd>> {
@@ -462,22 +484,25 @@ impl Stager {
         }
     }
 
-    /// The destination's folder (None in a dry run when it does not exist yet), the
-    /// entry's name in it, what is there now (lstat, never followed), and whether the
-    /// folder is one this run created (then the entry is written under its final name).
-    fn destination(
-        &mut self,
-        t: &Target,
-    ) -> Result<(Option<Rc<DirFd>>, OsString, Option<FileStat>, bool)> {
+    /// Where an entry goes (see [`Destination`]).
+    fn destination(&mut self, t: &Target) -> Result<Destination> {
         let (parent_rel, name) = Self::split(t);
         let parent = self.dir(&parent_rel)?;
-        let fresh = parent.is_some() && self.fresh.contains(&parent_rel);
+        let fresh = match parent {
+            Some(_) => self.fresh.get(&parent_rel).copied(),
+            None => None,
+        };
         let existing = match &parent {
-            Some(_) if fresh => None,
+            Some(_) if fresh.is_some() => None,
             Some(p) => Self::lstat(p, &name)?,
             None => None,
         };
-        Ok((parent, name, existing, fresh))
+        Ok(Destination {
+            parent,
+            name,
+            existing,
+            fresh,
+        })
     }
 
     fn stage_dir(&mut self, t: &Target, e: &Entry) -> Result<()> {
@@ -517,7 +542,14 @@ impl Stager {
     }
 
     fn stage_file(&mut self, t: &Target, data: &mut dyn Read) -> Result<()> {
-        let (parent, name, existing, in_place) = self.destination(t)?;
+        let Destination {
+            parent,
+            name,
+            existing,
+            fresh,
+        } = self.destination(t)?;
+        let in_place = fresh.is_some();
+        let hidden = fresh == Some(true);
         let folder_in_the_way = existing
             .as_ref()
             .is_some_and(|st| file_type(st) == SFlag::S_IFDIR);
@@ -573,10 +605,9 @@ impl Stager {
                     self.flush_behind.wrote(dir, size);
                 }
                 file.start_rest(WRITEBACK_AT_ONCE);
-                finish_content(file.file(), t, mtime)?;
-                if settle_private(file.file(), t, self.dests.plain_copies)? {
-                    self.staged.last_mut().expect("pushed above").settled = true;
-                }
+                let (owner, mode) = settle_now(t, self.dests.plain_copies, self.owners_now, hidden);
+                finish_file(file.file(), mtime, owner, mode, &t.dest)?;
+                self.staged.last_mut().expect("pushed above").settled = mode.is_some();
             } else {
                 // Identical after all: the temp copy is not needed.
                 let s = self.staged.pop().expect("pushed above");
@@ -589,7 +620,13 @@ impl Stager {
 
     fn stage_symlink(&mut self, t: &Target, e: &Entry) -> Result<()> {
         let target = e.target.clone().unwrap_or_default();
-        let (parent, name, existing, in_place) = self.destination(t)?;
+        let Destination {
+            parent,
+            name,
+            existing,
+            fresh,
+        } = self.destination(t)?;
+        let in_place = fresh.is_some();
         let same = match (&existing, &parent) {
             (Some(st), Some(p)) if file_type(st) == SFlag::S_IFLNK => {
                 nix::fcntl::readlinkat(&**p, name.as_os_str())
@@ -734,29 +771,60 @@ impl Drop for Stager {
     }
 }
 
-/// The content is complete: its mtime. The temp stays `0600` and ours until the archive
-/// is proven; its owner and mode are set at apply, and one `syncfs` per file system then
-/// makes every temp durable before the first rename (one flush instead of one fsync per
-/// file: 50,000 fsyncs made a large restore 12 times slower than `tar -x`).
-fn finish_content(f: &File, t: &Target, mtime: i64) -> Result<()> {
-    use nix::sys::stat::futimens;
-    use nix::sys::time::TimeSpec;
-    let ts = TimeSpec::new(mtime, 0);
-    futimens(f, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", &t.dest, e))
+/// What a staged file gets as soon as its content is complete (besides its mtime): the
+/// owner and mode to set now, through the descriptor still open. Otherwise the temp stays
+/// `0600` and ours until the archive is proven and apply sets them; one `syncfs` per file
+/// system then makes every staged file durable before the first rename (one flush instead
+/// of one fsync per file: 50,000 fsyncs made a large restore 12 times slower than `tar -x`).
+///
+/// Now, when that shows the unproven content to nobody the `0600` temp did not, and apply
+/// need not open the file again (two syscalls and a path lookup less per file):
+/// - in a hidden folder (created by this run, `0700` and ours until apply; see `fresh`):
+///   owner and mode, since nobody else can reach the file before apply (the owner only
+///   where root has the capabilities for it: else both wait for apply, after the check
+///   that names what is missing);
+/// - a plain copy (ours, no owner to set) whose mode lets nobody else in and sets no
+///   set-id bit (`0600`, `0400`, `0700`; most secrets are `0600`): its mode.
+fn settle_now(
+    t: &Target,
+    plain: bool,
+    owners_now: bool,
+    hidden: bool,
+) -> (Option<(u32, u32)>, Option<u32>) {
+    if hidden && plain {
+        (None, Some(t.mode))
+    } else if hidden && owners_now {
+        (Some((t.uid, t.gid)), Some(t.mode))
+    } else if plain && t.mode & !0o700 == 0 {
+        (None, Some(t.mode))
+    } else {
+        (None, None)
+    }
 }
 
-/// A plain copy (ours, no owner to set) whose mode lets nobody else in and sets no
-/// set-id bit (`0600`, `0400`, `0700`) gets that mode now, through the descriptor still
-/// open: it shows the unproven content to nobody the `0600` temp did not, and apply need
-/// not open the file again (two syscalls and a path lookup less per file; most secrets
-/// are `0600`). Any other mode waits for apply, as the owner does. Returns whether set.
-fn settle_private(f: &File, t: &Target, plain: bool) -> Result<bool> {
-    if !plain || t.mode & !0o700 != 0 {
-        return Ok(false);
+/// A staged file's content is complete: its mtime, then what may be set before apply,
+/// owner first (chown clears set-id bits, so a mode set first could be undone).
+fn finish_file(
+    file: &std::fs::File,
+    mtime: i64,
+    owner: Option<(u32, u32)>,
+    mode: Option<u32>,
+    dest: &std::path::Path,
+) -> Result<()> {
+    use nix::sys::stat::{fchmod, futimens, Mode};
+    use nix::sys::time::TimeSpec;
+    use nix::unistd::{fchown, Gid, Uid};
+    let ts = TimeSpec::new(mtime, 0);
+    futimens(file, &ts, &ts).map_err(|e| Error::errno("cannot set the time of", dest, e))?;
+    if let Some((uid, gid)) = owner {
+        fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| Error::errno("cannot set the owner of", dest, e))?;
     }
-    nix::sys::stat::fchmod(f, Mode::from_bits_truncate(t.mode as nix::libc::mode_t))
-        .map_err(|e| Error::errno("cannot set the mode of", &t.dest, e))?;
-    Ok(true)
+    if let Some(mode) = mode {
+        fchmod(file, Mode::from_bits_truncate(mode as nix::libc::mode_t))
+            .map_err(|e| Error::errno("cannot set the mode of", dest, e))?;
+    }
+    Ok(())
 }
 
 /// Opens an existing destination file for reading without following a symlink and
