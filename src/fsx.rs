@@ -345,11 +345,19 @@ impl Writeback {
 /// (before a restore's renames) then finds little left to write instead of all of them
 /// at once (a third of a 50,000-file restore's wall time). These flushes only start the
 /// same work earlier: durability still rests on that last `syncfs`, whose failure
-/// counts; theirs are ignored. Large files start their own writeback ([`Writeback`]).
+/// counts, and so does any of theirs ([`FlushBehind::finish`]): `syncfs` reports a
+/// write-back error once per open file, so a flush here that met one and kept it to
+/// itself would leave the last one nothing to report. Large files start their own
+/// writeback ([`Writeback`]).
 #[derive(Default)]
 pub struct FlushBehind {
-    helper: Option<std::sync::mpsc::SyncSender<OwnedFd>>,
+    helper: Option<(
+        std::sync::mpsc::SyncSender<OwnedFd>,
+        Option<std::thread::JoinHandle<()>>,
+    )>,
     pending: u64,
+    /// The errno of the first flush of the helper that failed (0: none).
+    failed: std::sync::Arc<std::sync::atomic::AtomicI32>,
 }
 
 const FLUSH_BEHIND_EVERY: u64 = 32 << 20;
@@ -365,21 +373,51 @@ impl FlushBehind {
             return;
         }
         self.pending = 0;
-        let helper = self.helper.get_or_insert_with(|| {
+        let failed = self.failed.clone();
+        let (helper, _) = self.helper.get_or_insert_with(|| {
             // One flush running and one waiting at most; a thread that cannot be
             // started leaves the channel closed and every flush to the last `syncfs`.
             let (tx, rx) = std::sync::mpsc::sync_channel::<OwnedFd>(1);
-            let _ = std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name("flush-behind".into())
                 .spawn(move || {
                     for fd in rx {
-                        let _ = nix::unistd::syncfs(&fd);
+                        if let Err(e) = nix::unistd::syncfs(&fd) {
+                            let _ = failed.compare_exchange(
+                                0,
+                                e as i32,
+                                std::sync::atomic::Ordering::SeqCst,
+                                std::sync::atomic::Ordering::SeqCst,
+                            );
+                        }
                     }
                 });
-            tx
+            (tx, thread.ok())
         });
-        if let Ok(fd) = dir.fd.try_clone() {
+        // An open file of its own, not a dup of ours: write-back errors are reported
+        // once per open file, and ours must still report them at the last `syncfs`.
+        let own = openat(
+            dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        if let Ok(fd) = own {
             let _ = helper.try_send(fd);
+        }
+    }
+
+    /// Waits for the helper's flushes to end; the first failure any of them met.
+    pub fn finish(&mut self) -> std::result::Result<(), Errno> {
+        if let Some((tx, thread)) = self.helper.take() {
+            drop(tx);
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
+        }
+        match self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => Ok(()),
+            e => Err(Errno::from_raw(e)),
         }
     }
 }

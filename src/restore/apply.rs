@@ -207,6 +207,7 @@ fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> 
             owner_then_mode(&open_nofollow(&s.dir, &s.temp)?, t, plain, None)?;
         }
     }
+    st.finish_flush_behind()?;
     sync_filesystems(st)?;
     // 2. Renames, each counted at once: a failure (or a panic) from here on makes
     //    `Stager::abort` swap back exactly these.

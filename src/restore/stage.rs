@@ -753,6 +753,15 @@ impl Stager {
         }
     }
 
+    /// Waits for the early flushes (see [`FlushBehind`]) before the flush that makes the
+    /// staged files durable: a write-back error one of them met fails the restore as that
+    /// flush's own would.
+    pub(super) fn finish_flush_behind(&mut self) -> Result<()> {
+        self.flush_behind
+            .finish()
+            .map_err(|e| Error::errno("cannot sync the file system of", &self.dests.root, e))
+    }
+
     /// The restore has happened: nothing is to be put back any more (apply then drops
     /// the previous versions itself).
     pub(super) fn committed(&mut self) {
