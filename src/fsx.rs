@@ -229,6 +229,14 @@ impl DirFd {
         let Ok(dir) = self.open_child(name) else {
             return false;
         };
+        // A stale temp folder is emptied only if it is ours: one planted under such a
+        // name by someone else is theirs to remove (root would otherwise empty it for
+        // them, whatever was moved into it).
+        let ours = nix::sys::stat::fstat(&dir)
+            .is_ok_and(|st| depth > 0 || st.st_uid == nix::unistd::geteuid().as_raw());
+        if !ours {
+            return false;
+        }
         for inner in dir.names() {
             dir.remove_all(&inner, depth + 1);
         }

@@ -205,6 +205,36 @@ fn stale_temp_files_of_a_killed_run_are_swept() {
 }
 
 #[test]
+fn a_stale_temp_folder_is_swept_only_when_it_is_ours() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a folder owned by someone else)");
+        return;
+    }
+    let (_td, tree, key, a) = setup();
+    // As a killed restore leaves a new folder staged whole: ours, with what it held.
+    let ours = tree.join(".forgekeep.tmp.999999999.0a");
+    fs::create_dir_all(ours.join("deep")).unwrap();
+    fs::write(ours.join("deep/half"), "half a secret").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ours.join("link")).unwrap();
+    // The same name planted by another user: theirs to remove, not root's to empty.
+    let theirs = tree.join(".forgekeep.tmp.999999999.0b");
+    fs::create_dir(&theirs).unwrap();
+    fs::write(theirs.join("their-file"), "theirs").unwrap();
+    let daemon = nix::unistd::User::from_name("daemon").unwrap().unwrap();
+    for p in [&theirs, &theirs.join("their-file")] {
+        std::os::unix::fs::chown(p, Some(daemon.uid.as_raw()), None).unwrap();
+    }
+    let o = restore(&a, &key, &[]);
+    expect_code(&o, 0);
+    assert!(!ours.exists(), "the stale staged folder was not swept");
+    assert!(
+        fs::metadata("/etc/passwd").is_ok(),
+        "a link inside was followed"
+    );
+    assert_eq!(fs::read(theirs.join("their-file")).unwrap(), b"theirs");
+}
+
+#[test]
 fn restore_from_stdin_works() {
     let (td, tree, key, a) = setup();
     fs::remove_dir_all(tree.join("jwt")).unwrap();

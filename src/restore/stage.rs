@@ -712,15 +712,23 @@ impl Stager {
             r.undo();
         }
         // A folder staged whole goes back under its temp name; what it holds is removed
-        // below, by descriptor, with the temps.
+        // below, by descriptor, with the temps. One that cannot go back is removed under
+        // its final name instead.
         for d in self.staged_dirs[..self.dirs_renamed].iter().rev() {
-            let _ = nix::fcntl::renameat2(
+            let back = nix::fcntl::renameat2(
                 &*d.parent,
                 d.name.as_os_str(),
                 &*d.parent,
                 d.temp.as_os_str(),
                 nix::fcntl::RenameFlags::RENAME_NOREPLACE,
             );
+            if back.is_err() {
+                for c in &mut self.created {
+                    if Rc::ptr_eq(&c.parent, &d.parent) && c.name == d.temp {
+                        c.name = d.name.clone();
+                    }
+                }
+            }
         }
         self.dirs_renamed = 0;
         self.staged_dirs.clear();
