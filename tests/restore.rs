@@ -652,3 +652,58 @@ fn something_at_a_new_folders_name_before_apply_stops_the_restore_and_nothing_is
     let leftovers = sh(&format!("find {} -name '.forgekeep.tmp.*'", tree.display()));
     assert_eq!(stdout(&leftovers), "");
 }
+
+#[test]
+fn a_staged_file_swapped_for_a_hard_link_before_apply_is_refused() {
+    use std::io::{Read, Write};
+    let td = TestDir::new();
+    let (tree, key, a) = staged_whole_setup(&td);
+    let victim = td.write("victim", b"someone else's\n", 0o600);
+    let (mut child, mut stdin, _staged) = restore_stalled_after_staging(&tree, &key, &a);
+    // top.txt is staged as a temp file in the existing folder; whoever can write there
+    // swaps it for a hard link to another file before apply gives it top.txt's mode.
+    let started = std::time::Instant::now();
+    let temp = loop {
+        let found = names_in(&tree).into_iter().map(|n| tree.join(n)).find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".forgekeep.tmp.")
+                && p.is_file()
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("top.txt was never staged: {:?}", names_in(&tree));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    fs::remove_file(&temp).unwrap();
+    fs::hard_link(&victim, &temp).unwrap();
+    let bytes = fs::read(&a).unwrap();
+    stdin.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("no longer what this restore staged"), "{err}");
+    assert_eq!(
+        mode_of(&victim),
+        0o600,
+        "the linked file was given top.txt's mode"
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"someone else's\n");
+    assert!(!tree.join("top.txt").exists());
+    assert!(!tree.join("new").exists());
+    let leftovers = sh(&format!("find {} -name '.forgekeep.tmp.*'", tree.display()));
+    assert_eq!(stdout(&leftovers), "");
+}

@@ -19,7 +19,7 @@
 //! reports the error: all or nothing.
 
 use super::plan::{Action, Plan, Step, Target};
-use super::stage::{open_nofollow, Revert, Stager};
+use super::stage::{open_nofollow, open_staged, Revert, Stager};
 use crate::archive::manifest::{Kind, Ownership};
 use crate::archive::writer::{write_archive_file, WriteOptions};
 use crate::cli::RestoreArgs;
@@ -28,6 +28,7 @@ use crate::commands::backup::{build_manifest, host_for_filename};
 use crate::error::{Error, Result};
 use crate::keys::Keyring;
 use nix::fcntl::{renameat2, RenameFlags};
+use nix::sys::stat::SFlag;
 use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 use std::collections::HashSet;
@@ -204,7 +205,8 @@ fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> 
             continue;
         };
         if st.recorded(s.index).kind == Kind::File && !s.settled {
-            owner_then_mode(&open_nofollow(&s.dir, &s.temp)?, t, plain, None)?;
+            let staged = open_staged(&s.dir, &s.temp, SFlag::S_IFREG)?;
+            owner_then_mode(&staged, t, plain, None)?;
         }
     }
     st.finish_flush_behind()?;

@@ -658,12 +658,14 @@ impl Stager {
                 in_place,
             });
             if !self.dests.plain_copies {
+                // Through the link's own descriptor, once proven to be the one just made.
+                let link = open_staged(&p, &tname, SFlag::S_IFLNK)?;
                 nix::unistd::fchownat(
-                    &*p,
-                    tname.as_os_str(),
+                    &link,
+                    "",
                     Some(Uid::from_raw(t.uid)),
                     Some(Gid::from_raw(t.gid)),
-                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                    AtFlags::AT_SYMLINK_NOFOLLOW | AtFlags::AT_EMPTY_PATH,
                 )
                 .map_err(|e| Error::errno("cannot set the owner of", &t.dest, e))?;
             }
@@ -842,6 +844,38 @@ fn finish_file(
             .map_err(|e| Error::errno("cannot set the mode of", dest, e))?;
     }
     Ok(())
+}
+
+/// Opens what this run staged as `name` in `dir` (a file, or with `O_PATH` a link), never
+/// following a link, and proves it is still of the kind it made, with one name: where a
+/// destination folder belongs to a user (their home, or a folder above the sources made
+/// with its recorded owner at once), that user could otherwise swap the name for a hard
+/// link to any file (`/etc/shadow`) between its creation and this open, and have that file
+/// given the entry's owner and mode. (Debian's `fs.protected_hardlinks = 1` already
+/// forbids such links; this does not rely on it.)
+pub(super) fn open_staged(dir: &DirFd, name: &OsStr, kind: SFlag) -> Result<File> {
+    let how = match kind {
+        SFlag::S_IFLNK => OFlag::O_PATH,
+        _ => OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+    };
+    let path = dir.path.join(name);
+    let f = nix::fcntl::openat(
+        dir,
+        name,
+        how | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| Error::errno("cannot open", &path, e))?;
+    let st = nix::sys::stat::fstat(&f).map_err(|e| Error::errno("cannot examine", &path, e))?;
+    if file_type(&st) != kind || st.st_nlink != 1 {
+        return Err(Error::runtime(format!(
+            "{} is no longer what this restore staged there (another file or a hard link to one); nothing was changed",
+            path.display()
+        ))
+        .hint("someone with write access to that folder replaced it: find out who, then run the restore again"));
+    }
+    Ok(f)
 }
 
 /// Opens an existing destination file for reading without following a symlink and
