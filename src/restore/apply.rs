@@ -198,8 +198,10 @@ fn only_what_changes(c: &mut Collection, changed: &[&Step]) {
 fn commit(st: &mut Stager, plan: &Plan) -> std::result::Result<(), CommitError> {
     let plain = st.dests.plain_copies;
     // 1. The archive is proven: each temp gets its owner, then its mode (chown clears
-    //    set-id bits, so a mode set first could be undone). Until now they were 0600
-    //    (or already had a final mode no wider, see `stage::settle_private`).
+    //    set-id bits, so a mode set first could be undone). Until now they were 0600,
+    //    unless staging already gave them their final owner and mode (`stage::settle_now`:
+    //    a private mode, or a folder nobody else can enter); each is reopened only once
+    //    proven to be the file staging made (`open_staged`).
     for s in &st.staged {
         let Some(t) = st.targets[s.index].as_ref() else {
             continue;
