@@ -559,22 +559,59 @@ fn restore_stalled_after_staging(
     let mut stdin = child.stdin.take().unwrap();
     let bytes = fs::read(a).unwrap();
     stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    let staged = wait_for(&mut child, tree, "data/new staged", |p| {
+        p.is_dir() && fs::symlink_metadata(p.join("deep/link")).is_ok()
+    });
+    (child, stdin, staged)
+}
+
+/// Polls `tree` (30 s at most) for a `.forgekeep.tmp.*` entry that `ready` accepts; on
+/// timeout the child is killed and waited for, and the test fails naming `what`.
+fn wait_for(
+    child: &mut std::process::Child,
+    tree: &std::path::Path,
+    what: &str,
+    ready: impl Fn(&std::path::Path) -> bool,
+) -> std::path::PathBuf {
     let started = std::time::Instant::now();
     loop {
-        let staged = names_in(tree)
+        let found = names_in(tree)
             .into_iter()
-            .find(|n| n.to_string_lossy().starts_with(".forgekeep.tmp."))
-            .map(|n| tree.join(n));
-        if let Some(d) = staged.filter(|d| fs::symlink_metadata(d.join("deep/link")).is_ok()) {
-            return (child, stdin, d);
+            .filter(|n| n.to_string_lossy().starts_with(".forgekeep.tmp."))
+            .map(|n| tree.join(n))
+            .find(|p| ready(p));
+        if let Some(p) = found {
+            return p;
         }
         if started.elapsed() > std::time::Duration::from_secs(30) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the restore never staged data/new: {:?}", names_in(tree));
+            panic!("never seen: {what}: {:?}", names_in(tree));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Gives a stalled restore the second half of `a` and waits for it: its exit code and
+/// stderr.
+fn feed_the_rest(
+    mut child: std::process::Child,
+    mut stdin: std::process::ChildStdin,
+    a: &std::path::Path,
+) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let bytes = fs::read(a).unwrap();
+    stdin.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
 }
 
 #[test]
@@ -616,24 +653,13 @@ fn a_new_folder_is_staged_whole_under_a_hidden_name_and_a_killed_run_leaves_only
 
 #[test]
 fn something_at_a_new_folders_name_before_apply_stops_the_restore_and_nothing_is_left() {
-    use std::io::{Read, Write};
     let td = TestDir::new();
     let (tree, key, a) = staged_whole_setup(&td);
-    let (mut child, mut stdin, staged) = restore_stalled_after_staging(&tree, &key, &a);
+    let (child, stdin, staged) = restore_stalled_after_staging(&tree, &key, &a);
     // Someone makes data/new while the restore is still reading the archive.
     td.write("data/new/planted", b"not ours\n", 0o644);
-    let bytes = fs::read(&a).unwrap();
-    stdin.write_all(&bytes[bytes.len() / 2..]).unwrap();
-    drop(stdin);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
+    let (code, err) = feed_the_rest(child, stdin, &a);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("cannot put in place"), "{err}");
     // The newcomer is untouched and alone; top.txt (renamed before the folder) went back.
     assert_eq!(
@@ -655,46 +681,17 @@ fn something_at_a_new_folders_name_before_apply_stops_the_restore_and_nothing_is
 
 #[test]
 fn a_staged_file_swapped_for_a_hard_link_before_apply_is_refused() {
-    use std::io::{Read, Write};
     let td = TestDir::new();
     let (tree, key, a) = staged_whole_setup(&td);
     let victim = td.write("victim", b"someone else's\n", 0o600);
-    let (mut child, mut stdin, _staged) = restore_stalled_after_staging(&tree, &key, &a);
+    let (mut child, stdin, _staged) = restore_stalled_after_staging(&tree, &key, &a);
     // top.txt is staged as a temp file in the existing folder; whoever can write there
     // swaps it for a hard link to another file before apply gives it top.txt's mode.
-    let started = std::time::Instant::now();
-    let temp = loop {
-        let found = names_in(&tree).into_iter().map(|n| tree.join(n)).find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".forgekeep.tmp.")
-                && p.is_file()
-        });
-        if let Some(p) = found {
-            break p;
-        }
-        if started.elapsed() > std::time::Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("top.txt was never staged: {:?}", names_in(&tree));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let temp = wait_for(&mut child, &tree, "top.txt staged", |p| p.is_file());
     fs::remove_file(&temp).unwrap();
     fs::hard_link(&victim, &temp).unwrap();
-    let bytes = fs::read(&a).unwrap();
-    stdin.write_all(&bytes[bytes.len() / 2..]).unwrap();
-    drop(stdin);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
+    let (code, err) = feed_the_rest(child, stdin, &a);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("no longer what this restore staged"), "{err}");
     assert_eq!(
         mode_of(&victim),

@@ -854,19 +854,11 @@ fn finish_file(
 /// given the entry's owner and mode. (Debian's `fs.protected_hardlinks = 1` already
 /// forbids such links; this does not rely on it.)
 pub(super) fn open_staged(dir: &DirFd, name: &OsStr, kind: SFlag) -> Result<File> {
-    let how = match kind {
-        SFlag::S_IFLNK => OFlag::O_PATH,
-        _ => OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+    let f = match kind {
+        SFlag::S_IFLNK => open_without_following(dir, name, OFlag::O_PATH)?,
+        _ => open_nofollow(dir, name)?,
     };
     let path = dir.path.join(name);
-    let f = nix::fcntl::openat(
-        dir,
-        name,
-        how | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map(File::from)
-    .map_err(|e| Error::errno("cannot open", &path, e))?;
     let st = nix::sys::stat::fstat(&f).map_err(|e| Error::errno("cannot examine", &path, e))?;
     if file_type(&st) != kind || st.st_nlink != 1 {
         return Err(Error::runtime(format!(
@@ -881,10 +873,14 @@ pub(super) fn open_staged(dir: &DirFd, name: &OsStr, kind: SFlag) -> Result<File
 /// Opens an existing destination file for reading without following a symlink and
 /// without blocking on a FIFO.
 pub(super) fn open_nofollow(dir: &DirFd, name: &OsStr) -> Result<File> {
+    open_without_following(dir, name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)
+}
+
+fn open_without_following(dir: &DirFd, name: &OsStr, how: OFlag) -> Result<File> {
     nix::fcntl::openat(
         dir,
         name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        how | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map(File::from)
